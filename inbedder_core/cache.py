@@ -1,0 +1,271 @@
+"""A persistent, content-addressed embedding cache in SQLite.
+
+The key of one vector is a hash of the encoder's fingerprint (model id, resolved
+revision, kind, pattern, pooling, dtype), the instruction and the text's hash, so
+any change to any of them misses and nothing is keyed by a folder name. Raw
+(un-normalized) vectors are stored; normalization happens on the way out.
+
+One file, ``embeddings.sqlite3`` in the user cache directory (``INBEDDER_CACHE_DIR``
+overrides the directory). WAL journaling and one transaction per written chunk: two
+app sessions can write at once, and a process killed mid-write leaves the file as
+it was after the last committed chunk. ``CachedEncoder`` encodes only the misses,
+chunk by chunk, committing each, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .encoder import Encoding, Fingerprint, Progress, l2_normalize
+from .errors import CacheError
+
+CACHE_FILE = "embeddings.sqlite3"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS vectors (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    answer TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fingerprints (
+    digest TEXT PRIMARY KEY,
+    description TEXT NOT NULL
+);
+"""
+
+
+def default_cache_dir() -> Path:
+    """``INBEDDER_CACHE_DIR`` or the platform's user cache directory for ``inbedder-explorer``."""
+    override = os.environ.get("INBEDDER_CACHE_DIR")
+    if override:
+        return Path(override).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("inbedder-explorer"))
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def entry_key(fingerprint: Fingerprint, instruction: str, text: str) -> str:
+    """The content key of one (encoder, instruction, text) vector."""
+    digest = hashlib.sha256()
+    for part in (fingerprint.digest(), instruction, text_hash(text)):
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    path: str
+    n_vectors: int
+    n_fingerprints: int
+    size_bytes: int
+
+
+class EmbeddingCache:
+    """SQLite store of raw vectors and answers keyed by content.
+
+    Args:
+        path: the database file; default ``default_cache_dir() / "embeddings.sqlite3"``.
+        timeout: seconds to wait for another writer's lock.
+
+    Raises:
+        CacheError: the file cannot be created or is not a cache database.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, timeout: float = 60.0) -> None:
+        self.path = Path(path) if path is not None else default_cache_dir() / CACHE_FILE
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            return connection
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as error:
+            raise CacheError(f"cannot open the embedding cache at '{self.path}': {error}; "
+                             "set INBEDDER_CACHE_DIR to a writable directory, or delete the file "
+                             "if it is corrupt (it only holds recomputable vectors)") from error
+        self._local.connection = connection
+        return connection
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, tuple[np.ndarray, str | None]]:
+        """The stored ``(float32 vector, answer)`` for each key present."""
+        found: dict[str, tuple[np.ndarray, str | None]] = {}
+        connection = self._connection()
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            try:
+                rows = connection.execute(
+                    f"SELECT key, dim, vector, answer FROM vectors WHERE key IN ({marks})", chunk).fetchall()
+            except sqlite3.Error as error:
+                raise CacheError(f"cannot read the embedding cache at '{self.path}': {error}") from error
+            for key, dim, blob, answer in rows:
+                vector = np.frombuffer(blob, dtype=np.float32)
+                if vector.shape[0] == dim:  # a torn value is treated as a miss
+                    found[key] = (vector, answer)
+        return found
+
+    def put_many(self, fingerprint: Fingerprint, items: Sequence[tuple[str, np.ndarray, str | None]]) -> None:
+        """Store ``(key, vector, answer)`` items in one transaction (all or nothing)."""
+        if not items:
+            return
+        rows = [(key, fingerprint.digest(), int(vec.shape[0]), np.asarray(vec, np.float32).tobytes(), answer)
+                for key, vec, answer in items]
+        try:
+            with self._transaction() as connection:
+                connection.execute("INSERT OR IGNORE INTO fingerprints VALUES (?, ?)",
+                                   (fingerprint.digest(), repr(fingerprint)))
+                connection.executemany(
+                    "INSERT INTO vectors VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                    "answer = COALESCE(excluded.answer, vectors.answer)", rows)
+        except sqlite3.Error as error:
+            raise CacheError(f"cannot write the embedding cache at '{self.path}': {error}; "
+                             "check free disk space and permissions, or set INBEDDER_CACHE_DIR") from error
+
+    def stats(self) -> CacheStats:
+        connection = self._connection()
+        n_vectors = connection.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+        n_prints = connection.execute("SELECT COUNT(*) FROM fingerprints").fetchone()[0]
+        size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
+        return CacheStats(str(self.path), int(n_vectors), int(n_prints), size)
+
+    def clear(self) -> None:
+        """Delete every stored vector."""
+        with self._transaction() as connection:
+            connection.execute("DELETE FROM vectors")
+            connection.execute("DELETE FROM fingerprints")
+
+    def close(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+
+class SupportsEncode(Protocol):
+    """What ``CachedEncoder`` needs of an encoder."""
+
+    @property
+    def fingerprint(self) -> Fingerprint: ...
+
+    @property
+    def gives_answers(self) -> bool: ...
+
+    def encode(self, texts: Sequence[str], instruction: str, *, batch_size: int | None = ...,
+               normalize: bool = ..., answers: bool | None = ..., progress: Progress | None = ...) -> Encoding: ...
+
+
+class CachedEncoder:
+    """An encoder in front of a cache: hits come from SQLite, misses are encoded and stored.
+
+    Duplicate texts are encoded once. Misses are encoded ``chunk_size`` documents at a
+    time and each chunk is committed before the next starts, so an interrupted run
+    keeps what it finished. ``encode`` has the encoder's signature and return type;
+    ``Encoding.n_cached`` / ``n_encoded`` say how many came from where.
+    """
+
+    def __init__(self, encoder: SupportsEncode, cache: EmbeddingCache | None = None, chunk_size: int = 256) -> None:
+        self.encoder = encoder
+        self.cache = cache if cache is not None else EmbeddingCache()
+        self.chunk_size = chunk_size
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        return self.encoder.fingerprint
+
+    @property
+    def gives_answers(self) -> bool:
+        return self.encoder.gives_answers
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        instruction: str,
+        *,
+        batch_size: int | None = None,
+        normalize: bool = True,
+        answers: bool | None = None,
+        progress: Progress | None = None,
+    ) -> Encoding:
+        """Same contract as ``Encoder.encode``; see the class docstring for caching."""
+        texts = [str(t) for t in texts]
+        if not texts:
+            return self.encoder.encode([], instruction, answers=answers)
+        want_answers = self.encoder.gives_answers if answers is None else bool(answers)
+        fingerprint = self.encoder.fingerprint
+        keys = [entry_key(fingerprint, instruction, t) for t in texts]
+        stored = self.cache.get_many(sorted(set(keys)))
+        if want_answers:
+            stored = {k: v for k, v in stored.items() if v[1] is not None}
+        first_index: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            if key not in stored:
+                first_index.setdefault(key, i)
+        missing = list(first_index.items())
+        total = len(texts)
+        n_hits = sum(1 for k in keys if k in stored)
+        done = n_hits
+        if progress is not None:
+            progress(done, total)
+        notes: list[str] = []
+        key_count: dict[str, int] = {}
+        for key in keys:
+            key_count[key] = key_count.get(key, 0) + 1
+        for start in range(0, len(missing), self.chunk_size):
+            chunk = missing[start:start + self.chunk_size]
+            chunk_done = done
+
+            def chunk_progress(inner_done: int, _inner_total: int, base: int = chunk_done,
+                               chunk: list[tuple[str, int]] = chunk) -> None:
+                if progress is not None:
+                    covered = sum(key_count[k] for k, _ in chunk[:inner_done])
+                    progress(base + covered, total)
+
+            result = self.encoder.encode([texts[i] for _, i in chunk], instruction, batch_size=batch_size,
+                                         normalize=False, answers=want_answers, progress=chunk_progress)
+            notes.extend(n for n in result.notes if n not in notes)
+            items = []
+            for row, (key, _) in enumerate(chunk):
+                answer = result.answers[row] if result.answers is not None else None
+                items.append((key, result.embeddings[row], answer))
+                stored[key] = (result.embeddings[row], answer)
+            self.cache.put_many(fingerprint, items)
+            done += sum(key_count[k] for k, _ in chunk)
+        embeddings = np.stack([stored[k][0] for k in keys]).astype(np.float32)
+        if normalize:
+            embeddings = l2_normalize(embeddings)
+        found = [stored[k][1] or "" for k in keys] if want_answers else None
+        return Encoding(embeddings, found, n_encoded=len(missing), n_cached=n_hits, notes=notes)

@@ -1,0 +1,171 @@
+"""The SQLite embedding cache: hits, misses, resume, duplicates, concurrency, crash safety."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inbedder_core.cache import CachedEncoder, EmbeddingCache, default_cache_dir, entry_key
+from inbedder_core.encoder import HashEncoder, load_encoder
+from inbedder_core.errors import CacheError
+
+TEXTS = [f"text number {i} about card {i % 5}" for i in range(40)]
+ASK = "what does the customer need ?"
+
+
+def test_cache_lives_where_inbedder_cache_dir_says(tmp_path, monkeypatch):
+    monkeypatch.setenv("INBEDDER_CACHE_DIR", str(tmp_path / "here"))
+    assert default_cache_dir() == tmp_path / "here"
+    cache = EmbeddingCache()
+    CachedEncoder(HashEncoder(), cache).encode(TEXTS[:3], ASK)
+    assert (tmp_path / "here" / "embeddings.sqlite3").exists()
+    assert cache.stats().n_vectors == 3
+
+
+def test_second_run_encodes_nothing_and_returns_the_same_vectors(tmp_path):
+    encoder = HashEncoder()
+    cached = CachedEncoder(encoder, EmbeddingCache(tmp_path / "c.db"))
+    first = cached.encode(TEXTS, ASK)
+    calls = encoder.calls
+    second = cached.encode(TEXTS, ASK)
+    assert (first.n_encoded, first.n_cached) == (len(TEXTS), 0)
+    assert (second.n_encoded, second.n_cached) == (0, len(TEXTS))
+    assert encoder.calls == calls
+    np.testing.assert_array_equal(first.embeddings, second.embeddings)
+    assert first.answers == second.answers
+    np.testing.assert_allclose(second.embeddings, encoder.encode(TEXTS, ASK).embeddings, atol=1e-6)
+
+
+def test_a_real_model_round_trips_through_the_cache(tiny_roberta, tmp_path):
+    encoder = load_encoder(str(tiny_roberta))
+    cached = CachedEncoder(encoder, EmbeddingCache(tmp_path / "c.db"))
+    first = cached.encode(TEXTS[:6], ASK)
+    again = CachedEncoder(load_encoder(str(tiny_roberta)), EmbeddingCache(tmp_path / "c.db")).encode(TEXTS[:6], ASK)
+    assert again.n_encoded == 0
+    np.testing.assert_array_equal(first.embeddings, again.embeddings)
+    assert first.answers == again.answers == encoder.encode(TEXTS[:6], ASK).answers
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_and_encodes_only_the_misses(tmp_path):
+    cache = EmbeddingCache(tmp_path / "c.db")
+
+    def stop_in_third_chunk(done, total):
+        if done >= 12:
+            raise Interrupt  # like Ctrl-C or a closed browser tab, inside the third chunk
+
+    with pytest.raises(Interrupt):
+        CachedEncoder(HashEncoder(), cache, chunk_size=5).encode(TEXTS, ASK, batch_size=1,
+                                                                 progress=stop_in_third_chunk)
+    assert cache.stats().n_vectors == 10  # the two committed chunks; the unfinished one is lost
+    resumed = CachedEncoder(HashEncoder(), cache, chunk_size=5).encode(TEXTS, ASK)
+    assert (resumed.n_cached, resumed.n_encoded) == (10, 30)
+    np.testing.assert_allclose(resumed.embeddings, HashEncoder().encode(TEXTS, ASK).embeddings, atol=1e-6)
+
+
+def test_a_different_instruction_or_model_misses(tmp_path, tiny_roberta, tiny_llama):
+    cache = EmbeddingCache(tmp_path / "c.db")
+    CachedEncoder(HashEncoder(), cache).encode(TEXTS, ASK)
+    assert CachedEncoder(HashEncoder(), cache).encode(TEXTS, "how does the customer feel ?").n_cached == 0
+    assert CachedEncoder(HashEncoder(dim=16), cache).encode(TEXTS, ASK).n_cached == 0
+    roberta = CachedEncoder(load_encoder(str(tiny_roberta)), cache)
+    assert roberta.encode(TEXTS[:4], ASK).n_cached == 0
+    assert CachedEncoder(load_encoder(str(tiny_llama)), cache).encode(TEXTS[:4], ASK).n_cached == 0
+    other_pattern = load_encoder(str(tiny_roberta), pattern="{instruction}\n{input}")
+    assert CachedEncoder(other_pattern, cache).encode(TEXTS[:4], ASK).n_cached == 0
+    assert roberta.encode(TEXTS[:4], ASK).n_cached == 4
+
+
+def test_key_covers_every_component():
+    encoder = HashEncoder()
+    base = entry_key(encoder.fingerprint, ASK, "x")
+    assert base != entry_key(encoder.fingerprint, ASK, "y")
+    assert base != entry_key(encoder.fingerprint, ASK + " ", "x")
+    assert base != entry_key(HashEncoder(pattern="{input} {instruction}").fingerprint, ASK, "x")
+
+
+def test_duplicate_texts_are_encoded_once(tmp_path):
+    encoder = HashEncoder()
+    texts = ["same text"] * 5 + ["other"]
+    seen = []
+    result = CachedEncoder(encoder, EmbeddingCache(tmp_path / "c.db")).encode(
+        texts, ASK, progress=lambda d, t: seen.append((d, t)))
+    assert result.n_encoded == 2 and result.embeddings.shape == (6, 32)
+    np.testing.assert_array_equal(result.embeddings[0], result.embeddings[4])
+    assert seen[-1] == (6, 6)
+
+
+def test_answers_requested_later_fill_in_a_cached_row(tmp_path):
+    cache = EmbeddingCache(tmp_path / "c.db")
+    CachedEncoder(HashEncoder(), cache).encode(TEXTS[:3], ASK, answers=False)
+    with_answers = CachedEncoder(HashEncoder(), cache).encode(TEXTS[:3], ASK, answers=True)
+    assert with_answers.n_encoded == 3 and with_answers.answers == ["text"] * 3
+    assert CachedEncoder(HashEncoder(), cache).encode(TEXTS[:3], ASK, answers=True).n_cached == 3
+
+
+WRITER = r"""
+import sys
+from inbedder_core.cache import CachedEncoder, EmbeddingCache
+from inbedder_core.encoder import HashEncoder
+path, offset, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+texts = [f"doc {offset + i}" for i in range(count)]
+CachedEncoder(HashEncoder(), EmbeddingCache(path), chunk_size=int(sys.argv[4])).encode(texts, "q ?")
+print("done", flush=True)
+"""
+
+
+def _writer(path: Path, offset: int, count: int, chunk: int) -> subprocess.Popen:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(offset), str(count), str(chunk)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_two_concurrent_writers_leave_every_vector(tmp_path):
+    path = tmp_path / "shared.db"
+    procs = [_writer(path, 0, 600, 7), _writer(path, 300, 600, 11)]  # overlapping ranges
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    cache = EmbeddingCache(path)
+    texts = [f"doc {i}" for i in range(900)]
+    result = CachedEncoder(HashEncoder(), cache).encode(texts, "q ?")
+    assert (result.n_cached, result.n_encoded) == (900, 0)
+    assert cache.stats().n_vectors == 900
+
+
+def test_a_writer_killed_mid_run_leaves_a_consistent_cache(tmp_path):
+    path = tmp_path / "crash.db"
+    proc = _writer(path, 0, 200_000, 50)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if path.exists() and EmbeddingCache(path).stats().n_vectors >= 200:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    cache = EmbeddingCache(path)
+    n = cache.stats().n_vectors
+    assert n >= 200 and n % 50 == 0  # only whole committed chunks
+    texts = [f"doc {i}" for i in range(n + 100)]
+    resumed = CachedEncoder(HashEncoder(), cache).encode(texts, "q ?")
+    assert (resumed.n_cached, resumed.n_encoded) == (n, 100)
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
+    path = tmp_path / "bad.db"
+    path.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(CacheError, match="INBEDDER_CACHE_DIR"):
+        CachedEncoder(HashEncoder(), EmbeddingCache(path)).encode(["x"], ASK)
