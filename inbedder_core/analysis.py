@@ -1,0 +1,239 @@
+"""The analysis pipeline: corpus -> embeddings -> reduce/cluster -> names -> comparison.
+
+``Analysis`` holds one corpus and one encoder and memoises every stage per
+instruction: embeddings (and the persistent cache under them), the reduced vectors
+and the 2-D map (in a ``ClusteringSession``), so changing ``min_cluster_size`` or
+``k`` re-runs only the clusterer and the naming. The CLI and the app both drive it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from .clustering import ClusteringSession, HDBSCANClusterer, KMeansClusterer, UMAPReducer
+from .comparison import PairwiseComparison, compare_labelings, pairwise_comparisons, score_against_gold
+from .corpus import Corpus
+from .encoder import Encoding
+from .errors import InBedderError
+from .labeling import KeywordLabeler, top_answers
+from .results import NOISE, ClusterName, ClusterSummary, InstructionResult
+
+Stage = Callable[[str], None]
+"""Called with a short message as each stage finishes (for the app's status and the CLI)."""
+
+
+def auto_min_cluster_size(n_docs: int) -> int:
+    """A default HDBSCAN ``min_cluster_size`` that scales with the corpus: ``clip(n / 150, 5, 50)``."""
+    return int(min(50, max(5, round(n_docs / 150))))
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """The knobs of the reduce/cluster stages (scikit-learn vocabulary).
+
+    ``k`` set means KMeans with ``k`` clusters, else HDBSCAN with ``min_cluster_size``
+    (``None``: ``auto_min_cluster_size``) and ``min_samples``.
+    """
+
+    n_neighbors: int = 15
+    n_components: int = 5
+    metric: str = "cosine"
+    min_cluster_size: int | None = None
+    min_samples: int | None = None
+    k: int | None = None
+    assign_noise: bool = False
+    random_state: int | None = 42
+    map_min_dist: float = 0.1
+
+    def reducer(self) -> UMAPReducer:
+        return UMAPReducer(n_components=self.n_components, n_neighbors=self.n_neighbors, min_dist=0.0,
+                           metric=self.metric, random_state=self.random_state)
+
+    def map_reducer(self) -> UMAPReducer:
+        return UMAPReducer(n_components=2, n_neighbors=self.n_neighbors, min_dist=self.map_min_dist,
+                           metric=self.metric, random_state=self.random_state)
+
+    def clusterer(self, n_docs: int) -> HDBSCANClusterer | KMeansClusterer:
+        if self.k is not None:
+            return KMeansClusterer(k=self.k, random_state=self.random_state)
+        size = self.min_cluster_size or auto_min_cluster_size(n_docs)
+        return HDBSCANClusterer(min_cluster_size=size, min_samples=self.min_samples)
+
+    def as_dict(self, n_docs: int) -> dict[str, Any]:
+        out = asdict(self)
+        if self.k is None:
+            out["min_cluster_size"] = self.min_cluster_size or auto_min_cluster_size(n_docs)
+            out["algorithm"] = "hdbscan"
+        else:
+            out["algorithm"] = "kmeans"
+        return out
+
+
+@dataclass
+class _InstructionState:
+    encoding: Encoding
+    session: ClusteringSession
+    embed_seconds: float
+    names: dict[tuple[Any, ...], list[ClusterName]] = field(default_factory=dict)
+
+
+class Analysis:
+    """One corpus, one encoder, any number of instructions, every stage memoised.
+
+    Args:
+        corpus: the documents.
+        encoder: anything with ``encode(texts, instruction, ...) -> Encoding`` and a
+            ``fingerprint`` (an ``Encoder`` or a ``CachedEncoder``).
+        settings: reduce/cluster knobs; change them with ``with_settings``.
+        labeler: names clusters (``KeywordLabeler`` by default; an ``LLMLabeler`` for LLM names).
+        batch_size: passed to the encoder.
+        answers: passed to the encoder (``None``: answers when they are free, i.e. masked models).
+
+    Attributes:
+        n_embeddings_: ``encode`` calls made (one per new instruction).
+    """
+
+    def __init__(self, corpus: Corpus, encoder: Any, settings: AnalysisSettings | None = None,
+                 labeler: Any = None, batch_size: int | None = None, answers: bool | None = None) -> None:
+        self.corpus = corpus
+        self.encoder = encoder
+        self.settings = settings or AnalysisSettings()
+        self.labeler = labeler if labeler is not None else KeywordLabeler()
+        self.batch_size = batch_size
+        self.answers = answers
+        self.n_embeddings_ = 0
+        self._states: dict[str, _InstructionState] = {}
+
+    def with_settings(self, **changes: Any) -> Analysis:
+        """Change knobs in place (embeddings and memoised reductions are kept); returns self."""
+        self.settings = replace(self.settings, **changes)
+        return self
+
+    def embedding(self, instruction: str, progress: Callable[[int, int], None] | None = None) -> Encoding:
+        """The (memoised) encoding of the corpus under ``instruction``."""
+        return self._state(instruction, progress).encoding
+
+    def _state(self, instruction: str, progress: Callable[[int, int], None] | None = None) -> _InstructionState:
+        instruction = _checked_instruction(instruction)
+        state = self._states.get(instruction)
+        if state is None:
+            start = time.perf_counter()
+            encoding = self.encoder.encode(self.corpus.texts, instruction, batch_size=self.batch_size,
+                                           answers=self.answers, progress=progress)
+            self.n_embeddings_ += 1
+            state = _InstructionState(encoding, ClusteringSession(encoding.embeddings),
+                                      time.perf_counter() - start)
+            self._states[instruction] = state
+        return state
+
+    def run(self, instruction: str, *, progress: Callable[[int, int], None] | None = None,
+            stage: Stage | None = None) -> InstructionResult:
+        """Embed (or reuse), reduce (or reuse), cluster and name the corpus under ``instruction``.
+
+        Raises:
+            InBedderError: an empty instruction, or any stage's error.
+        """
+        report = stage or (lambda message: None)
+        state = self._state(instruction, progress)
+        encoding = state.encoding
+        timings = {"embed": state.embed_seconds}
+        report(f"embedded {len(self.corpus)} documents ({encoding.n_cached} from cache)")
+        settings = self.settings
+        reducer, map_reducer = settings.reducer(), settings.map_reducer()
+        start = time.perf_counter()
+        reduced = state.session.reduced(reducer)
+        timings["reduce"] = time.perf_counter() - start
+        start = time.perf_counter()
+        coords = state.session.coords(map_reducer)
+        timings["map"] = time.perf_counter() - start
+        report("reduced with UMAP")
+        clusterer = settings.clusterer(len(self.corpus))
+        outcome = state.session.cluster(clusterer, assign_noise=settings.assign_noise, reducer=reducer)
+        timings["cluster"] = outcome.timings.get("cluster", 0.0)
+        report(f"found {outcome.quality.get('n_clusters', 0)} clusters")
+        start = time.perf_counter()
+        names = self._names(state, instruction, outcome.labels, reduced)
+        timings["label"] = time.perf_counter() - start
+        report("named the clusters")
+        summaries = summarize_clusters(outcome.labels, names, encoding.answers)
+        quality = dict(outcome.quality)
+        errors = list(getattr(self.labeler, "errors_", []) or [])
+        if errors:
+            quality["naming_errors"] = errors  # type: ignore[assignment]
+        return InstructionResult(instruction=instruction, answers=encoding.answers, labels=outcome.labels,
+                                 raw_labels=outcome.raw_labels, coords=coords, clusters=summaries,
+                                 quality=quality, timings=timings)
+
+    def _names(self, state: _InstructionState, instruction: str, labels: np.ndarray,
+               reduced: np.ndarray) -> list[ClusterName]:
+        key = (type(self.labeler).__name__, getattr(self.labeler, "model", None), labels.tobytes())
+        names = state.names.get(key)
+        if names is None:
+            names = self.labeler.label(self.corpus.texts, labels, state.encoding.answers, instruction,
+                                       vectors=reduced)
+            state.names[key] = names
+        return names
+
+    def run_all(self, instructions: Sequence[str], *, progress: Callable[[int, int, int], None] | None = None,
+                stage: Stage | None = None) -> list[InstructionResult]:
+        """``run`` each instruction in order; ``progress(instruction_number, done, total)``."""
+        results = []
+        for number, instruction in enumerate(instructions, start=1):
+            inner = None if progress is None else (lambda d, t, n=number: progress(n, d, t))
+            results.append(self.run(instruction, progress=inner, stage=stage))
+        return results
+
+
+def _checked_instruction(instruction: str) -> str:
+    if not isinstance(instruction, str) or not instruction.strip():
+        raise InBedderError("the instruction is empty; ask a question such as 'What does the customer need?'")
+    return instruction
+
+
+def summarize_clusters(labels: np.ndarray, names: Sequence[ClusterName],
+                       answers: Sequence[str] | None, n_top_answers: int = 5) -> list[ClusterSummary]:
+    """One ``ClusterSummary`` per cluster id present in ``labels`` (noise included), largest first, noise last."""
+    labels = np.asarray(labels, dtype=np.int64)
+    n = len(labels)
+    by_id = {name.cluster_id: name for name in names}
+    common = top_answers(answers, labels, n=n_top_answers) if answers is not None else {}
+    ids, counts = np.unique(labels, return_counts=True)
+    out = []
+    for cluster_id, count in zip(ids.tolist(), counts.tolist(), strict=True):
+        name = by_id.get(cluster_id)
+        if name is None:
+            name = ClusterName(cluster_id, "Noise" if cluster_id == NOISE else f"Cluster {cluster_id}", "",
+                               source="noise" if cluster_id == NOISE else "keywords")
+        keywords = name.answer_keywords or name.keywords
+        out.append(ClusterSummary(cluster_id=cluster_id, size=count, share=count / n if n else 0.0,
+                                  name=name.name, description=name.description, keywords=list(keywords),
+                                  top_answers=list(common.get(cluster_id, [])), source=name.source))
+    out.sort(key=lambda s: (s.cluster_id == NOISE, -s.size, s.cluster_id))
+    return out
+
+
+def names_of(result: InstructionResult) -> dict[int, str]:
+    """cluster id -> display name of one result."""
+    return {c.cluster_id: c.name for c in result.clusters}
+
+
+def compare_results(results: Sequence[InstructionResult]) -> PairwiseComparison:
+    """Pairwise ARI/NMI over instruction results (noise as its own cluster)."""
+    return pairwise_comparisons({f"{i}: {r.instruction}": r.labels for i, r in enumerate(results, start=1)})
+
+
+def compare_pair(a: InstructionResult, b: InstructionResult, noise: str = "separate"):
+    """Contingency table and best matches of two results, with cluster names."""
+    return compare_labelings(a.labels, b.labels, names_a=names_of(a), names_b=names_of(b), noise=noise,  # type: ignore[arg-type]
+                             label_a=a.instruction, label_b=b.instruction)
+
+
+def gold_scores(results: Sequence[InstructionResult], gold: Sequence[str]) -> list[dict[str, Any]]:
+    """V-measure, ARI, ... of each result against a gold label column, in instruction order."""
+    return [{"instruction_index": i, "instruction": r.instruction, **score_against_gold(r.labels, gold)}
+            for i, r in enumerate(results, start=1)]

