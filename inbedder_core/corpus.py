@@ -354,7 +354,7 @@ def _resolve_format(fmt: str | None, file_name: str | None, display: str) -> str
     hint = " (for one JSON object per line use format='jsonl')" if suffix == "json" else ""
     raise CorpusError(
         f"cannot tell the format of {display!r} from its extension ({shown}); supported formats: "
-        f"{supported} (.ndjson and .json-lines read as jsonl); pass format= or rename the file "
+        f"{supported} (.ndjson and .json-lines read as jsonl); pass format= (--format on the command line) or rename the file "
         f"with one of those extensions{hint}"
     )
 
@@ -592,7 +592,7 @@ def _read_delimited(text: str, sep: str, fmt: str, display: str, cap_rows: int) 
         detail = " ".join(str(err).split()).replace("Error tokenizing data. C error: ", "")
         raise CorpusError(
             f"{display!r} is not valid {fmt.upper()}: {detail}; quote fields that contain the separator, "
-            'quotes or line breaks ("a, b"), or pass format= if it is not '
+            'quotes or line breaks ("a, b"), or pass format= (--format) if it is not '
             f"{'comma' if sep == ',' else 'tab'}-separated"
         ) from None
     if len(raw) <= 1:
