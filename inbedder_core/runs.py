@@ -1,0 +1,306 @@
+"""Run persistence: completed analyses saved on disk and reopened without recomputing.
+
+A run is what one analyst computed on one corpus with one model: the settings, the
+instructions and, per instruction, the labels, raw labels, 2-D coordinates, answers
+and cluster summaries. Runs live under ``default_cache_dir() / "runs"``
+(``INBEDDER_CACHE_DIR`` moves them), one folder per corpus::
+
+    runs/<corpus hash>/<run id>/run.json      settings, instructions, summaries, answers
+    runs/<corpus hash>/<run id>/arrays.npz    labels, raw_labels, coords (no pickles)
+
+**Who sees a run.** Runs are keyed by the corpus *content* hash (``corpus_hash``: the
+document ids and texts), not by a user or a session: whoever loads the same corpus
+on the same machine (same cache directory) can list and reopen its runs, and nobody
+can list runs of a corpus they do not hold. This is a deliberate choice for a local,
+single-team tool: holding the documents is what grants access to results computed
+from them. Deployments that need per-user separation give each user their own
+``INBEDDER_CACHE_DIR``. A run never holds an API key: ``save_run`` refuses settings
+whose keys look like credentials.
+
+A run folder is written beside its final place and renamed in, so a listing never sees
+half a run; a folder that cannot be read is skipped by ``list_runs``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .cache import default_cache_dir
+from .corpus import Corpus
+from .errors import ExportError
+from .export import to_jsonable
+from .results import ClusterSummary, InstructionResult
+
+RUNS_SUBDIR = "runs"
+RUN_SCHEMA = "inbedder-explorer/saved-run/1"
+RUN_FILE = "run.json"
+ARRAYS_FILE = "arrays.npz"
+
+_HASH = re.compile(r"[0-9a-f]{64}")
+_RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}")
+_CREDENTIAL = re.compile(r"(?i)(api[_-]?key|secret|passw(or)?d|(auth|access|bearer|hf|api)[_-]?token|authorization)")
+
+
+class RunError(ExportError):
+    """A saved run cannot be written, found or read."""
+
+
+def runs_dir(root: str | os.PathLike[str] | None = None) -> Path:
+    """The folder holding saved runs: ``root`` or ``default_cache_dir() / "runs"``."""
+    return Path(root) if root is not None else default_cache_dir() / RUNS_SUBDIR
+
+
+def corpus_hash(corpus: Corpus) -> str:
+    """A SHA-256 hex digest of the corpus content: every document's id and text, in order.
+
+    The file name, the format and the other columns do not enter it; the same
+    documents loaded with another text column (other texts) give another hash.
+    """
+    digest = hashlib.sha256(b"inbedder-corpus/1\0")
+    for doc_id, text in zip(corpus.ids, corpus.texts, strict=True):
+        for part in (str(doc_id), str(text)):
+            data = part.encode("utf-8", "surrogatepass")
+            digest.update(len(data).to_bytes(8, "little"))
+            digest.update(data)
+    return digest.hexdigest()
+
+
+@dataclass
+class RunInfo:
+    """What a listing shows of a saved run (no arrays).
+
+    Attributes:
+        run_id: ``YYYYMMDDTHHMMSSZ-xxxxxxxx`` (UTC time of saving, then random hex).
+        created: ISO 8601 UTC time of saving.
+        corpus_hash: ``corpus_hash`` of the corpus the run was computed on.
+        source: the corpus's display name (file name) when the run was saved.
+        n_documents: documents in the corpus.
+        model: the model id used.
+        instructions: in the order they were run.
+        settings: the reduce/cluster/naming settings (JSON values).
+        fingerprint: the encoder fingerprint (model id, revision, kind, pattern, pooling, dtype).
+        n_clusters: non-noise clusters per instruction.
+    """
+
+    run_id: str
+    created: str
+    corpus_hash: str
+    source: str
+    n_documents: int
+    model: str
+    instructions: list[str]
+    settings: dict[str, Any] = field(default_factory=dict)
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    n_clusters: list[int] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line: time, model, instructions (plain text)."""
+        when = self.created.replace("T", " ")[:16]
+        asked = "; ".join(self.instructions)
+        return f"{when} UTC · {self.model} · {len(self.instructions)} instruction(s): {asked}"
+
+
+@dataclass
+class SavedRun:
+    """A reopened run: its ``RunInfo`` and one ``InstructionResult`` per instruction."""
+
+    info: RunInfo
+    results: list[InstructionResult]
+
+
+def _check_hash(value: str) -> str:
+    if not isinstance(value, str) or not _HASH.fullmatch(value):
+        raise RunError(f"corpus hash {value!r} is not a SHA-256 hex digest; use runs.corpus_hash(corpus)")
+    return value
+
+
+def _check_run_id(value: str) -> str:
+    if not isinstance(value, str) or not _RUN_ID.fullmatch(value):
+        raise RunError(f"run id {value!r} is not a saved run's id; pick one from list_runs(...)")
+    return value
+
+
+def _refuse_credentials(value: Any, where: str) -> None:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if _CREDENTIAL.search(str(key)):
+                raise RunError(f"{where} has a key {str(key)!r} that looks like a credential; "
+                               "runs are stored in plain files and must not hold secrets")
+            _refuse_credentials(item, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _refuse_credentials(item, where)
+
+
+def _summary_json(summary: ClusterSummary) -> dict[str, Any]:
+    return {
+        "cluster_id": int(summary.cluster_id), "size": int(summary.size), "share": float(summary.share),
+        "name": summary.name, "description": summary.description, "keywords": list(summary.keywords),
+        "top_answers": [[str(a), int(c)] for a, c in summary.top_answers], "source": summary.source,
+    }
+
+
+def _summary_from_json(data: Mapping[str, Any]) -> ClusterSummary:
+    return ClusterSummary(
+        cluster_id=int(data["cluster_id"]), size=int(data["size"]), share=float(data["share"]),
+        name=str(data["name"]), description=str(data["description"]), keywords=[str(k) for k in data["keywords"]],
+        top_answers=[(str(a), int(c)) for a, c in data["top_answers"]], source=data["source"],
+    )
+
+
+def save_run(
+    corpus: Corpus,
+    results: Sequence[InstructionResult],
+    *,
+    model: str,
+    settings: Mapping[str, Any],
+    fingerprint: Mapping[str, Any] | None = None,
+    root: str | os.PathLike[str] | None = None,
+    now: dt.datetime | None = None,
+) -> RunInfo:
+    """Save ``results`` (computed on ``corpus``) as a new run and return its ``RunInfo``.
+
+    Raises:
+        RunError: no results; a result whose arrays do not have one row per document;
+            a settings or fingerprint key that looks like a credential; the folder
+            cannot be written.
+    """
+    if not results:
+        raise RunError("nothing to save: run at least one instruction first")
+    n = len(corpus)
+    for result in results:
+        shapes = (np.shape(result.labels), np.shape(result.raw_labels), np.shape(result.coords))
+        if shapes != ((n,), (n,), (n, 2)) or (result.answers is not None and len(result.answers) != n):
+            raise RunError(f"result of {result.instruction!r} does not cover the {n} documents of the corpus "
+                           f"(labels, raw labels, coords: {shapes})")
+    _refuse_credentials(dict(settings), "settings")
+    _refuse_credentials(dict(fingerprint or {}), "fingerprint")
+    stamp = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+    info = RunInfo(
+        run_id=f"{stamp:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+        created=stamp.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        corpus_hash=corpus_hash(corpus), source=corpus.source, n_documents=n, model=str(model),
+        instructions=[r.instruction for r in results], settings=to_jsonable(dict(settings), "settings"),
+        fingerprint=to_jsonable(dict(fingerprint or {}), "fingerprint"),
+        n_clusters=[sum(1 for c in r.clusters if c.cluster_id >= 0) for r in results],
+    )
+    document = {
+        "schema": RUN_SCHEMA,
+        "info": info.__dict__,
+        "results": [
+            {
+                "instruction": r.instruction,
+                "answers": None if r.answers is None else [None if a is None else str(a) for a in r.answers],
+                "clusters": [_summary_json(s) for s in r.clusters],
+                "quality": to_jsonable(dict(r.quality), "quality"),
+                "timings": to_jsonable(dict(r.timings), "timings"),
+            }
+            for r in results
+        ],
+    }
+    arrays: dict[str, np.ndarray] = {}
+    for i, r in enumerate(results):
+        arrays[f"labels_{i}"] = np.asarray(r.labels, dtype=np.int64)
+        arrays[f"raw_labels_{i}"] = np.asarray(r.raw_labels, dtype=np.int64)
+        arrays[f"coords_{i}"] = np.asarray(r.coords, dtype=np.float32)
+    folder = runs_dir(root) / info.corpus_hash
+    final = folder / info.run_id
+    partial = folder / f".{info.run_id}.partial"
+    try:
+        partial.mkdir(parents=True, exist_ok=False)
+        (partial / RUN_FILE).write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+        with open(partial / ARRAYS_FILE, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
+        os.replace(partial, final)
+    except OSError as error:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise RunError(f"cannot save the run under '{folder}': {error.strerror or error}; "
+                       "set INBEDDER_CACHE_DIR to a writable directory") from error
+    return info
+
+
+def _read_document(folder: Path) -> dict[str, Any]:
+    document = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
+    if not isinstance(document, dict) or document.get("schema") != RUN_SCHEMA:
+        raise ValueError(f"not a saved run (schema {document.get('schema') if isinstance(document, dict) else None!r})")
+    return document
+
+
+def _info(data: Mapping[str, Any]) -> RunInfo:
+    return RunInfo(**{k: data[k] for k in RunInfo.__dataclass_fields__ if k in data})
+
+
+def list_runs(corpus_digest: str, root: str | os.PathLike[str] | None = None) -> list[RunInfo]:
+    """The runs saved for the corpus with this ``corpus_hash``, newest first.
+
+    Only that corpus's folder is read: runs of other corpora are never listed.
+    Unreadable run folders are skipped.
+
+    Raises:
+        RunError: ``corpus_digest`` is not a SHA-256 hex digest.
+    """
+    folder = runs_dir(root) / _check_hash(corpus_digest)
+    if not folder.is_dir():
+        return []
+    infos = []
+    for path in folder.iterdir():
+        if not _RUN_ID.fullmatch(path.name):
+            continue
+        try:
+            info = _info(_read_document(path)["info"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if info.corpus_hash == corpus_digest:
+            infos.append(info)
+    infos.sort(key=lambda i: i.run_id, reverse=True)
+    return infos
+
+
+def load_run(corpus_digest: str, run_id: str, root: str | os.PathLike[str] | None = None) -> SavedRun:
+    """Reopen a saved run of the corpus with this ``corpus_hash``.
+
+    Raises:
+        RunError: a malformed hash or run id; no such run for this corpus; the files
+            are unreadable or do not match (e.g. arrays missing).
+    """
+    folder = runs_dir(root) / _check_hash(corpus_digest) / _check_run_id(run_id)
+    if not folder.is_dir():
+        raise RunError(f"no saved run {run_id!r} for this corpus; pick one from the list of earlier runs")
+    try:
+        document = _read_document(folder)
+        info = _info(document["info"])
+        with np.load(folder / ARRAYS_FILE, allow_pickle=False) as arrays:
+            results = []
+            for i, data in enumerate(document["results"]):
+                answers = data["answers"]
+                results.append(InstructionResult(
+                    instruction=str(data["instruction"]),
+                    answers=None if answers is None else ["" if a is None else str(a) for a in answers],
+                    labels=arrays[f"labels_{i}"].astype(np.int64),
+                    raw_labels=arrays[f"raw_labels_{i}"].astype(np.int64),
+                    coords=arrays[f"coords_{i}"].astype(np.float32),
+                    clusters=[_summary_from_json(s) for s in data["clusters"]],
+                    quality=dict(data.get("quality") or {}),
+                    timings={str(k): float(v) for k, v in (data.get("timings") or {}).items()},
+                ))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise RunError(f"saved run {run_id!r} cannot be read ({error}); it may be from another version "
+                       "or damaged: run the instructions again") from error
+    if info.corpus_hash != corpus_digest:
+        raise RunError(f"saved run {run_id!r} belongs to another corpus")
+    for result in results:
+        if result.labels.shape != (info.n_documents,) or result.coords.shape != (info.n_documents, 2):
+            raise RunError(f"saved run {run_id!r} is damaged: arrays do not cover its {info.n_documents} documents")
+    return SavedRun(info, results)
