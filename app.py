@@ -702,7 +702,7 @@ def render_explore(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     search = st.text_input("Search texts and answers", key="doc_search", placeholder="e.g. card")
     frame = document_frame(corpus, result, indices, gold, search)
     st.caption(f"{len(frame):,} documents")
-    st.dataframe(frame, hide_index=True, key="documents", column_config={"text": st.column_config.TextColumn(
+    st.dataframe(frame, hide_index=True, column_config={"text": st.column_config.TextColumn(
         "text", width="large")})
 
 
@@ -761,8 +761,7 @@ def render_compare(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     if gold:
         st.subheader("Against the gold labels")
         st.text(f"Each clustering scored against the column {gold!r} (noise counts as one cluster).")
-        st.dataframe(pd.DataFrame(gold_scores(results, corpus.table[gold].tolist())), hide_index=True,
-                     key="gold_scores")
+        st.dataframe(pd.DataFrame(gold_scores(results, corpus.table[gold].tolist())), hide_index=True)
 
 
 def render_export(ws: Workspace, corpus: Corpus, gold: str | None) -> None:

