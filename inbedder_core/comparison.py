@@ -1,0 +1,323 @@
+"""Compare clusterings: of one corpus under two instructions, or against gold labels.
+
+Cluster ids are arbitrary, so every figure here is invariant to renaming them:
+ARI and NMI (scikit-learn), a contingency table of cluster A x cluster B, and for
+each cluster of A its best-overlapping cluster of B by Jaccard index.
+
+Noise (``NOISE`` = -1) needs a decision, made explicit by ``noise``:
+
+- ``"separate"`` (default): all noise points of a labelling form one extra cluster;
+- ``"singletons"``: each noise point is a cluster of its own, so noise points never
+  count as grouped together (noise in one labelling that the other clusters lowers
+  ARI/NMI more than under ``"separate"``);
+- ``"exclude"``: points that are noise in either labelling are dropped.
+
+The contingency table and best matches always show noise as one ``"noise"`` row/column
+(absent under ``"exclude"``); the mode changes the scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+import numpy as np
+
+from inbedder_core.errors import ClusteringError, EvaluationError
+from inbedder_core.results import NOISE
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+NoiseMode = Literal["separate", "singletons", "exclude"]
+NOISE_MODES: tuple[str, ...] = ("separate", "singletons", "exclude")
+NOISE_LABEL = "noise"
+
+
+class ClusterMatch(NamedTuple):
+    """A cluster of A and the cluster of B it overlaps best (``b`` is ``NOISE`` for B's noise)."""
+
+    a: int
+    b: int
+    overlap: int
+    jaccard: float
+
+
+@dataclass
+class Comparison:
+    """How two labellings of the same documents agree.
+
+    Attributes:
+        ari: adjusted Rand index, in [-1, 1] (1: same partition, ~0: chance); NaN when no
+            point is left to compare.
+        nmi: normalised mutual information, in [0, 1]; NaN when no point is left.
+        contingency: ``pandas.DataFrame`` of counts, rows = clusters of A, columns = clusters
+            of B, labelled ``"3"`` or ``"3: Card delivery"`` when names are given, noise
+            as ``"noise"`` (last). Totals equal ``n_compared``.
+        best_matches: for each non-noise cluster of A, the cluster of B with the highest
+            Jaccard index (ties: larger overlap, then smaller id), sorted by Jaccard,
+            highest first.
+        noise: the noise mode used.
+        n_compared: points the scores were computed on.
+        n_excluded: points dropped (``noise="exclude"`` only).
+    """
+
+    ari: float
+    nmi: float
+    contingency: pd.DataFrame
+    best_matches: list[ClusterMatch]
+    noise: str
+    n_compared: int
+    n_excluded: int = 0
+
+
+@dataclass
+class PairwiseComparison:
+    """ARI and NMI between every pair of labellings (symmetric, diagonal 1).
+
+    Attributes:
+        ari: ``pandas.DataFrame`` indexed and columned by labelling name.
+        nmi: same shape, NMI.
+        noise: the noise mode used.
+    """
+
+    ari: pd.DataFrame
+    nmi: pd.DataFrame
+    noise: str
+
+
+def _labels(labels: Any, what: str) -> np.ndarray:
+    arr = np.asarray(labels)
+    if arr.ndim != 1:
+        raise ClusteringError(f"{what} must be a 1-D sequence of cluster ids; got shape {arr.shape}")
+    if arr.size and arr.dtype.kind not in "iu":
+        if arr.dtype.kind != "f" or not np.all(np.isfinite(arr)) or not np.all(np.mod(arr, 1) == 0):
+            raise ClusteringError(f"{what} must hold integer cluster ids ({NOISE} for noise); got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if arr.size and arr.min() < NOISE:
+        raise ClusteringError(f"{what} contain {int(arr.min())}; cluster ids must be >= 0, with {NOISE} for noise")
+    return arr
+
+
+def _check_noise_mode(noise: str) -> None:
+    if noise not in NOISE_MODES:
+        raise ClusteringError(f"noise={noise!r} is invalid; expected one of {list(NOISE_MODES)}")
+
+
+def _for_scoring(a: np.ndarray, b: np.ndarray, noise: str) -> tuple[np.ndarray, np.ndarray]:
+    """Labels as the scores see them under ``noise`` (after any exclusion)."""
+    if noise != "singletons":
+        return a, b  # "separate": -1 is just another id; "exclude": no noise is left
+    out = []
+    for lab in (a, b):
+        lab = lab.copy()
+        is_noise = lab == NOISE
+        start = int(lab.max()) + 1 if lab.size else 0
+        lab[is_noise] = start + np.arange(int(is_noise.sum()))
+        out.append(lab)
+    return out[0], out[1]
+
+
+def _scores(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    if a.size == 0:
+        return float("nan"), float("nan")
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    return float(adjusted_rand_score(a, b)), float(normalized_mutual_info_score(a, b))
+
+
+def _axis_labels(ids: np.ndarray, names: Mapping[int, str] | None) -> list[str]:
+    out = []
+    for i in ids:
+        i = int(i)
+        if i == NOISE:
+            out.append(NOISE_LABEL)
+        elif names is not None and i in names and names[i]:
+            out.append(f"{i}: {names[i]}")
+        else:
+            out.append(str(i))
+    return out
+
+
+def _codes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct ids in display order (ascending, noise last) and each point's position in it."""
+    ids = np.unique(labels)
+    codes = np.searchsorted(ids, labels)
+    if ids.size and ids[0] == NOISE:
+        ids = np.roll(ids, -1)
+        codes = (codes - 1) % ids.size
+    return ids, codes
+
+
+def compare_labelings(
+    labels_a: Sequence[int] | np.ndarray,
+    labels_b: Sequence[int] | np.ndarray,
+    *,
+    names_a: Mapping[int, str] | None = None,
+    names_b: Mapping[int, str] | None = None,
+    noise: NoiseMode = "separate",
+    label_a: str = "A",
+    label_b: str = "B",
+) -> Comparison:
+    """Compare two labellings of the same documents.
+
+    Args:
+        labels_a, labels_b: ``int (n,)`` cluster ids, ``NOISE`` for noise, same order of
+            documents.
+        names_a, names_b: optional cluster id -> name, used in the contingency labels.
+        noise: ``"separate"``, ``"singletons"`` or ``"exclude"`` (see the module docs).
+        label_a, label_b: names of the contingency's row and column axes (e.g. the
+            instructions).
+
+    Returns:
+        A ``Comparison``. Identical partitions give ARI = NMI = 1 whatever the ids.
+
+    Raises:
+        ClusteringError: lengths differ, labels are not integer ids >= -1, or an
+            unknown noise mode.
+    """
+    _check_noise_mode(noise)
+    a = _labels(labels_a, "labels_a")
+    b = _labels(labels_b, "labels_b")
+    if a.shape != b.shape:
+        raise ClusteringError(
+            f"labels_a has {a.shape[0]} entries and labels_b {b.shape[0]}; "
+            "both labellings must cover the same documents in the same order"
+        )
+    n_excluded = 0
+    if noise == "exclude":
+        keep = (a != NOISE) & (b != NOISE)
+        n_excluded = int((~keep).sum())
+        a, b = a[keep], b[keep]
+    ari, nmi = _scores(*_for_scoring(a, b, noise))
+
+    import pandas as pd
+
+    ids_a, codes_a = _codes(a)
+    ids_b, codes_b = _codes(b)
+    table = np.zeros((ids_a.size, ids_b.size), dtype=np.int64)
+    np.add.at(table, (codes_a, codes_b), 1)
+    contingency = pd.DataFrame(
+        table,
+        index=pd.Index(_axis_labels(ids_a, names_a), name=label_a),
+        columns=pd.Index(_axis_labels(ids_b, names_b), name=label_b),
+    )
+
+    size_a = table.sum(axis=1)
+    size_b = table.sum(axis=0)
+    matches: list[ClusterMatch] = []
+    for r, cid in enumerate(ids_a):
+        if cid == NOISE or ids_b.size == 0:
+            continue
+        overlap = table[r]
+        jaccard = overlap / (size_a[r] + size_b - overlap)
+        # best: highest Jaccard, then largest overlap, then first column (smaller id, noise last)
+        best = max(range(ids_b.size), key=lambda c: (jaccard[c], overlap[c], -c))
+        matches.append(ClusterMatch(int(cid), int(ids_b[best]), int(overlap[best]), float(jaccard[best])))
+    matches.sort(key=lambda m: (-m.jaccard, -m.overlap, m.a))
+    return Comparison(
+        ari=ari,
+        nmi=nmi,
+        contingency=contingency,
+        best_matches=matches,
+        noise=noise,
+        n_compared=int(a.size),
+        n_excluded=n_excluded,
+    )
+
+
+def pairwise_comparisons(
+    labelings: Mapping[str, Sequence[int] | np.ndarray],
+    *,
+    noise: NoiseMode = "separate",
+) -> PairwiseComparison:
+    """ARI and NMI between every pair of labellings of the same documents.
+
+    Args:
+        labelings: name (e.g. the instruction) -> ``int (n,)`` labels; all the same length.
+        noise: noise mode, as in ``compare_labelings`` (``"exclude"`` drops, per pair,
+            the points that are noise in either).
+
+    Returns:
+        A ``PairwiseComparison`` with symmetric ``ari`` and ``nmi`` DataFrames (diagonal 1,
+        or NaN under ``"exclude"`` for a labelling that is all noise).
+
+    Raises:
+        ClusteringError: lengths differ, invalid labels, unknown noise mode.
+    """
+    _check_noise_mode(noise)
+    import pandas as pd
+
+    names = list(labelings)
+    arrays = {name: _labels(labelings[name], f"labels of {name!r}") for name in names}
+    lengths = {name: arr.shape[0] for name, arr in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise ClusteringError(f"labellings have different lengths {lengths}; they must cover the same documents")
+    k = len(names)
+    ari = np.full((k, k), np.nan)
+    nmi = np.full((k, k), np.nan)
+    for i in range(k):
+        for j in range(i, k):
+            a, b = arrays[names[i]], arrays[names[j]]
+            if noise == "exclude":
+                keep = (a != NOISE) & (b != NOISE)
+                a, b = a[keep], b[keep]
+            s_ari, s_nmi = _scores(*_for_scoring(a, b, noise))
+            ari[i, j] = ari[j, i] = s_ari
+            nmi[i, j] = nmi[j, i] = s_nmi
+    return PairwiseComparison(
+        ari=pd.DataFrame(ari, index=names, columns=names),
+        nmi=pd.DataFrame(nmi, index=names, columns=names),
+        noise=noise,
+    )
+
+
+def score_against_gold(labels: Sequence[int] | np.ndarray, gold: Sequence[Any]) -> dict[str, float]:
+    """Score a clustering against gold classes, as the InBedder paper does (V-measure).
+
+    Noise (``NOISE``) is treated as one more predicted cluster (one bucket): a noise
+    bucket that mixes classes lowers homogeneity, and a class split between a cluster and
+    the noise bucket lowers completeness. To score the labels after noise assignment,
+    pass those instead. Gold values are compared as given (strings, typically); missing
+    values (``None``, NaN) form one class of their own.
+
+    Args:
+        labels: ``int (n,)`` predicted cluster ids.
+        gold: ``n`` gold class labels.
+
+    Returns:
+        ``{"v_measure", "homogeneity", "completeness", "ari", "nmi"}``, floats (all 1.0 for
+        a perfect clustering up to renaming).
+
+    Raises:
+        EvaluationError: lengths differ, no points, or labels that are not integer ids.
+    """
+    try:
+        pred = _labels(labels, "labels")
+    except ClusteringError as exc:
+        raise EvaluationError(str(exc)) from exc
+    gold_list = list(gold)
+    if len(gold_list) != pred.shape[0]:
+        raise EvaluationError(
+            f"labels has {pred.shape[0]} entries but gold has {len(gold_list)}; "
+            "they must cover the same documents in the same order"
+        )
+    if pred.size == 0:
+        raise EvaluationError("no documents to score: labels and gold are empty")
+    import pandas as pd
+    from sklearn.metrics import (
+        adjusted_rand_score,
+        homogeneity_completeness_v_measure,
+        normalized_mutual_info_score,
+    )
+
+    gold_codes, _ = pd.factorize(pd.Series(gold_list, dtype=object), use_na_sentinel=False)
+    homogeneity, completeness, v_measure = homogeneity_completeness_v_measure(gold_codes, pred)
+    return {
+        "v_measure": float(v_measure),
+        "homogeneity": float(homogeneity),
+        "completeness": float(completeness),
+        "ari": float(adjusted_rand_score(gold_codes, pred)),
+        "nmi": float(normalized_mutual_info_score(gold_codes, pred)),
+    }

@@ -1,0 +1,503 @@
+"""Tests of inbedder_core.clustering: reducers, clusterers, noise, quality, the stage-caching session.
+
+Synthetic, well-separated Gaussian blobs (a few hundred points, dimension 32-48) keep the file
+fast; UMAP is fitted on small inputs only (its numba compilation is paid once per process).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score, silhouette_score
+
+from inbedder_core import clustering
+from inbedder_core.clustering import (
+    ClusteringOutcome,
+    ClusteringSession,
+    HDBSCANClusterer,
+    IdentityReducer,
+    KMeansClusterer,
+    NeighborGraph,
+    PCAReducer,
+    UMAPReducer,
+    assign_noise,
+    clustering_quality,
+    configure_numba_cache,
+)
+from inbedder_core.errors import ClusteringError, InBedderError
+from inbedder_core.results import NOISE
+
+
+def blobs(n: int = 300, centers: int = 5, dim: int = 32, scale: float = 0.05, seed: int = 0):
+    """Points around ``centers`` random unit vectors, float32, and their true labels."""
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=(centers, dim))
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    truth = np.arange(n) % centers
+    X = c[truth] + rng.normal(scale=scale, size=(n, dim))
+    return X.astype(np.float32), truth
+
+
+@pytest.fixture(scope="module")
+def blob_data():
+    return blobs(n=300, centers=5, dim=32)
+
+
+@pytest.fixture(scope="module")
+def blob_reduced(blob_data):
+    X, truth = blob_data
+    return UMAPReducer(n_components=5, random_state=0).fit_transform(X), truth
+
+
+# --------------------------------------------------------------------------- import and numba
+
+
+def test_import_is_cheap_and_changes_nothing():
+    code = (
+        "import os, sys; before = dict(os.environ); import inbedder_core.clustering, inbedder_core.comparison; "
+        "heavy = [m for m in ('umap', 'hdbscan', 'numba', 'sklearn', 'pynndescent') if m in sys.modules]; "
+        "print(heavy, os.environ == before)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[] True"
+
+
+def test_configure_numba_cache_sets_the_folder_and_respects_the_user(tmp_path):
+    code = (
+        "import os, sys; from inbedder_core.clustering import configure_numba_cache; "
+        "p = configure_numba_cache(sys.argv[1]); print(p, os.environ['NUMBA_CACHE_DIR'], os.path.isdir(p))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    target = tmp_path / "cache" / "numba"
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(target)], capture_output=True, text=True, check=True, env=env
+    ).stdout.split()
+    assert out == [str(target), str(target), "True"]
+
+    # Without an explicit folder, a NUMBA_CACHE_DIR the user set wins over our default.
+    code_default = (
+        "import os; from inbedder_core.clustering import configure_numba_cache; "
+        "print(configure_numba_cache(), os.environ['NUMBA_CACHE_DIR'])"
+    )
+    mine = tmp_path / "mine"
+    out = subprocess.run(
+        [sys.executable, "-c", code_default],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**env, "NUMBA_CACHE_DIR": str(mine)},
+    ).stdout.split()
+    assert out == [str(mine), str(mine)]
+
+
+def test_configure_numba_cache_default_is_under_the_user_cache(monkeypatch):
+    assert clustering.default_numba_cache_dir().parts[-2:] == ("inbedder-explorer", "numba")
+    # The function used by every umap import sets the variable when missing.
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setattr(clustering, "default_numba_cache_dir", lambda: clustering.Path(os.environ["HOME"]) / "x")
+    assert configure_numba_cache() is not None
+    assert os.environ["NUMBA_CACHE_DIR"] == str(clustering.Path(os.environ["HOME"]) / "x")
+
+
+def test_warm_up_compiles_umap():
+    # approximate=False: the NN-descent path would add 20-40 s of compilation to this file.
+    seconds = clustering.warm_up(n_points=60, approximate=False)
+    assert isinstance(seconds, float) and seconds >= 0
+    assert "umap" in sys.modules
+
+
+# --------------------------------------------------------------------------- reducers
+
+
+def test_umap_reducer_shape_dtype_and_reproducible(blob_data):
+    X, _ = blob_data
+    a = UMAPReducer(n_components=5, random_state=0).fit_transform(X)
+    b = UMAPReducer(n_components=5, random_state=0).fit_transform(X)
+    assert a.shape == (300, 5) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    m = UMAPReducer(n_components=2, min_dist=0.1, random_state=0)
+    coords = m.fit_transform(X)
+    assert coords.shape == (300, 2) and coords.dtype == np.float32 and np.isfinite(coords).all()
+    assert m.method_ == "umap" and m.init_ == "spectral" and m.n_neighbors_ == 15 and m.notes_ == []
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+@pytest.mark.parametrize("n_components", [5, 2])
+def test_umap_reducer_tiny_inputs_get_a_fixed_layout(n, n_components):
+    X, _ = blobs(n=n, centers=1, dim=32, seed=n)
+    reducer = UMAPReducer(n_components=n_components, random_state=0)
+    out = reducer.fit_transform(X)
+    assert out.shape == (n, n_components) and out.dtype == np.float32 and np.isfinite(out).all()
+    np.testing.assert_array_equal(out, UMAPReducer(n_components=n_components).fit_transform(X))
+    assert reducer.method_ == "trivial" and reducer.notes_
+    if n > 1:  # distinct points stay distinct
+        assert len({tuple(row) for row in out}) == n
+
+
+@pytest.mark.parametrize("n", [4, 6, 7, 12])
+def test_umap_reducer_small_inputs_clamp_n_neighbors(n):
+    X, _ = blobs(n=n, centers=2, dim=32, seed=n)
+    reducer = UMAPReducer(n_components=5, n_neighbors=15, random_state=0)
+    out = reducer.fit_transform(X)
+    assert out.shape == (n, 5) and np.isfinite(out).all()
+    assert reducer.method_ == "umap" and reducer.n_neighbors_ == n - 1
+    assert any("n_neighbors lowered from 15" in note for note in reducer.notes_)
+    assert reducer.init_ == ("spectral" if n > 6 else "random")
+
+
+def test_umap_reducer_all_duplicates():
+    X = np.tile(np.linspace(-1, 1, 32, dtype=np.float32), (40, 1))
+    out = UMAPReducer(random_state=0).fit_transform(X)
+    assert out.shape == (40, 5) and np.isfinite(out).all()
+
+
+def test_pca_and_identity_reducers():
+    X, _ = blobs(n=50, dim=32)
+    pca = PCAReducer(n_components=5, random_state=0)
+    out = pca.fit_transform(X)
+    assert out.shape == (50, 5) and out.dtype == np.float32 and pca.n_components_ == 5
+    # Fewer points than components: clamped, padded with zeros, said so.
+    small = PCAReducer(n_components=5)
+    out = small.fit_transform(X[:3])
+    assert out.shape == (3, 5) and small.n_components_ == 3 and small.notes_
+    assert np.all(out[:, 3:] == 0)
+    assert PCAReducer(n_components=5).fit_transform(X[:1]).shape == (1, 5)
+    ident = IdentityReducer().fit_transform(X.astype(np.float64))
+    assert ident.dtype == np.float32
+    np.testing.assert_array_equal(ident, X)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((0, 8), np.float32), "0 rows"),
+        (np.zeros(8, np.float32), "2-D"),
+        (np.array([[0.0, 1.0], [np.nan, 1.0]], np.float32), "row 1"),
+        (np.array([["a", "b"]]), "numeric"),
+    ],
+)
+def test_reducers_and_clusterers_reject_bad_input(bad, message):
+    for stage in (UMAPReducer().fit_transform, PCAReducer().fit_transform, HDBSCANClusterer().fit_predict):
+        with pytest.raises(ClusteringError, match=message):
+            stage(bad)
+
+
+def test_invalid_parameters_raise_clustering_error():
+    X = np.eye(10, dtype=np.float32)
+    with pytest.raises(ClusteringError, match="min_cluster_size=1"):
+        HDBSCANClusterer(min_cluster_size=1).fit_predict(X)
+    with pytest.raises(ClusteringError, match="k=0"):
+        KMeansClusterer(k=0).fit_predict(X)
+    with pytest.raises(ClusteringError, match="n_neighbors=1"):
+        UMAPReducer(n_neighbors=1).fit_transform(X)
+    with pytest.raises(ClusteringError, match="min_dist"):
+        UMAPReducer(min_dist=2.0).fit_transform(X)
+    with pytest.raises(ClusteringError, match="cluster_selection_method"):
+        HDBSCANClusterer(cluster_selection_method="best").fit_predict(X)
+    assert issubclass(ClusteringError, InBedderError)
+
+
+def test_constructors_only_store_parameters():
+    r = UMAPReducer(n_components=3, random_state=7)
+    assert r.get_params() == {
+        "n_components": 3, "n_neighbors": 15, "min_dist": 0.0, "metric": "cosine", "random_state": 7, "n_jobs": -1,
+        "n_epochs": None,
+    }
+    assert not [k for k in vars(r) if k.endswith("_")]
+    assert "random_state=7" in repr(r)
+    assert HDBSCANClusterer(min_cluster_size=4).get_params()["min_cluster_size"] == 4
+
+
+# --------------------------------------------------------------------------- clusterers
+
+
+def test_blobs_recovered_by_hdbscan_and_kmeans(blob_reduced):
+    Z, truth = blob_reduced
+    hdb = HDBSCANClusterer(min_cluster_size=15)
+    labels = hdb.fit_predict(Z)
+    assert labels.dtype == np.int64 and labels.shape == (300,)
+    assert adjusted_rand_score(truth, labels) > 0.9
+    assert hdb.fit(Z) is hdb and np.array_equal(hdb.labels_, labels)
+    km = KMeansClusterer(k=5, random_state=0).fit_predict(Z)
+    assert km.dtype == np.int64 and adjusted_rand_score(truth, km) > 0.9
+
+
+def test_clusterers_are_reproducible(blob_reduced):
+    Z, _ = blob_reduced
+    np.testing.assert_array_equal(
+        HDBSCANClusterer(min_cluster_size=10).fit_predict(Z), HDBSCANClusterer(min_cluster_size=10).fit_predict(Z)
+    )
+    np.testing.assert_array_equal(
+        KMeansClusterer(k=7, random_state=3).fit_predict(Z), KMeansClusterer(k=7, random_state=3).fit_predict(Z)
+    )
+
+
+def test_fixed_random_state_gives_the_same_labels_twice_end_to_end(blob_data):
+    X, _ = blob_data
+    runs = [
+        ClusteringSession(X[:120], reducer=UMAPReducer(random_state=1), map_reducer=IdentityReducer())
+        .cluster(HDBSCANClusterer(min_cluster_size=8))
+        .labels
+        for _ in range(2)
+    ]
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_hdbscan_tiny_inputs_give_one_cluster(n):
+    Z, _ = blobs(n=n, centers=1, dim=5, seed=n)
+    clusterer = HDBSCANClusterer(min_cluster_size=10)
+    labels = clusterer.fit_predict(Z)
+    assert labels.dtype == np.int64 and labels.shape == (n,)
+    np.testing.assert_array_equal(labels, np.zeros(n, dtype=np.int64))
+    assert clusterer.notes_
+    if n > 1:
+        assert clusterer.min_cluster_size_ == n
+        assert any("min_cluster_size lowered from 10" in note for note in clusterer.notes_)
+
+
+def test_hdbscan_min_cluster_size_above_n_is_clamped_and_noted():
+    Z, _ = blobs(n=30, centers=2, dim=5, scale=0.01)
+    clusterer = HDBSCANClusterer(min_cluster_size=100)
+    labels = clusterer.fit_predict(Z)
+    assert clusterer.min_cluster_size_ == 30 and clusterer.min_samples_ == 29
+    assert set(np.unique(labels)) <= {NOISE, 0}
+    assert any("min_cluster_size lowered from 100 to 30" in note for note in clusterer.notes_)
+
+
+def test_hdbscan_explicit_min_samples_above_n_is_clamped_and_noted():
+    Z, _ = blobs(n=30, centers=2, dim=5, scale=0.01)
+    clusterer = HDBSCANClusterer(min_cluster_size=5, min_samples=50)
+    labels = clusterer.fit_predict(Z)
+    assert labels.shape == (30,) and clusterer.min_samples_ == 29
+    assert clusterer.notes_[0] == "min_samples lowered from 50 to 29 (30 documents)"
+
+
+def test_all_identical_points():
+    Z = np.ones((50, 5), dtype=np.float32)
+    h = HDBSCANClusterer(min_cluster_size=10)
+    np.testing.assert_array_equal(h.fit_predict(Z), np.zeros(50, dtype=np.int64))
+    assert any("identical" in note for note in h.notes_)
+    km = KMeansClusterer(k=3, random_state=0)
+    np.testing.assert_array_equal(km.fit_predict(Z), np.zeros(50, dtype=np.int64))
+    assert km.k_ == 1 and km.notes_
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_kmeans_k_above_n_is_clamped(n):
+    Z, _ = blobs(n=n, centers=n, dim=5, seed=n)
+    km = KMeansClusterer(k=8, random_state=0)
+    labels = km.fit_predict(Z)
+    assert labels.dtype == np.int64 and km.k_ == n
+    assert len(np.unique(labels)) == n
+    assert km.notes_ and "k lowered from 8" in km.notes_[0]
+
+
+def test_clusterers_swap_in_a_session(blob_data):
+    X, truth = blob_data
+    session = ClusteringSession(X, reducer=PCAReducer(n_components=5, random_state=0), map_reducer=PCAReducer(2))
+    for clusterer in (HDBSCANClusterer(min_cluster_size=15), KMeansClusterer(k=5, random_state=0)):
+        outcome = session.cluster(clusterer)
+        assert adjusted_rand_score(truth, outcome.labels) > 0.9
+    assert session.coords().shape == (300, 2)
+
+
+# --------------------------------------------------------------------------- noise
+
+
+@pytest.fixture(scope="module")
+def noisy():
+    """Three tight 5-D blobs of 60 and 30 scattered points (labels from HDBSCAN on them)."""
+    rng = np.random.default_rng(5)
+    centers = np.array([[0, 0, 0, 0, 0], [10, 0, 0, 0, 0], [0, 10, 0, 0, 0]], dtype=np.float64)
+    X = np.concatenate([c + rng.normal(scale=0.3, size=(60, 5)) for c in centers])
+    X = np.concatenate([X, rng.uniform(-8, 18, size=(30, 5))]).astype(np.float32)
+    labels = HDBSCANClusterer(min_cluster_size=15).fit_predict(X)
+    return X, labels
+
+
+def test_hdbscan_reports_noise(noisy):
+    Z, labels = noisy
+    n_noise = int((labels == NOISE).sum())
+    assert n_noise > 0
+    q = clustering_quality(Z, labels)
+    assert q["n_clusters"] == 3
+    assert q["n_noise"] == n_noise and q["noise_share"] == pytest.approx(n_noise / 210)
+    assert q["all_noise"] is False
+    assert sum(q["cluster_sizes"].values()) + n_noise == 210
+
+
+def test_assign_noise_leaves_no_noise_and_keeps_the_rest(noisy):
+    Z, labels = noisy
+    before = labels.copy()
+    assigned = assign_noise(Z, labels)
+    np.testing.assert_array_equal(labels, before)  # input untouched
+    assert assigned.dtype == np.int64 and not (assigned == NOISE).any()
+    kept = labels != NOISE
+    np.testing.assert_array_equal(assigned[kept], labels[kept])
+    ids = np.unique(labels[kept])
+    centroids = np.stack([Z[labels == c].mean(axis=0) for c in ids])
+    for i in np.flatnonzero(~kept):
+        assert assigned[i] == ids[np.argmin(np.linalg.norm(centroids - Z[i], axis=1))]
+
+
+def test_session_keeps_raw_labels_when_assigning_noise(noisy):
+    Z, labels = noisy
+    session = ClusteringSession(Z, reducer=IdentityReducer(), map_reducer=PCAReducer(2))
+    outcome = session.cluster(HDBSCANClusterer(min_cluster_size=15), assign_noise=True)
+    assert isinstance(outcome, ClusteringOutcome)
+    np.testing.assert_array_equal(outcome.raw_labels, labels)
+    assert not (outcome.labels == NOISE).any()
+    assert outcome.quality["n_noise"] == (labels == NOISE).sum() == outcome.quality["n_noise_assigned"]
+    kept = session.cluster(HDBSCANClusterer(min_cluster_size=15))
+    np.testing.assert_array_equal(kept.labels, kept.raw_labels)
+    assert kept.quality["n_noise_assigned"] == 0
+
+
+def test_all_noise_is_kept_and_reported():
+    rng = np.random.default_rng(0)
+    Z = rng.uniform(size=(100, 5)).astype(np.float32)
+    clusterer = HDBSCANClusterer(min_cluster_size=60)
+    session = ClusteringSession(Z, reducer=IdentityReducer(), map_reducer=IdentityReducer())
+    outcome = session.cluster(clusterer, assign_noise=True)
+    assert (outcome.raw_labels == NOISE).all() and (outcome.labels == NOISE).all()
+    q = outcome.quality
+    assert q["all_noise"] is True and q["n_clusters"] == 0 and q["noise_share"] == 1.0 and q["silhouette"] is None
+    assert any("no cluster found" in note for note in q["notes"])
+    assert any("HDBSCAN found no cluster" in note for note in q["notes"])
+    np.testing.assert_array_equal(assign_noise(Z, outcome.raw_labels), outcome.raw_labels)
+
+
+def test_assign_noise_rejects_mismatched_shapes():
+    with pytest.raises(ClusteringError, match="3 entries but there are 4 points"):
+        assign_noise(np.zeros((4, 2), np.float32), np.array([0, 0, -1]))
+    with pytest.raises(ClusteringError, match="-2"):
+        assign_noise(np.zeros((2, 2), np.float32), np.array([0, -2]))
+
+
+# --------------------------------------------------------------------------- quality
+
+
+def test_quality_figures_on_a_hand_made_clustering():
+    rng = np.random.default_rng(1)
+    Z = np.concatenate(
+        [rng.normal(0, 0.1, size=(20, 3)), rng.normal(5, 0.1, size=(10, 3)), [[2.5, 2.5, 2.5], [9, 9, 9]]]
+    ).astype(np.float32)
+    labels = np.array([4] * 20 + [1] * 10 + [NOISE, NOISE])
+    q = clustering_quality(Z, labels)
+    assert q["n_points"] == 32 and q["n_clusters"] == 2 and q["n_noise"] == 2
+    assert q["noise_share"] == pytest.approx(2 / 32)
+    assert q["cluster_sizes"] == {1: 10, 4: 20}
+    assert q["largest_cluster_share"] == pytest.approx(20 / 32)
+    expected = silhouette_score(Z[:30], labels[:30])
+    assert q["silhouette"] == pytest.approx(expected) and q["silhouette"] > 0.9
+    assert q["silhouette_sample_size"] == 30
+
+    one = clustering_quality(Z, np.where(labels == 1, 4, labels))
+    assert one["n_clusters"] == 1 and one["silhouette"] is None and one["silhouette_sample_size"] == 0
+
+
+def test_quality_samples_the_silhouette_reproducibly(blob_reduced):
+    Z, truth = blob_reduced
+    a = clustering_quality(Z, truth, silhouette_sample_size=100, random_state=3)
+    b = clustering_quality(Z, truth, silhouette_sample_size=100, random_state=3)
+    assert a["silhouette_sample_size"] == 100 and a["silhouette"] == b["silhouette"]
+    assert any("sample of 100" in note for note in a["notes"])
+    full = clustering_quality(Z, truth)
+    assert full["silhouette_sample_size"] == 300
+    assert abs(a["silhouette"] - full["silhouette"]) < 0.1
+
+
+# --------------------------------------------------------------------------- session
+
+
+def test_session_reuses_the_reduction_when_only_the_clusterer_changes(blob_data):
+    X, truth = blob_data
+    session = ClusteringSession(
+        X,
+        reducer=UMAPReducer(n_components=5, random_state=0),
+        map_reducer=UMAPReducer(n_components=2, min_dist=0.1, random_state=0),
+    )
+    first = session.cluster(HDBSCANClusterer(min_cluster_size=10))
+    assert session.n_reductions_ == 1 and first.timings["reduce"] > 0
+    second = session.cluster(HDBSCANClusterer(min_cluster_size=25))
+    third = session.cluster(KMeansClusterer(k=5, random_state=0))
+    assert session.n_reductions_ == 1 and session.n_clusterings_ == 3
+    assert second.timings["reduce"] == 0.0 and set(second.timings) == {"reduce", "cluster", "assign_noise", "quality"}
+    assert adjusted_rand_score(truth, third.labels) > 0.9
+    Z1 = session.reduced()
+    assert session.reduced() is Z1
+
+    coords = session.coords()
+    assert coords.shape == (300, 2) and session.n_maps_ == 1
+    assert session.coords() is coords and session.n_maps_ == 1 and session.n_reductions_ == 1
+
+    # A different reduction configuration is computed (once), the old one is kept.
+    session.reducer = UMAPReducer(n_components=5, n_neighbors=10, random_state=0)
+    session.cluster(HDBSCANClusterer(min_cluster_size=10))
+    session.cluster(HDBSCANClusterer(min_cluster_size=12))
+    assert session.n_reductions_ == 2
+    assert session.reduced(UMAPReducer(n_components=5, random_state=0)) is Z1
+    assert session.n_reductions_ == 2
+
+
+@pytest.mark.filterwarnings("ignore:precomputed_knn.2.:UserWarning")  # the fake graph has no search index
+def test_session_shares_one_neighbour_graph_between_reduction_and_map(monkeypatch, blob_data):
+    """Above SHARED_KNN_MIN_POINTS both UMAP fits reuse one neighbour graph (exact, from a fake)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    X, _ = blob_data
+    calls = []
+
+    def exact_knn(self, X, n_neighbors=None):
+        calls.append(n_neighbors)
+        dists, idx = NearestNeighbors(n_neighbors=n_neighbors, metric="cosine").fit(X).kneighbors(X)
+        return NeighborGraph(idx.astype(np.int32), dists.astype(np.float32))
+
+    monkeypatch.setattr(clustering, "SHARED_KNN_MIN_POINTS", 100)
+    monkeypatch.setattr(UMAPReducer, "nearest_neighbors", exact_knn)
+    session = ClusteringSession(
+        X,
+        reducer=UMAPReducer(n_components=5, n_neighbors=10, random_state=0),
+        map_reducer=UMAPReducer(n_components=2, n_neighbors=15, min_dist=0.1, random_state=0),
+    )
+    Z = session.reduced()
+    coords = session.coords()
+    assert calls == [15] and session.n_knn_ == 1 and "knn" in session.timings_
+    assert Z.shape == (300, 5) and coords.shape == (300, 2) and np.isfinite(coords).all()
+    _, truth = blob_data
+    assert adjusted_rand_score(truth, session.cluster(HDBSCANClusterer(min_cluster_size=15)).labels) > 0.9
+
+
+def test_umap_reducer_rejects_a_neighbour_graph_of_other_data(blob_data):
+    X, _ = blob_data
+    graph = NeighborGraph(np.zeros((10, 15), np.int32), np.zeros((10, 15), np.float32))
+    with pytest.raises(ClusteringError, match=r"knn graph has shape \(10, 15\); expected \(300, >= 15\)"):
+        UMAPReducer(random_state=0).fit_transform(X, knn=graph)
+
+
+def test_session_on_tiny_corpora_end_to_end():
+    for n in (1, 2, 3):
+        X, _ = blobs(n=n, centers=1, dim=32, seed=n)
+        session = ClusteringSession(X, reducer=UMAPReducer(random_state=0))
+        outcome = session.cluster(HDBSCANClusterer(min_cluster_size=10), assign_noise=True)
+        np.testing.assert_array_equal(outcome.labels, np.zeros(n, dtype=np.int64))
+        assert session.coords().shape == (n, 2)
+        assert outcome.quality["n_clusters"] == 1 and outcome.quality["notes"]
+
+
+def test_session_rejects_bad_embeddings_and_bad_clusterer_output():
+    with pytest.raises(ClusteringError, match="0 rows"):
+        ClusteringSession(np.zeros((0, 4), np.float32))
+
+    class Broken:
+        def fit_predict(self, Z):
+            return np.zeros(len(Z) - 1)
+
+    session = ClusteringSession(np.eye(6, dtype=np.float32), reducer=IdentityReducer())
+    with pytest.raises(ClusteringError, match="clusterer labels has 5 entries"):
+        session.cluster(Broken())

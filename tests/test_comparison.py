@@ -1,0 +1,184 @@
+"""Tests of inbedder_core.comparison: ARI/NMI, contingency, best matches, noise modes, gold scoring."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import adjusted_rand_score
+
+from inbedder_core.comparison import (
+    ClusterMatch,
+    Comparison,
+    PairwiseComparison,
+    compare_labelings,
+    pairwise_comparisons,
+    score_against_gold,
+)
+from inbedder_core.errors import ClusteringError, EvaluationError
+from inbedder_core.results import NOISE
+
+
+def test_permuted_identical_labelings_agree_perfectly():
+    a = np.array([0, 0, 1, 1, 2, 2, 2, 3])
+    b = np.array([7, 7, 0, 0, 4, 4, 4, 1])  # same partition, other ids
+    result = compare_labelings(a, b)
+    assert isinstance(result, Comparison)
+    assert result.ari == pytest.approx(1.0) and result.nmi == pytest.approx(1.0)
+    assert [(m.a, m.b, m.overlap, m.jaccard) for m in result.best_matches] == [
+        (2, 4, 3, 1.0),
+        (0, 7, 2, 1.0),
+        (1, 0, 2, 1.0),
+        (3, 1, 1, 1.0),
+    ]
+
+
+def test_contingency_counts_labels_and_totals():
+    a = [0, 0, 1, 1, NOISE, 1]
+    b = [5, 5, 5, NOISE, NOISE, 2]
+    result = compare_labelings(a, b, names_a={0: "Card delivery", 1: "Refunds"}, names_b={5: "Money"})
+    table = result.contingency
+    assert isinstance(table, pd.DataFrame)
+    assert list(table.index) == ["0: Card delivery", "1: Refunds", "noise"]
+    assert list(table.columns) == ["2", "5: Money", "noise"]
+    assert table.index.name == "A" and table.columns.name == "B"
+    assert int(table.to_numpy().sum()) == 6 == result.n_compared
+    assert table.loc["1: Refunds"].tolist() == [1, 1, 1]
+    assert table.loc["noise", "noise"] == 1
+    assert table.loc["0: Card delivery", "5: Money"] == 2
+
+
+def test_best_matches_use_jaccard_and_are_sorted():
+    a = np.array([0] * 6 + [1] * 4 + [2] * 2)
+    b = np.array([0] * 4 + [1] * 2 + [1] * 4 + [NOISE] * 2)
+    result = compare_labelings(a, b)
+    matches = {m.a: m for m in result.best_matches}
+    # A0 (6 points) shares 4 with B0 (4 points): 4 / 6; A1 (4) shares 4 with B1 (6): 4 / 6.
+    assert matches[0] == ClusterMatch(0, 0, 4, pytest.approx(4 / 6))
+    assert matches[1] == ClusterMatch(1, 1, 4, pytest.approx(4 / 6))
+    assert matches[2] == ClusterMatch(2, NOISE, 2, pytest.approx(1.0))
+    assert [m.a for m in result.best_matches] == [2, 0, 1]
+    jaccards = [m.jaccard for m in result.best_matches]
+    assert jaccards == sorted(jaccards, reverse=True)
+
+
+def test_noise_modes_are_explicit_and_change_the_scores():
+    a = np.array([0, 0, 0, 1, 1, 1, NOISE, NOISE, NOISE, NOISE])
+    b = np.array([3, 3, 3, 4, 4, 4, 5, 5, 5, 5])  # B groups A's noise into one cluster
+
+    separate = compare_labelings(a, b)
+    assert separate.noise == "separate" and separate.ari == pytest.approx(1.0)
+
+    singletons = compare_labelings(a, b, noise="singletons")
+    assert singletons.noise == "singletons" and singletons.ari < 0.9
+    expected = adjusted_rand_score([0, 0, 0, 1, 1, 1, 2, 3, 4, 5], b)
+    assert singletons.ari == pytest.approx(expected)
+    # ... but the table still shows one noise row.
+    assert singletons.contingency.loc["noise", "5"] == 4 and singletons.contingency.shape == (3, 3)
+    # The same noise points on both sides still agree as singletons.
+    assert compare_labelings(a, a, noise="singletons").ari == pytest.approx(1.0)
+
+    b = np.where(b == 5, NOISE, b)
+    b2 = b.copy()
+    b2[0] = NOISE  # one more point is noise in B only
+    excluded = compare_labelings(a, b2, noise="exclude")
+    assert excluded.noise == "exclude" and excluded.n_compared == 5 and excluded.n_excluded == 5
+    assert excluded.ari == pytest.approx(1.0)
+    assert "noise" not in excluded.contingency.index and "noise" not in excluded.contingency.columns
+    assert int(excluded.contingency.to_numpy().sum()) == 5
+
+
+def test_exclude_with_nothing_left_gives_nan_scores():
+    result = compare_labelings([NOISE, NOISE], [0, 1], noise="exclude")
+    assert result.n_compared == 0 and math.isnan(result.ari) and math.isnan(result.nmi)
+    assert result.contingency.shape == (0, 0) and result.best_matches == []
+
+
+def test_compare_rejects_bad_input():
+    with pytest.raises(ClusteringError, match="3 entries and labels_b 2"):
+        compare_labelings([0, 1, 1], [0, 1])
+    with pytest.raises(ClusteringError, match="noise='drop'"):
+        compare_labelings([0], [0], noise="drop")  # type: ignore[arg-type]
+    with pytest.raises(ClusteringError, match="-3"):
+        compare_labelings([0, -3], [0, 1])
+    with pytest.raises(ClusteringError, match="integer"):
+        compare_labelings([0.5, 1], [0, 1])
+
+
+def test_pairwise_comparisons_matrices():
+    labelings = {
+        "topic?": np.array([0, 0, 1, 1, 2, 2]),
+        "same, renamed": np.array([5, 5, 3, 3, 9, 9]),
+        "sentiment?": np.array([0, 1, 0, 1, 0, 1]),
+    }
+    result = pairwise_comparisons(labelings)
+    assert isinstance(result, PairwiseComparison) and result.noise == "separate"
+    for matrix in (result.ari, result.nmi):
+        assert list(matrix.index) == list(labelings) == list(matrix.columns)
+        np.testing.assert_allclose(matrix.to_numpy(), matrix.to_numpy().T)
+        np.testing.assert_allclose(np.diag(matrix.to_numpy()), 1.0)
+    assert result.ari.loc["topic?", "same, renamed"] == pytest.approx(1.0)
+    assert result.ari.loc["topic?", "sentiment?"] == pytest.approx(
+        compare_labelings(labelings["topic?"], labelings["sentiment?"]).ari
+    )
+    assert result.nmi.loc["topic?", "sentiment?"] < 0.5
+    with pytest.raises(ClusteringError, match="different lengths"):
+        pairwise_comparisons({"a": [0, 1], "b": [0]})
+
+
+def test_gold_scoring_perfect_and_shuffled():
+    gold = ["refund", "refund", "card", "card", "card", "pin", "pin", "pin"] * 5
+    perfect = np.array([{"refund": 2, "card": 0, "pin": 7}[g] for g in gold])
+    scores = score_against_gold(perfect, gold)
+    assert set(scores) == {"v_measure", "homogeneity", "completeness", "ari", "nmi"}
+    for value in scores.values():
+        assert value == pytest.approx(1.0)
+    shuffled = np.random.default_rng(0).permutation(perfect)
+    worse = score_against_gold(shuffled, gold)
+    assert worse["v_measure"] < 0.5 and worse["ari"] < 0.5
+
+
+def test_gold_scoring_treats_noise_as_one_bucket():
+    gold = ["a", "a", "b", "b"]
+    # Noise on one point of each class: the noise bucket mixes classes, so homogeneity drops.
+    scores = score_against_gold([0, NOISE, 1, NOISE], gold)
+    assert scores["homogeneity"] < 1.0 and scores["completeness"] < 1.0
+    # Noise that coincides with a class is as good as a cluster.
+    assert score_against_gold([0, 0, NOISE, NOISE], gold)["v_measure"] == pytest.approx(1.0)
+
+
+def test_gold_scoring_rejects_mismatched_input():
+    with pytest.raises(EvaluationError, match="gold has 2"):
+        score_against_gold([0, 1, 1], ["x", "y"])
+    with pytest.raises(EvaluationError, match="empty"):
+        score_against_gold([], [])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=40).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.integers(min_value=-1, max_value=5), min_size=n, max_size=n),
+            st.lists(st.integers(min_value=-1, max_value=5), min_size=n, max_size=n),
+        )
+    ),
+    st.sampled_from(["separate", "singletons", "exclude"]),
+)
+def test_scores_are_symmetric_and_bounded(pair, noise):
+    a, b = pair
+    ab = compare_labelings(a, b, noise=noise)
+    ba = compare_labelings(b, a, noise=noise)
+    if ab.n_compared == 0:
+        assert math.isnan(ab.ari) and math.isnan(ba.ari)
+        return
+    assert ab.ari == pytest.approx(ba.ari) and ab.nmi == pytest.approx(ba.nmi)
+    assert -1.0 <= ab.ari <= 1.0 and -1e-12 <= ab.nmi <= 1.0 + 1e-12
+    assert int(ab.contingency.to_numpy().sum()) == ab.n_compared
+    np.testing.assert_array_equal(ab.contingency.to_numpy(), ba.contingency.to_numpy().T)
+    # Renaming the ids of one side changes nothing.
+    renamed = [x if x == NOISE else 10 - x for x in a]
+    assert compare_labelings(renamed, b, noise=noise).ari == pytest.approx(ab.ari)
