@@ -389,7 +389,12 @@ def render_sidebar(config: AppConfig) -> Choices:
         sidebar.info(f"The default model {md_text(config.default_model)} is not available offline on this "
                      "machine, so the baseline was selected at start. Download it (or point INBEDDER_MODEL at "
                      "a local copy) to use it.")
-    if model.strip() and not model_available(model):
+    if choice == LOCAL_MODEL and model.strip() and not model_available(model):
+        sidebar.warning(f"{md_text(model)} is not a directory here. Point at a folder holding config.json, "
+                        "the tokenizer files and the weights (for example one made with hf download ... "
+                        "\\-\\-local\\-dir DIR), or use the baseline, which ships with the app.")
+        sidebar.button(f"Use the baseline ({BASELINE_MODEL})", on_click=_use_baseline, key="use_baseline")
+    elif model.strip() and not model_available(model):
         sidebar.warning(
             f"{md_text(model)} cannot be loaded offline: it is not in the local Hugging Face cache. To fix: "
             f"download it where the hub is reachable ({md_text(f'hf download {model} --local-dir DIR')}), copy "
@@ -504,7 +509,7 @@ def _settings_record(ws: Workspace, choices: Choices, n_docs: int) -> dict[str, 
             "device": choices.device}
 
 
-def _reopen(corpus: Corpus, digest: str, run_id: str) -> None:
+def _reopen(digest: str, run_id: str, default_llm_model: str) -> None:
     """Button callback: restore a saved run into this session and set the widgets to its settings."""
     try:
         saved = runs.load_run(digest, run_id)
@@ -530,7 +535,7 @@ def _reopen(corpus: Corpus, digest: str, run_id: str) -> None:
     if recorded.get("llm_model"):
         st.session_state["llm_model"] = recorded["llm_model"]
     naming = (st.session_state.get("naming", NAMING_MODES[1]), str(st.session_state.get("llm_base_url", "")).strip(),
-              str(st.session_state.get("llm_model", "")).strip() or DEFAULT_LLM_MODEL)
+              str(st.session_state.get("llm_model", "")).strip() or default_llm_model)
     st.session_state["workspace"] = Workspace(
         corpus_hash=digest, model=saved.info.model, results={r.instruction: r for r in saved.results},
         settings=settings, naming=naming, naming_note=str(recorded.get("labeler", "")),
@@ -538,7 +543,7 @@ def _reopen(corpus: Corpus, digest: str, run_id: str) -> None:
     st.session_state["instructions"] = "\n".join(saved.info.instructions)
 
 
-def render_saved_runs(corpus: Corpus, digest: str) -> None:
+def render_saved_runs(digest: str, config: AppConfig) -> None:
     saved = runs.list_runs(digest)
     with st.expander(f"Earlier runs on this corpus ({len(saved)})", expanded=False):
         st.caption("Runs are saved on this machine and listed to anyone who loads the same documents "
@@ -550,7 +555,7 @@ def render_saved_runs(corpus: Corpus, digest: str) -> None:
             return
         by_id = {info.run_id: info for info in saved}
         run_id = st.selectbox("Saved run", list(by_id), format_func=lambda r: by_id[r].describe(), key="saved_run")
-        st.button("Reopen this run", key="reopen_run", on_click=_reopen, args=(corpus, digest, run_id))
+        st.button("Reopen this run", key="reopen_run", on_click=_reopen, args=(digest, run_id, config.llm_model))
 
 
 # --------------------------------------------------------------------------- running
@@ -690,10 +695,11 @@ def render_explore(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
 
     st.subheader("Documents")
     sizes = {c.cluster_id: c for c in result.clusters}
-    pick = st.selectbox("Cluster", [None, *cluster_ids], key=pick_key,
+    pick = st.selectbox("Show documents of", [None, *cluster_ids], key=pick_key, disabled=bool(lassoed),
                         format_func=lambda c: "All clusters" if c is None else f"{sizes[c].name} ({sizes[c].size:,})")
     if lassoed:
-        st.text(f"{len(lassoed):,} documents selected on the map (double-click the map to clear the selection).")
+        st.text(f"{len(lassoed):,} documents selected on the map; they are listed instead of a cluster "
+                "(double-click the map, or click a row of the cluster table, to clear the selection).")
         indices: Sequence[int] = lassoed
     elif pick is None:
         indices = range(len(corpus))
@@ -818,7 +824,7 @@ def main() -> None:
         torch_ready = start_warm_up() if config.warm_up else None
         choices = render_sidebar(config)
         corpus, digest, gold, is_sample = render_corpus(config)
-        render_saved_runs(corpus, digest)
+        render_saved_runs(digest, config)
         ws = workspace_for(digest, choices)
         if torch_ready is not None:
             torch_ready.wait(timeout=120)

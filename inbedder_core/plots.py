@@ -284,7 +284,7 @@ def cluster_sankey(contingency: pd.DataFrame, *, min_count: int = 1, title: str 
                 counts.append(int(values[r, c]))
                 link_colors.append(_rgba(colors[r], 0.35))
     fig = go.Figure(go.Sankey(
-        arrangement="snap",
+        arrangement="snap", textfont=dict(color="#1a1a1a", size=12),
         node=dict(label=labels, color=colors, pad=12, thickness=14, line=dict(width=0.5, color="#555555"),
                   hovertemplate="%{label}<br>%{value} documents<extra></extra>"),
         link=dict(source=sources, target=targets, value=counts, color=link_colors,

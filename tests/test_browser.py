@@ -1,0 +1,182 @@
+"""The running app in headless Chromium: run, explore, pick a cluster, lasso, compare, download.
+
+Starts ``streamlit run app.py`` on a free loopback port with a tiny random model and a
+200-document sample, drives it with Playwright (Debian's /usr/bin/chromium; Playwright
+never downloads a browser here), and saves screenshots of the explore and compare
+views under ``tests/artifacts/``. Marked ``browser``; skipped only when Chromium or the
+``playwright`` package is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from inbedder_core.export import read_csv_export
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+N_DOCS = 200
+LONG = 240_000  # ms: first run loads the model and compiles UMAP on two shared cores
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(tiny_roberta, tmp_path):
+    """``streamlit run app.py`` on 127.0.0.1; yields its URL; stopped (then killed) at the end."""
+    port = _free_port()
+    env = dict(os.environ, INBEDDER_MODEL=str(tiny_roberta), INBEDDER_CACHE_DIR=str(tmp_path / "cache"),
+               INBEDDER_SAMPLE_ROWS=str(N_DOCS), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        env.pop(name, None)
+    log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+         "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, (tmp_path / "streamlit.log").read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "streamlit did not start in 120 s"
+            time.sleep(0.5)
+        yield url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        log.close()
+
+
+@pytest.fixture
+def page():
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is missing: apt-get install -y chromium")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(accept_downloads=True, viewport={"width": 1500, "height": 2400})
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()
+
+
+def _no_exception_shown(page) -> None:
+    shown = page.locator('[data-testid="stException"]')
+    assert shown.count() == 0, shown.first.inner_text()
+
+
+def _settle(page) -> None:
+    """Wait until the script run is over: no running indicator, no stale (faded) element left."""
+    page.wait_for_function(
+        """() => !document.querySelector('[data-testid="stStatusWidgetRunningIcon"],'
+                 + '[data-testid="stStatusWidgetRunningManIcon"]')
+             && document.querySelectorAll('[data-stale="true"]').length === 0""", timeout=LONG)
+
+
+def _choose(page, label: str, option_index: int) -> str:
+    """Open the selectbox with this label and click its option at ``option_index``; returns the option text."""
+    combobox = page.get_by_role("combobox", name=label, exact=True)
+    combobox.click()
+    combobox.press("ArrowDown")  # opens the list
+    option = page.get_by_role("listbox").get_by_role("option").nth(option_index)
+    text = option.inner_text()
+    option.click()
+    return text
+
+
+def test_run_explore_pick_lasso_compare_and_download(server, page, tmp_path):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.goto(server)
+    page.get_by_text(f"Loaded {N_DOCS} of {N_DOCS} rows").wait_for(timeout=LONG)
+    page.get_by_label("Instructions, one per line").fill("What does the customer need?\nHow does the customer feel?")
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text(re.compile(r"^Done in ")).wait_for(timeout=LONG)
+    page.locator(".js-plotly-plot").first.wait_for(timeout=LONG)
+    page.get_by_text(f"{N_DOCS:,} documents", exact=True).wait_for(timeout=LONG)
+    _settle(page)
+    _no_exception_shown(page)
+
+    # pick a cluster: the document list shrinks to its size
+    picked = _choose(page, "Show documents of", 1)
+    size = int(re.search(r"\(([\d,]+)\)$", picked).group(1).replace(",", ""))
+    assert 0 < size < N_DOCS
+    page.get_by_text(f"{size:,} documents", exact=True).wait_for(timeout=60_000)
+    _settle(page)
+    assert page.get_by_text(f"{N_DOCS:,} documents", exact=True).count() == 0
+    _no_exception_shown(page)
+    page.screenshot(path=str(ARTIFACTS / "explore.png"), full_page=True)
+
+    # lasso the whole map: every document is listed as selected
+    plot = page.locator(".js-plotly-plot").first.locator(".nsewdrag").first
+    box = plot.bounding_box()
+    left, top = box["x"] + 3, box["y"] + 3
+    right, bottom = box["x"] + box["width"] - 3, box["y"] + box["height"] - 3
+    corners = [(left, top), (right, top), (right, bottom), (left, bottom), (left, top + 3)]
+    page.mouse.move(*corners[0])
+    page.mouse.down()
+    for x, y in corners[1:]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+    page.get_by_text(f"{N_DOCS:,} documents selected on the map", exact=False).wait_for(timeout=60_000)
+    _settle(page)
+    page.get_by_text(f"{N_DOCS:,} documents", exact=True).wait_for(timeout=60_000)
+    _no_exception_shown(page)
+
+    # compare view
+    page.get_by_text("Compare", exact=True).click()
+    page.get_by_text("All instructions: pairwise agreement").wait_for(timeout=LONG)
+    page.get_by_text("ARI (A vs B)").wait_for(timeout=LONG)
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 5", timeout=LONG)
+    _settle(page)
+    _no_exception_shown(page)
+    page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
+
+    # export: the labeled CSV downloads and parses, one row per document
+    page.get_by_text("Export", exact=True).click()
+    button = page.get_by_role("button", name="Labeled CSV")
+    button.wait_for(timeout=LONG)
+    with page.expect_download(timeout=LONG) as download_info:
+        button.click()
+    download = download_info.value
+    assert download.suggested_filename == "banking77.labeled.csv"
+    target = tmp_path / download.suggested_filename
+    download.save_as(target)
+    table = read_csv_export(target, typed=True)
+    assert len(table) == N_DOCS
+    assert {"id", "text", "intent", "answer_1", "cluster_1", "label_1", "answer_2", "cluster_2"} <= set(table.columns)
+    assert table["id"].is_unique
+    _no_exception_shown(page)
