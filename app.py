@@ -253,14 +253,15 @@ def duration(seconds: float) -> str:
 class EmbeddingProgress:
     """``progress(done, total)`` for ``Analysis.run``: a bar with documents done and time left."""
 
-    def __init__(self, bar: Any, label: str) -> None:
+    def __init__(self, bar: Any, label: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.bar = bar
         self.label = label
+        self.clock = clock
         self.start: float | None = None
         self.first_done = 0
 
     def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if self.start is None:  # the first call reports what the cache already had
             self.start, self.first_done = now, done
         text = f"{self.label}: {done:,} / {total:,} documents embedded"
@@ -517,7 +518,8 @@ def _reopen(digest: str, run_id: str, default_llm_model: str) -> None:
         st.session_state["reopen_error"] = str(error)
         return
     recorded = saved.info.settings
-    settings = AnalysisSettings(**recorded.get("analysis", {}))
+    known = {f.name for f in dataclasses.fields(AnalysisSettings)}
+    settings = AnalysisSettings(**{k: v for k, v in (recorded.get("analysis") or {}).items() if k in known})
     options = {m.model_id for m in KNOWN_MODELS} | {default_model()}
     if saved.info.model in options:
         st.session_state["model_choice"] = saved.info.model
@@ -545,11 +547,11 @@ def _reopen(digest: str, run_id: str, default_llm_model: str) -> None:
 
 def render_saved_runs(digest: str, config: AppConfig) -> None:
     saved = runs.list_runs(digest)
+    if "reopen_error" in st.session_state:
+        st.error(md_text(st.session_state.pop("reopen_error")))
     with st.expander(f"Earlier runs on this corpus ({len(saved)})", expanded=False):
         st.caption("Runs are saved on this machine and listed to anyone who loads the same documents "
                    "(runs are keyed by the corpus content, not by user).")
-        if "reopen_error" in st.session_state:
-            st.error(md_text(st.session_state.pop("reopen_error")))
         if not saved:
             st.text("No saved runs for this corpus yet.")
             return

@@ -5,8 +5,11 @@ instructions and, per instruction, the labels, raw labels, 2-D coordinates, answ
 and cluster summaries. Runs live under ``default_cache_dir() / "runs"``
 (``INBEDDER_CACHE_DIR`` moves them), one folder per corpus::
 
-    runs/<corpus hash>/<run id>/run.json      settings, instructions, summaries, answers
-    runs/<corpus hash>/<run id>/arrays.npz    labels, raw_labels, coords (no pickles)
+    runs/<corpus hash>/<run id>/run.json       what a listing shows: time, model, settings, instructions
+    runs/<corpus hash>/<run id>/results.json   per instruction: answers, cluster summaries, quality
+    runs/<corpus hash>/<run id>/arrays.npz     labels, raw_labels, coords (no pickles)
+
+Listing reads only the small ``run.json`` of each run, however large the corpus.
 
 **Who sees a run.** Runs are keyed by the corpus *content* hash (``corpus_hash``: the
 document ids and texts), not by a user or a session: whoever loads the same corpus
@@ -46,6 +49,7 @@ from .results import ClusterSummary, InstructionResult
 RUNS_SUBDIR = "runs"
 RUN_SCHEMA = "inbedder-explorer/saved-run/1"
 RUN_FILE = "run.json"
+RESULTS_FILE = "results.json"
 ARRAYS_FILE = "arrays.npz"
 
 _HASH = re.compile(r"[0-9a-f]{64}")
@@ -196,9 +200,9 @@ def save_run(
         fingerprint=to_jsonable(dict(fingerprint or {}), "fingerprint"),
         n_clusters=[sum(1 for c in r.clusters if c.cluster_id >= 0) for r in results],
     )
-    document = {
+    document = {"schema": RUN_SCHEMA, "info": info.__dict__}
+    details = {
         "schema": RUN_SCHEMA,
-        "info": info.__dict__,
         "results": [
             {
                 "instruction": r.instruction,
@@ -221,6 +225,7 @@ def save_run(
     try:
         partial.mkdir(parents=True, exist_ok=False)
         (partial / RUN_FILE).write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+        (partial / RESULTS_FILE).write_text(json.dumps(details, ensure_ascii=False), encoding="utf-8")
         with open(partial / ARRAYS_FILE, "wb") as handle:
             np.savez_compressed(handle, **arrays)
         os.replace(partial, final)
@@ -231,8 +236,8 @@ def save_run(
     return info
 
 
-def _read_document(folder: Path) -> dict[str, Any]:
-    document = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
+def _read_document(folder: Path, name: str = RUN_FILE) -> dict[str, Any]:
+    document = json.loads((folder / name).read_text(encoding="utf-8"))
     if not isinstance(document, dict) or document.get("schema") != RUN_SCHEMA:
         raise ValueError(f"not a saved run (schema {document.get('schema') if isinstance(document, dict) else None!r})")
     return document
@@ -279,11 +284,11 @@ def load_run(corpus_digest: str, run_id: str, root: str | os.PathLike[str] | Non
     if not folder.is_dir():
         raise RunError(f"no saved run {run_id!r} for this corpus; pick one from the list of earlier runs")
     try:
-        document = _read_document(folder)
-        info = _info(document["info"])
+        info = _info(_read_document(folder)["info"])
+        details = _read_document(folder, RESULTS_FILE)
         with np.load(folder / ARRAYS_FILE, allow_pickle=False) as arrays:
             results = []
-            for i, data in enumerate(document["results"]):
+            for i, data in enumerate(details["results"]):
                 answers = data["answers"]
                 results.append(InstructionResult(
                     instruction=str(data["instruction"]),

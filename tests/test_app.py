@@ -14,6 +14,7 @@ import base64
 import io
 import json
 import os
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -179,6 +180,46 @@ def assert_clean(at: AppTest) -> None:
 def as_bytes(data) -> bytes:
     value = data() if callable(data) else data
     return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+def load_app_module():
+    """app.py as a module (its ``main`` only runs under Streamlit), for its small helpers."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("inbedder_app_under_test", APP)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+class RecordingBar:
+    """Stands in for the ``st.progress`` bar: records what it is told."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, str]] = []
+
+    def progress(self, value: float, text: str) -> None:
+        self.calls.append((value, text))
+
+
+def test_embedding_progress_says_documents_done_and_time_left():
+    app = load_app_module()
+    ticks = iter([100.0, 110.0, 130.0])
+    bar = RecordingBar()
+    progress = app.EmbeddingProgress(bar, "Instruction 1 of 2", clock=lambda: next(ticks))
+    progress(100, 1000)  # 100 came from the cache, at t=100
+    progress(300, 1000)  # 200 encoded in 10 s: 700 left at 20/s
+    progress(1000, 1000)
+    assert bar.calls[0] == (0.1, "Instruction 1 of 2: 100 / 1,000 documents embedded")
+    assert bar.calls[1] == (0.3, "Instruction 1 of 2: 300 / 1,000 documents embedded, about 35 s left")
+    assert bar.calls[2] == (1.0, "Instruction 1 of 2: 1,000 / 1,000 documents embedded")
+    cached = RecordingBar()
+    app.EmbeddingProgress(cached, "Instruction 2 of 2", clock=lambda: 5.0)(1000, 1000)
+    assert cached.calls == [(1.0, "Instruction 2 of 2: 1,000 / 1,000 documents embedded (all from the cache)")]
+    assert (app.duration(0.2), app.duration(30), app.duration(180), app.duration(7200)) == ("1 s", "30 s", "3 min",
+                                                                                             "2.0 h")
+    assert app.md_text("[a](javascript:x) *b* $c$") == r"\[a\]\(javascript\:x\) \*b\* \$c\$"
 
 
 def test_opens_on_the_sample_ready_to_run(app_env):

@@ -117,6 +117,11 @@ def test_list_is_newest_first_and_skips_damaged_runs(tmp_path):
     os.remove(tmp_path / digest / ids[2] / runs.ARRAYS_FILE)
     with pytest.raises(runs.RunError, match="cannot be read"):
         runs.load_run(digest, ids[2], root=tmp_path)
+    # a listing reads only each run's small run.json, never the per-document results
+    (tmp_path / digest / ids[0] / runs.RESULTS_FILE).write_text("{damaged", encoding="utf-8")
+    assert [i.instructions[0] for i in runs.list_runs(digest, root=tmp_path)] == ["Q3", "Q2"]
+    with pytest.raises(runs.RunError, match="cannot be read"):
+        runs.load_run(digest, ids[0], root=tmp_path)
 
 
 def test_malformed_hashes_and_run_ids_are_refused(tmp_path):
