@@ -656,6 +656,11 @@ def _pick_cluster_from_table(table_key: str, pick_key: str, cluster_ids: list[in
         st.session_state[map_version_key] = st.session_state.get(map_version_key, 0) + 1  # clears a lasso
 
 
+def _bump(counter_key: str) -> None:
+    """Widget callback: a new key for a widget whose selection must be cleared (the key embeds the counter)."""
+    st.session_state[counter_key] = st.session_state.get(counter_key, 0) + 1
+
+
 def render_explore(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     results = list(ws.results.values())
     by_instruction = {r.instruction: r for r in results}
@@ -685,7 +690,9 @@ def render_explore(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     event = st.plotly_chart(fig, key=map_key, on_select="rerun", selection_mode=("lasso", "box"),
                             config={"displaylogo": False, "scrollZoom": True})
     lassoed = plots.selected_documents(fig, event.selection if event else None)
-    pick_key, table_key = f"cluster_pick_{number}", f"cluster_table_{number}"
+    table_version_key = f"cluster_table_version_{number}"
+    pick_key = f"cluster_pick_{number}"
+    table_key = f"cluster_table_{number}_{st.session_state.get(table_version_key, 0)}"
     cluster_ids = [c.cluster_id for c in result.clusters]
     st.subheader("Clusters")
     st.caption("Click a row to list its documents.")
@@ -698,6 +705,7 @@ def render_explore(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     st.subheader("Documents")
     sizes = {c.cluster_id: c for c in result.clusters}
     pick = st.selectbox("Show documents of", [None, *cluster_ids], key=pick_key, disabled=bool(lassoed),
+                        on_change=_bump, args=(table_version_key,),  # a stale row selection is cleared
                         format_func=lambda c: "All clusters" if c is None else f"{sizes[c].name} ({sizes[c].size:,})")
     if lassoed:
         st.text(f"{len(lassoed):,} documents selected on the map; they are listed instead of a cluster "

@@ -158,9 +158,9 @@ def selectbox_labelled(at: AppTest, prefix: str):
     return next(s for s in at.selectbox if s.label.startswith(prefix))
 
 
-def frame_by_key(at: AppTest, key: str) -> pd.DataFrame:
-    """A selectable dataframe, by its key (display-only dataframes carry no key)."""
-    return next(d for d in at.dataframe if d.key == key).value
+def frame_by_key(at: AppTest, prefix: str) -> pd.DataFrame:
+    """A selectable dataframe, by the start of its key (display-only dataframes carry no key)."""
+    return next(d for d in at.dataframe if (d.key or "").startswith(prefix)).value
 
 
 def frame_with(at: AppTest, *columns: str) -> pd.DataFrame:
@@ -272,7 +272,7 @@ def test_full_flow_upload_run_explore_compare_recluster_export(app_env, chat_ser
     # names came from the loopback LLM, with the key in the header only
     assert chat_server.requests and all(r["auth"] == f"Bearer {API_KEY}" for r in chat_server.requests)
     assert all(r["body"]["model"] == "test-namer" for r in chat_server.requests)
-    table = frame_by_key(at, "cluster_table_0")
+    table = frame_by_key(at, "cluster_table_0_")
     clustered = table[table["cluster"] >= 0]
     assert len(clustered) and clustered["named by"].eq("llm").all()
     assert clustered["name"].str.startswith("LLM topic").all()

@@ -67,7 +67,7 @@ def server(tiny_roberta, tmp_path):
                 pass
             assert time.monotonic() < deadline, "streamlit did not start in 120 s"
             time.sleep(0.5)
-        yield url
+        yield url, tmp_path / "streamlit.log"
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -118,9 +118,17 @@ def _choose(page, label: str, option_index: int) -> str:
     return text
 
 
+def _documents_listed(page) -> int:
+    """The number in the "N documents" caption above the document list."""
+    texts = page.locator('[data-testid="stCaptionContainer"]').all_inner_texts()
+    (count,) = [int(m.group(1).replace(",", "")) for t in texts if (m := re.fullmatch(r"([\d,]+) documents", t))]
+    return count
+
+
 def test_run_explore_pick_lasso_compare_and_download(server, page, tmp_path):
+    url, server_log = server
     ARTIFACTS.mkdir(exist_ok=True)
-    page.goto(server)
+    page.goto(url)
     page.get_by_text(f"Loaded {N_DOCS} of {N_DOCS} rows").wait_for(timeout=LONG)
     page.get_by_label("Instructions, one per line").fill("What does the customer need?\nHow does the customer feel?")
     page.get_by_role("button", name="Run", exact=True).click()
@@ -130,10 +138,22 @@ def test_run_explore_pick_lasso_compare_and_download(server, page, tmp_path):
     _settle(page)
     _no_exception_shown(page)
 
-    # pick a cluster: the document list shrinks to its size
+    # click the second row of the cluster table: the picker follows and the list shrinks to that cluster
+    grid = page.locator('[data-testid="stDataFrame"]').first  # the cluster table comes first
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 14, box["y"] + 35 + 35 * 1 + 17)  # header row, then the second row's checkbox
+    page.wait_for_function("""() => [...document.querySelectorAll('input[aria-label="Show documents of"]')]
+                              .some(e => e.value !== 'All clusters')""", timeout=60_000)
+    _settle(page)
+    second = page.get_by_role("combobox", name="Show documents of", exact=True).input_value()
+    second_size = int(re.search(r"\(([\d,]+)\)$", second).group(1).replace(",", ""))
+    assert _documents_listed(page) == second_size
+
+    # pick the largest cluster in the picker instead
     picked = _choose(page, "Show documents of", 1)
     size = int(re.search(r"\(([\d,]+)\)$", picked).group(1).replace(",", ""))
-    assert 0 < size < N_DOCS
+    assert second_size <= size < N_DOCS and picked != second
     page.get_by_text(f"{size:,} documents", exact=True).wait_for(timeout=60_000)
     _settle(page)
     assert page.get_by_text(f"{N_DOCS:,} documents", exact=True).count() == 0
@@ -180,3 +200,4 @@ def test_run_explore_pick_lasso_compare_and_download(server, page, tmp_path):
     assert {"id", "text", "intent", "answer_1", "cluster_1", "label_1", "answer_2", "cluster_2"} <= set(table.columns)
     assert table["id"].is_unique
     _no_exception_shown(page)
+    assert "Traceback" not in server_log.read_text(), server_log.read_text()[-3000:]
