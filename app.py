@@ -462,7 +462,7 @@ def _load(source_key: str, data: bytes, name: str, text_column: str | None,
     if key not in memo:
         corpus = load_corpus(data, name=name, text_column=text_column, max_bytes=config.max_bytes,
                              max_rows=config.max_rows)
-        if len(memo) >= 4:
+        if len(memo) >= 3:
             memo.pop(next(iter(memo)))
         memo[key] = (corpus, runs.corpus_hash(corpus))
     return memo[key]
@@ -674,8 +674,12 @@ def render_explore(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     metrics[2].metric("Noise", f"{100 * float(quality.get('noise_share') or 0):.1f}%")
     silhouette = quality.get("silhouette")
     metrics[3].metric("Silhouette", "n/a" if silhouette is None else f"{float(silhouette):.2f}")
-    for error in quality.get("naming_errors") or []:  # type: ignore[union-attr]
-        st.warning("Cluster naming: " + md_text(error))
+    naming_errors = list(quality.get("naming_errors") or [])  # type: ignore[call-overload]
+    if naming_errors:
+        st.warning(f"The LLM could not name every cluster ({len(naming_errors)} problem(s)); keyword names are "
+                   "shown where it failed. Check the endpoint, model and key in the sidebar, then Apply.")
+        with st.expander("Naming problems"):
+            st.text("\n".join(map(str, naming_errors)))
 
     columns = [c for c in map(str, corpus.table.columns) if c != corpus.text_column]
     colour_options: list[str | None] = [None, *([gold] if gold else []), *[c for c in columns if c != gold]]

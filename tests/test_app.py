@@ -38,7 +38,8 @@ RUN_TIMEOUT = 300
 class ChatServer:
     """A tiny OpenAI-compatible chat-completions server: every reply names a cluster."""
 
-    def __init__(self) -> None:
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
         self.requests: list[dict] = []
         self.lock = threading.Lock()
         server = self
@@ -53,6 +54,16 @@ class ChatServer:
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     self.send_response(404)
                     self.end_headers()
+                    return
+                if server.status != 200:  # an error that echoes the key, as some providers do
+                    given = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                    data = json.dumps({"error": {"message": f"Incorrect API key provided: {given}",
+                                                 "type": "invalid_request_error", "code": "invalid_api_key"}}).encode()
+                    self.send_response(server.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
                     return
                 content = json.dumps({"name": f"LLM topic {number}", "description": f"Described by the LLM {number}."})
                 reply = {
@@ -367,6 +378,23 @@ def test_full_flow_upload_run_explore_compare_recluster_export(app_env, chat_ser
     assert page.lstrip().lower().startswith("<!doctype html>") and "Plotly.newPlot" in page
     assert "<script>alert(1)" not in page
     assert API_KEY not in displayed(at)
+
+
+def test_rejected_key_falls_back_to_keyword_names_without_showing_the_key(app_env):
+    with ChatServer(status=401) as server:
+        app_env.setenv("OPENAI_API_KEY", API_KEY)
+        app_env.setenv("OPENAI_BASE_URL", server.url)
+        at = AppTest.from_file(APP, default_timeout=60).run()
+        at.button(key="run").click()
+        at.run(timeout=RUN_TIMEOUT)
+        assert not at.exception and not at.error
+        assert len(server.requests) == 1  # a rejected key stops at once: no retries, no other cluster sent
+    warning = at.warning[0].value
+    assert "could not name every cluster" in warning
+    table = frame_by_key(at, "cluster_table_0_")
+    assert table.loc[table["cluster"] >= 0, "named by"].eq("keywords").all()
+    assert API_KEY not in displayed(at)
+    assert "Incorrect API key" in displayed(at)  # the reason is shown, scrubbed
 
 
 def test_malformed_uploads_show_a_clear_error_and_no_exception(app_env):
