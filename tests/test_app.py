@@ -214,6 +214,17 @@ class RecordingBar:
         self.calls.append((value, text))
 
 
+def apply_settings(at: AppTest, **values):
+    """Set sidebar settings (number inputs, or the algorithm radio), press Apply; returns the workspace."""
+    for key, value in values.items():
+        widget = at.radio(key=key) if key == "algorithm" else at.number_input(key=key)
+        widget.set_value(value)
+    at.button(key="apply_settings").click()
+    at.run(timeout=RUN_TIMEOUT)
+    assert_clean(at)
+    return at.session_state["workspace"]
+
+
 def test_embedding_progress_says_documents_done_and_time_left():
     app = load_app_module()
     ticks = iter([100.0, 110.0, 130.0])
@@ -338,19 +349,10 @@ def test_full_flow_upload_run_explore_compare_recluster_export(app_env, chat_ser
 
     # re-cluster from the sidebar: no new embeddings, a new saved run
     saved_before = len(runs.list_runs(ws.corpus_hash))
-    at.number_input(key="min_cluster_size").set_value(15)
-    at.button(key="apply_settings").click()
-    at.run(timeout=RUN_TIMEOUT)
-    assert_clean(at)
-    ws = at.session_state["workspace"]
+    ws = apply_settings(at, min_cluster_size=15)
     assert ws.analysis.n_embeddings_ == 2 and ws.settings.min_cluster_size == 15
     assert len(runs.list_runs(ws.corpus_hash)) == saved_before + 1
-    at.radio(key="algorithm").set_value("KMeans")
-    at.number_input(key="k").set_value(4)
-    at.button(key="apply_settings").click()
-    at.run(timeout=RUN_TIMEOUT)
-    assert_clean(at)
-    ws = at.session_state["workspace"]
+    ws = apply_settings(at, algorithm="KMeans", k=4)
     assert ws.analysis.n_embeddings_ == 2 and ws.settings.k == 4
     assert all(sorted(set(r.labels.tolist())) == [0, 1, 2, 3] for r in ws.results.values())
 
