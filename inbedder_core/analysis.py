@@ -164,7 +164,7 @@ class Analysis:
         quality = dict(outcome.quality)
         errors = list(getattr(self.labeler, "errors_", []) or [])
         if errors:
-            quality["naming_errors"] = errors  # type: ignore[assignment]
+            quality["naming_errors"] = errors
         return InstructionResult(instruction=instruction, answers=encoding.answers, labels=outcome.labels,
                                  raw_labels=outcome.raw_labels, coords=coords, clusters=summaries,
                                  quality=quality, timings=timings)

@@ -244,7 +244,7 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
         reporter.note(f"instruction {number}: {quality.get('n_clusters')} clusters, "
                       f"noise {100 * float(quality.get('noise_share') or 0):.1f}%: "
                       + "; ".join(c.name for c in result.clusters[:5]))
-        for error in quality.get("naming_errors") or []:  # type: ignore[union-attr]
+        for error in quality.get("naming_errors") or []:
             reporter.note(f"naming: {error}")
     comparisons = None
     if len(results) > 1:

@@ -7,7 +7,7 @@ documents that HDBSCAN left unclustered.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -61,7 +61,7 @@ class InstructionResult:
             (equal to ``labels`` when noise is kept).
         coords: ``float32 (n_docs, 2)``, the 2-D map.
         clusters: one summary per cluster id, noise included when present.
-        quality: figures such as ``n_clusters``, ``noise_share``, ``silhouette``.
+        quality: ``clustering_quality`` figures (``n_clusters``, ``noise_share``, ``silhouette``, ``notes``...).
         timings: seconds per stage.
     """
 
@@ -71,7 +71,7 @@ class InstructionResult:
     raw_labels: np.ndarray
     coords: np.ndarray
     clusters: list[ClusterSummary]
-    quality: dict[str, float | int | None] = field(default_factory=dict)
+    quality: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
     def cluster(self, cluster_id: int) -> ClusterSummary:
