@@ -349,6 +349,24 @@ def cluster_frame(result: InstructionResult) -> pd.DataFrame:
     })
 
 
+def kept(widget: Callable[..., Any], label: str, *args: Any, key: str, options: Sequence[Any] | None = None,
+         **kwargs: Any) -> Any:
+    """``widget(label, *args, key=key, **kwargs)`` whose value survives views that do not render it.
+
+    Streamlit drops the state of a widget that a run does not draw (here: the views not
+    shown); a shadow copy puts the analyst's choice back when the view returns, if it is
+    still one of ``options``.
+    """
+    shadow = f"kept::{key}"
+    if key not in st.session_state and shadow in st.session_state and (
+            options is None or st.session_state[shadow] in options):
+        st.session_state[key] = st.session_state[shadow]
+        kwargs.pop("index", None)  # the restored value is the default
+    value = widget(label, *args, key=key, **kwargs)
+    st.session_state[shadow] = value
+    return value
+
+
 def short_key(*parts: Any) -> str:
     return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
@@ -653,7 +671,7 @@ def _pick_cluster_from_table(table_key: str, pick_key: str, cluster_ids: list[in
     rows = st.session_state[table_key].selection.rows
     if rows:
         st.session_state[pick_key] = cluster_ids[rows[0]]
-        st.session_state[map_version_key] = st.session_state.get(map_version_key, 0) + 1  # clears a lasso
+        _bump(map_version_key)  # clears a lasso
 
 
 def _bump(counter_key: str) -> None:
@@ -664,9 +682,10 @@ def _bump(counter_key: str) -> None:
 def render_explore(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     results = list(ws.results.values())
     by_instruction = {r.instruction: r for r in results}
-    instruction = st.selectbox("Instruction", list(by_instruction), key="explore_instruction")
+    instruction = kept(st.selectbox, "Instruction", list(by_instruction), key="explore_instruction",
+                       options=list(by_instruction))
     result = by_instruction[instruction]
-    number = results.index(result)
+    view = short_key(ws.run_id, instruction)  # widget keys of this map: fresh after every (re)computation
     quality = result.quality
     metrics = st.columns(4)
     metrics[0].metric("Documents", f"{len(corpus):,}")
@@ -683,20 +702,20 @@ def render_explore(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
 
     columns = [c for c in map(str, corpus.table.columns) if c != corpus.text_column]
     colour_options: list[str | None] = [None, *([gold] if gold else []), *[c for c in columns if c != gold]]
-    colour = st.selectbox("Colour by", colour_options, key="colour_by",
-                          format_func=lambda c: "Cluster" if c is None else (f"Gold label: {c}" if c == gold else c))
+    colour = kept(st.selectbox, "Colour by", colour_options, key="colour_by", options=colour_options,
+                  format_func=lambda c: "Cluster" if c is None else (f"Gold label: {c}" if c == gold else c))
     color_by = None if colour is None else (colour, corpus.table[colour].tolist())
     fig = plots.cluster_map(result.coords, result.labels, names_of(result), corpus.texts, answers=result.answers,
                             color_by=color_by)
-    version_key = f"map_version_{number}"
-    map_key = f"map_{number}_{short_key(colour)}_{st.session_state.get(version_key, 0)}"
+    version_key = f"map_version_{view}"
+    map_key = f"map_{view}_{short_key(colour)}_{st.session_state.get(version_key, 0)}"
     st.caption("Hover a point to read it; lasso or box-select points to list them below.")
     event = st.plotly_chart(fig, key=map_key, on_select="rerun", selection_mode=("lasso", "box"),
                             config={"displaylogo": False, "scrollZoom": True})
     lassoed = plots.selected_documents(fig, event.selection if event else None)
-    table_version_key = f"cluster_table_version_{number}"
-    pick_key = f"cluster_pick_{number}"
-    table_key = f"cluster_table_{number}_{st.session_state.get(table_version_key, 0)}"
+    table_version_key = f"cluster_table_version_{view}"
+    pick_key = f"cluster_pick_{view}"
+    table_key = f"cluster_table_{view}_{st.session_state.get(table_version_key, 0)}"
     cluster_ids = [c.cluster_id for c in result.clusters]
     st.subheader("Clusters")
     st.caption("Click a row to list its documents.")
@@ -708,9 +727,9 @@ def render_explore(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
 
     st.subheader("Documents")
     sizes = {c.cluster_id: c for c in result.clusters}
-    pick = st.selectbox("Show documents of", [None, *cluster_ids], key=pick_key, disabled=bool(lassoed),
-                        on_change=_bump, args=(table_version_key,),  # a stale row selection is cleared
-                        format_func=lambda c: "All clusters" if c is None else f"{sizes[c].name} ({sizes[c].size:,})")
+    pick = kept(st.selectbox, "Show documents of", [None, *cluster_ids], key=pick_key, options=[None, *cluster_ids],
+                disabled=bool(lassoed), on_change=_bump, args=(table_version_key,),  # clears a stale table row
+                format_func=lambda c: "All clusters" if c is None else f"{sizes[c].name} ({sizes[c].size:,})")
     if lassoed:
         st.text(f"{len(lassoed):,} documents selected on the map; they are listed instead of a cluster "
                 "(double-click the map, or click a row of the cluster table, to clear the selection).")
@@ -719,7 +738,7 @@ def render_explore(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
         indices = range(len(corpus))
     else:
         indices = [int(i) for i in (result.labels == pick).nonzero()[0]]
-    search = st.text_input("Search texts and answers", key="doc_search", placeholder="e.g. card")
+    search = kept(st.text_input, "Search texts and answers", key="doc_search", placeholder="e.g. card")
     frame = document_frame(corpus, result, indices, gold, search)
     st.caption(f"{len(frame):,} documents")
     st.dataframe(frame, hide_index=True, column_config={"text": st.column_config.TextColumn(
@@ -737,10 +756,12 @@ def render_compare(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     else:
         instructions = [r.instruction for r in results]
         left, right = st.columns(2)
-        a = left.selectbox("Instruction A", instructions, index=0, key="compare_a")
-        b = right.selectbox("Instruction B", instructions, index=1, key="compare_b")
+        with left:
+            a = kept(st.selectbox, "Instruction A", instructions, index=0, key="compare_a", options=instructions)
+        with right:
+            b = kept(st.selectbox, "Instruction B", instructions, index=1, key="compare_b", options=instructions)
         ra, rb = ws.results[a], ws.results[b]
-        search = st.text_input("Find a document to follow in both maps", key="compare_search",
+        search = kept(st.text_input, "Find a document to follow in both maps", key="compare_search",
                                placeholder="words from its text")
         needle = search.strip().lower()
         matches = [i for i, t in enumerate(corpus.texts) if not needle or needle in t.lower()]
@@ -748,8 +769,9 @@ def render_compare(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
             st.text("No document contains that text.")
             doc = None
         else:
-            doc = st.selectbox("Document", matches[:MAX_PICKABLE_DOCUMENTS], key="compare_doc",
-                               format_func=functools.partial(_document_label, corpus))
+            pickable = matches[:MAX_PICKABLE_DOCUMENTS]
+            doc = kept(st.selectbox, "Document", pickable, key="compare_doc", options=pickable,
+                        format_func=functools.partial(_document_label, corpus))
         maps = st.columns(2)
         for column, result, side in ((maps[0], ra, "A"), (maps[1], rb, "B")):
             fig = plots.cluster_map(result.coords, result.labels, names_of(result), corpus.texts,
@@ -800,7 +822,8 @@ def render_export(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
                             file_name=f"{stem}.json", mime="application/json", key="download_report",
                             on_click="ignore")
     by_instruction = {r.instruction: r for r in results}
-    chosen = st.selectbox("Map to download as a standalone HTML page", list(by_instruction), key="export_map")
+    chosen = kept(st.selectbox, "Map to download as a standalone HTML page", list(by_instruction), key="export_map",
+                  options=list(by_instruction))
     number = results.index(by_instruction[chosen]) + 1
     cols[3].download_button("Map as HTML", data=functools.partial(map_html, corpus, by_instruction[chosen]),
                             file_name=f"{stem}.map_{number}.html", mime="text/html", key="download_map",

@@ -294,7 +294,7 @@ def test_full_flow_upload_run_explore_compare_recluster_export(app_env, chat_ser
     # names came from the loopback LLM, with the key in the header only
     assert chat_server.requests and all(r["auth"] == f"Bearer {API_KEY}" for r in chat_server.requests)
     assert all(r["body"]["model"] == "test-namer" for r in chat_server.requests)
-    table = frame_by_key(at, "cluster_table_0_")
+    table = frame_by_key(at, "cluster_table_")
     clustered = table[table["cluster"] >= 0]
     assert len(clustered) and clustered["named by"].eq("llm").all()
     assert clustered["name"].str.startswith("LLM topic").all()
@@ -312,11 +312,12 @@ def test_full_flow_upload_run_explore_compare_recluster_export(app_env, chat_ser
 
     # pick a cluster: its documents, then a search inside them
     biggest = clustered.iloc[0]
-    at.selectbox(key="cluster_pick_0").set_value(int(biggest["cluster"])).run()
+    picker = next(s for s in at.selectbox if s.label == "Show documents of")
+    picker.set_value(int(biggest["cluster"])).run()
     assert_clean(at)
     documents = frame_with(at, "id", "text", "cluster")
     assert len(documents) == biggest["size"] and documents["cluster"].eq(biggest["name"]).all()
-    at.selectbox(key="cluster_pick_0").set_value(None)
+    next(s for s in at.selectbox if s.label == "Show documents of").set_value(None)
     at.text_input(key="doc_search").input("card").run()
     documents = frame_with(at, "id", "text", "cluster")
     expected = sum(1 for i, t in enumerate(ws.analysis.corpus.texts)
@@ -381,6 +382,12 @@ def test_full_flow_upload_run_explore_compare_recluster_export(app_env, chat_ser
     assert "<script>alert(1)" not in page
     assert API_KEY not in displayed(at)
 
+    # back to the map: the choices made there before visiting other views are still in place
+    at.radio(key="view").set_value("Explore").run()
+    assert_clean(at)
+    assert at.selectbox(key="colour_by").value == "intent"
+    assert at.text_input(key="doc_search").value == "card"
+
 
 def test_rejected_key_falls_back_to_keyword_names_without_showing_the_key(app_env):
     with ChatServer(status=401) as server:
@@ -393,7 +400,7 @@ def test_rejected_key_falls_back_to_keyword_names_without_showing_the_key(app_en
         assert len(server.requests) == 1  # a rejected key stops at once: no retries, no other cluster sent
     warning = at.warning[0].value
     assert "could not name every cluster" in warning
-    table = frame_by_key(at, "cluster_table_0_")
+    table = frame_by_key(at, "cluster_table_")
     assert table.loc[table["cluster"] >= 0, "named by"].eq("keywords").all()
     assert API_KEY not in displayed(at)
     assert "Incorrect API key" in displayed(at)  # the reason is shown, scrubbed
