@@ -263,6 +263,16 @@ def test_opens_on_the_sample_ready_to_run(app_env):
     assert at.info[-1].value.startswith("Run an instruction")  # nothing computed at start
 
 
+def test_api_key_from_streamlit_secrets_is_used_and_never_shown(app_env):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.secrets["OPENAI_API_KEY"] = API_KEY
+    at.run()
+    assert_clean(at)
+    assert at.radio(key="naming").value == "LLM"
+    shown = displayed(at)
+    assert "API key: read from Streamlit secrets (never shown)." in shown and API_KEY not in shown
+
+
 def test_full_flow_upload_run_explore_compare_recluster_export(app_env, chat_server, downloads, tmp_path):
     app_env.setenv("OPENAI_API_KEY", API_KEY)
     app_env.setenv("OPENAI_BASE_URL", chat_server.url)
