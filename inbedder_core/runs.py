@@ -214,7 +214,7 @@ def save_run(
             for r in results
         ],
     }
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, Any] = {}
     for i, r in enumerate(results):
         arrays[f"labels_{i}"] = np.asarray(r.labels, dtype=np.int64)
         arrays[f"raw_labels_{i}"] = np.asarray(r.raw_labels, dtype=np.int64)
