@@ -35,7 +35,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -61,7 +60,7 @@ from inbedder_core.corpus import (
 )
 from inbedder_core.encoder import Fingerprint, choose_device, load_encoder
 from inbedder_core.errors import InBedderError
-from inbedder_core.export import export_table, run_payload, summary_table, write_csv
+from inbedder_core.export import csv_bytes, export_table, run_payload, summary_table
 from inbedder_core.labeling import choose_labeler
 from inbedder_core.models import BASELINE_MODEL, KNOWN_MODELS, default_model, is_available_offline
 from inbedder_core.results import NOISE, InstructionResult
@@ -271,14 +270,6 @@ class EmbeddingProgress:
         elif self.first_done and encoded == 0 and done == total:
             text += " (all from the cache)"
         self.bar.progress(min(1.0, done / total) if total else 1.0, text=text)
-
-
-def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """``frame`` as ``export.write_csv`` writes it (the ``inbedder cluster`` format), as bytes."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "export.csv"
-        write_csv(frame, path)
-        return path.read_bytes()
 
 
 def labeled_csv(corpus: Corpus, results: Sequence[InstructionResult]) -> bytes:

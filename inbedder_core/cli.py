@@ -133,9 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_command(sub)
 
-    app = sub.add_parser("app", help="open the Streamlit app")
-    app.add_argument("streamlit_args", nargs=argparse.REMAINDER, help="passed to `streamlit run`")
-    app.set_defaults(func=cmd_app)
+    app = sub.add_parser("app", help="open the Streamlit app; other options go to `streamlit run` "
+                                     "(e.g. inbedder app --server.port 8502)")
+    app.set_defaults(func=cmd_app, streamlit_args=[])
     return parser
 
 
@@ -288,19 +288,24 @@ def cmd_models(args: argparse.Namespace, reporter: Reporter) -> int:
 
 
 def cmd_app(args: argparse.Namespace, reporter: Reporter) -> int:
-    import subprocess
-
     app = Path(__file__).resolve().parent.parent / "app.py"
     if not app.exists():
         raise InBedderError(f"app.py not found next to the package ({app}); run `streamlit run app.py` "
                             "from a checkout of the project")
     extra = [a for a in args.streamlit_args if a != "--"]
-    return subprocess.call([sys.executable, "-m", "streamlit", "run", str(app), *extra])
+    command = [sys.executable, "-m", "streamlit", "run", str(app), *extra]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, command)  # become the server, so signals reach it directly
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "app":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "app":
+        args.streamlit_args = extra
     reporter = Reporter(getattr(args, "quiet", False))
     try:
         return int(args.func(args, reporter))

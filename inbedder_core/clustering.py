@@ -116,6 +116,10 @@ def warm_up(n_points: int = 60, random_state: int = 0, approximate: bool = True)
         Seconds spent.
     """
     start = time.perf_counter()
+    try:  # torch before scipy: scipy's array-API helpers trip over a torch half-imported by another thread
+        import torch  # noqa: F401
+    except ImportError:
+        pass
     umap = _import_umap()
     rng = np.random.default_rng(random_state)
     X = rng.normal(size=(max(int(n_points), 10), 16)).astype(np.float32)

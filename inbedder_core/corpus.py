@@ -789,7 +789,10 @@ def _build_corpus(
     else:
         chosen, guess_reason = _guess_text_column(table)
         guessed = True
-        notes.append(f"text column {chosen!r} guessed: {guess_reason}; pass --text-column to choose another")
+        notes.append(
+            f"text column {chosen!r} guessed: {guess_reason}; choose another text column if this is wrong "
+            "(--text-column)"
+        )
 
     raw_texts = frame[chosen].tolist()
     skipped: dict[str, int] = {}

@@ -31,6 +31,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import io
 import json
 import math
 import os
@@ -219,6 +220,23 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike[str], *, excel: bool = F
             remove the NUL or export Parquet/JSON, which keep it); the file cannot be
             written.
     """
+    encoding = "utf-8-sig" if excel else "utf-8"
+    text = _csv_text(df)
+    with _replacing(path) as tmp:
+        with open(tmp, "w", encoding=encoding, newline="") as handle:
+            handle.write(text)
+
+
+def csv_bytes(df: pd.DataFrame, *, excel: bool = False) -> bytes:
+    """``df`` exactly as ``write_csv`` writes it, as bytes (for downloads).
+
+    Raises:
+        ExportError: as ``write_csv``.
+    """
+    return _csv_text(df).encode("utf-8-sig" if excel else "utf-8")
+
+
+def _csv_text(df: pd.DataFrame) -> str:
     if df.shape[1] == 0:
         raise ExportError("nothing to write: the table has no columns")
     header = [_cell_text(name) for name in df.columns]
@@ -239,12 +257,13 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike[str], *, excel: bool = F
                     "or export Parquet/JSON, which keep it"
                 )
         columns.append([neutralize_cell(text) for text in texts])
-    encoding = "utf-8-sig" if excel else "utf-8"
-    with _replacing(path) as tmp:
-        with open(tmp, "w", encoding=encoding, newline="") as handle:
-            writer = csv.writer(handle, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
-            writer.writerow([neutralize_cell(name) for name in header])
-            writer.writerows(zip(*columns, strict=True))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+    writer.writerow([neutralize_cell(name) for name in header])
+    writer.writerows(zip(*columns, strict=True))
+    return buffer.getvalue()
+
+
 
 
 def read_csv_export(path: str | os.PathLike[str], *, typed: bool = False) -> pd.DataFrame:

@@ -131,3 +131,8 @@ def test_cluster_with_a_tiny_inbedder_and_kmeans(small_sample, tiny_roberta, tmp
     assert len(table) == 240 and set(table["cluster_1"]) <= set(range(5))
     assert table["answer_1"].map(lambda a: isinstance(a, str)).all()
     assert "keywords (no OPENAI_API_KEY set)" in done.stderr
+
+
+def test_unknown_options_are_rejected_outside_app(small_sample, tmp_path):
+    done = inbedder("embed", str(small_sample), "-i", NEED, "--out", str(tmp_path / "x.parquet"), "--bogus")
+    assert done.returncode == 2 and "unrecognized arguments: --bogus" in done.stderr

@@ -532,3 +532,13 @@ def test_to_jsonable_rejects_unknown_types_with_their_path() -> None:
         to_jsonable({"a": [1, object()]})
     with pytest.raises(ExportError, match="JSON key"):
         to_jsonable({(1, 2): "tuple key"})
+
+
+def test_csv_bytes_are_the_bytes_write_csv_writes(tmp_path):
+    from inbedder_core.export import csv_bytes
+
+    frame = pd.DataFrame({"text": ["=1+1", "plain", "line\nbreak", "-1"], "n": [1, 2, 3, -1]})
+    for excel in (False, True):
+        path = tmp_path / f"x{excel}.csv"
+        write_csv(frame, path, excel=excel)
+        assert csv_bytes(frame, excel=excel) == path.read_bytes()

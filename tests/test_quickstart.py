@@ -17,6 +17,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -45,14 +47,19 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_the_app_command_starts_the_app(tmp_path):
+@pytest.mark.parametrize("launcher", ["readme", "inbedder app"])
+def test_the_app_command_starts_the_app(launcher, tmp_path):
     command = shlex.split(quickstart("install").split("&&")[-1])
     assert command[:3] == [".venv/bin/streamlit", "run", "app.py"]
-    streamlit = Path(sys.executable).with_name("streamlit")
+    if launcher == "readme":
+        start = [str(Path(sys.executable).with_name("streamlit")), *command[1:]]
+    else:  # the console script passes streamlit's options through
+        start = [sys.executable, "-m", "inbedder_core.cli", "app"]
     port = _free_port()
-    env = dict(os.environ, INBEDDER_CACHE_DIR=str(tmp_path), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    env = dict(os.environ, INBEDDER_CACHE_DIR=str(tmp_path), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1",
+               INBEDDER_WARM_UP="0")
     server = subprocess.Popen(
-        [str(streamlit), *command[1:], "--server.headless", "true", "--server.port", str(port),
+        [*start, "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
