@@ -8,7 +8,10 @@ and the 2-D map (in a ``ClusteringSession``), so changing ``min_cluster_size`` o
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -37,7 +40,10 @@ class AnalysisSettings:
     """The knobs of the reduce/cluster stages (scikit-learn vocabulary).
 
     ``k`` set means KMeans with ``k`` clusters, else HDBSCAN with ``min_cluster_size``
-    (``None``: ``auto_min_cluster_size``) and ``min_samples``.
+    (``None``: ``auto_min_cluster_size``) and ``min_samples`` (``None``:
+    ``min(10, min_cluster_size)``). ``min_samples`` does not follow ``min_cluster_size``
+    (HDBSCAN's own default) on purpose: with it fixed, HDBSCAN's spanning tree is reused when
+    only ``min_cluster_size`` changes, and a smaller ``min_samples`` leaves less noise.
     """
 
     n_neighbors: int = 15
@@ -58,16 +64,22 @@ class AnalysisSettings:
         return UMAPReducer(n_components=2, n_neighbors=self.n_neighbors, min_dist=self.map_min_dist,
                            metric=self.metric, random_state=self.random_state)
 
-    def clusterer(self, n_docs: int) -> HDBSCANClusterer | KMeansClusterer:
+    def clusterer(self, n_docs: int, memory: Any = None) -> HDBSCANClusterer | KMeansClusterer:
+        """The clusterer these settings describe; ``memory`` caches HDBSCAN's spanning tree."""
         if self.k is not None:
             return KMeansClusterer(k=self.k, random_state=self.random_state)
         size = self.min_cluster_size or auto_min_cluster_size(n_docs)
-        return HDBSCANClusterer(min_cluster_size=size, min_samples=self.min_samples)
+        return HDBSCANClusterer(min_cluster_size=size, min_samples=self.effective_min_samples(n_docs),
+                                memory=memory)
+
+    def effective_min_samples(self, n_docs: int) -> int:
+        return self.min_samples or min(10, self.min_cluster_size or auto_min_cluster_size(n_docs))
 
     def as_dict(self, n_docs: int) -> dict[str, Any]:
         out = asdict(self)
         if self.k is None:
             out["min_cluster_size"] = self.min_cluster_size or auto_min_cluster_size(n_docs)
+            out["min_samples"] = self.effective_min_samples(n_docs)
             out["algorithm"] = "hdbscan"
         else:
             out["algorithm"] = "kmeans"
@@ -108,6 +120,8 @@ class Analysis:
         self.answers = answers
         self.n_embeddings_ = 0
         self._states: dict[str, _InstructionState] = {}
+        self._tree_cache = tempfile.mkdtemp(prefix="inbedder-hdbscan-")  # HDBSCAN's trees, this object's only
+        weakref.finalize(self, shutil.rmtree, self._tree_cache, ignore_errors=True)
 
     def with_settings(self, **changes: Any) -> Analysis:
         """Change knobs in place (embeddings and memoised reductions are kept); returns self."""
@@ -152,7 +166,7 @@ class Analysis:
         coords = state.session.coords(map_reducer)
         timings["map"] = time.perf_counter() - start
         report("reduced with UMAP")
-        clusterer = settings.clusterer(len(self.corpus))
+        clusterer = settings.clusterer(len(self.corpus), memory=self._tree_cache)
         outcome = state.session.cluster(clusterer, assign_noise=settings.assign_noise, reducer=reducer)
         timings["cluster"] = outcome.timings.get("cluster", 0.0)
         report(f"found {outcome.quality.get('n_clusters', 0)} clusters")

@@ -501,3 +501,16 @@ def test_session_rejects_bad_embeddings_and_bad_clusterer_output():
     session = ClusteringSession(np.eye(6, dtype=np.float32), reducer=IdentityReducer())
     with pytest.raises(ClusteringError, match="clusterer labels has 5 entries"):
         session.cluster(Broken())
+
+
+def test_hdbscan_memory_reuses_the_tree_and_gives_the_same_labels(tmp_path):
+    rng = np.random.default_rng(3)
+    centers = rng.normal(size=(6, 5)) * 8
+    Z = (centers[rng.integers(0, 6, 600)] + rng.normal(size=(600, 5))).astype(np.float32)
+    cached = tmp_path / "trees"
+    for size in (10, 25, 40):
+        with_memory = HDBSCANClusterer(min_cluster_size=size, min_samples=5, memory=str(cached)).fit_predict(Z)
+        fresh = HDBSCANClusterer(min_cluster_size=size, min_samples=5).fit_predict(Z)
+        np.testing.assert_array_equal(with_memory, fresh)
+    stored = [p for p in cached.rglob("output.pkl")]
+    assert len(stored) == 1  # one spanning tree, computed once, reused for every min_cluster_size

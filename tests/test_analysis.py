@@ -1,0 +1,128 @@
+"""The pipeline: stages memoised per instruction, knobs re-cluster without re-embedding, tiny corpora."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from inbedder_core.analysis import (
+    Analysis,
+    AnalysisSettings,
+    auto_min_cluster_size,
+    compare_pair,
+    compare_results,
+    gold_scores,
+    summarize_clusters,
+)
+from inbedder_core.corpus import Corpus, LoadReport, load_corpus
+from inbedder_core.encoder import HashEncoder
+from inbedder_core.errors import InBedderError
+from inbedder_core.results import NOISE, ClusterName
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "banking77.csv"
+NEED = "What does the customer need?"
+FEEL = "How does the customer feel?"
+
+
+def make_corpus(texts: list[str]) -> Corpus:
+    table = pd.DataFrame({"text": texts})
+    return Corpus([str(i + 1) for i in range(len(texts))], list(texts), table, "text", "test",
+                  LoadReport(len(texts), len(texts)))
+
+
+@pytest.fixture(scope="module")
+def sample() -> Corpus:
+    frame = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+    keep = frame[frame["intent"].isin(sorted(frame["intent"].unique())[:6])]
+    corpus = load_corpus(keep.to_csv(index=False).encode(), name="six-intents.csv")
+    assert len(corpus) > 200
+    return corpus
+
+
+def test_run_gives_a_consistent_result(sample):
+    analysis = Analysis(sample, HashEncoder(dim=48), AnalysisSettings(random_state=0))
+    result = analysis.run(NEED)
+    n = len(sample)
+    assert result.labels.shape == (n,) and result.labels.dtype == np.int64
+    assert result.coords.shape == (n, 2) and result.coords.dtype == np.float32
+    assert sum(c.size for c in result.clusters) == n
+    assert result.answers is not None and len(result.answers) == n
+    ids = [c.cluster_id for c in result.clusters]
+    assert sorted(ids) == sorted(set(result.labels.tolist()))
+    if NOISE in ids:
+        assert ids[-1] == NOISE  # noise listed last
+    assert set(result.timings) >= {"embed", "reduce", "map", "cluster", "label"}
+    assert result.quality["n_clusters"] == len([i for i in ids if i != NOISE])
+
+
+def test_changing_knobs_reclusters_without_reembedding_or_reducing(sample):
+    encoder = HashEncoder(dim=48)
+    analysis = Analysis(sample, encoder, AnalysisSettings(random_state=0, min_cluster_size=15))
+    first = analysis.run(NEED)
+    calls = encoder.calls
+    session = analysis._states[NEED].session
+    second = analysis.with_settings(min_cluster_size=40).run(NEED)
+    third = analysis.with_settings(k=4).run(NEED)
+    assert encoder.calls == calls and analysis.n_embeddings_ == 1
+    assert session.n_reductions_ == 1 and session.n_maps_ == 1
+    np.testing.assert_array_equal(first.coords, second.coords)
+    assert set(third.labels.tolist()) <= {0, 1, 2, 3}
+    assert second.quality["n_clusters"] <= first.quality["n_clusters"]
+    analysis.with_settings(k=None, n_neighbors=5).run(NEED)
+    assert session.n_reductions_ == 2  # a UMAP knob does recompute the reduction
+
+
+def test_min_samples_is_fixed_so_hdbscan_trees_are_reused(sample):
+    settings = AnalysisSettings(min_cluster_size=30)
+    assert settings.effective_min_samples(1000) == 10
+    assert AnalysisSettings(min_cluster_size=6).effective_min_samples(1000) == 6
+    assert settings.as_dict(1000)["min_samples"] == 10
+    analysis = Analysis(sample, HashEncoder(dim=48), AnalysisSettings(random_state=0, min_cluster_size=15))
+    analysis.run(NEED)
+    analysis.with_settings(min_cluster_size=25).run(NEED)
+    assert len(list(Path(analysis._tree_cache).rglob("output.pkl"))) == 1
+
+
+def test_instructions_are_embedded_once_each_and_compared(sample):
+    encoder = HashEncoder(dim=48)
+    analysis = Analysis(sample, encoder, AnalysisSettings(random_state=0))
+    results = analysis.run_all([NEED, FEEL, NEED])
+    assert analysis.n_embeddings_ == 2
+    pairwise = compare_results(results)
+    assert pairwise.ari.shape == (3, 3)
+    assert pairwise.ari.iloc[0, 2] == pytest.approx(1.0)  # the same instruction twice agrees with itself
+    pair = compare_pair(results[0], results[1])
+    assert int(pair.contingency.to_numpy().sum()) == len(sample)
+    scores = gold_scores(results, sample.table["intent"].tolist())
+    assert [s["instruction_index"] for s in scores] == [1, 2, 3]
+    assert all(0.0 <= s["v_measure"] <= 1.0 for s in scores)
+
+
+@pytest.mark.parametrize("texts", [["only one"], ["one", "two"], ["a b", "c d", "e f"], ["same"] * 5])
+def test_tiny_and_degenerate_corpora_give_a_valid_result(texts):
+    result = Analysis(make_corpus(texts), HashEncoder(dim=8)).run(NEED)
+    assert result.labels.shape == (len(texts),) and result.coords.shape == (len(texts), 2)
+    assert np.isfinite(result.coords).all()
+    assert sum(c.size for c in result.clusters) == len(texts)
+
+
+def test_an_empty_instruction_is_a_clear_error():
+    with pytest.raises(InBedderError, match="instruction is empty"):
+        Analysis(make_corpus(["a", "b"]), HashEncoder(dim=8)).run("  ")
+
+
+def test_summaries_count_answers_and_order_noise_last():
+    labels = np.array([0, 0, 1, NOISE, 1, 1])
+    names = [ClusterName(0, "zero", "d0"), ClusterName(1, "one", "d1"), ClusterName(NOISE, "Noise", "", source="noise")]
+    answers = ["a", "a", "b", "x", "b", "c"]
+    summaries = summarize_clusters(labels, names, answers)
+    assert [s.cluster_id for s in summaries] == [1, 0, NOISE]
+    assert summaries[0].top_answers[0] == ("b", 2) and summaries[0].share == pytest.approx(0.5)
+
+
+def test_auto_min_cluster_size_scales_and_is_bounded():
+    assert auto_min_cluster_size(10) == 5 and auto_min_cluster_size(3000) == 20
+    assert auto_min_cluster_size(1_000_000) == 50
