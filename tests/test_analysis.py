@@ -126,3 +126,36 @@ def test_summaries_count_answers_and_order_noise_last():
 def test_auto_min_cluster_size_scales_and_is_bounded():
     assert auto_min_cluster_size(10) == 5 and auto_min_cluster_size(3000) == 20
     assert auto_min_cluster_size(1_000_000) == 50
+
+
+class FlakyLabeler:
+    """A deterministic labeler collaborator: fails (keyword-style fallback with errors_) the first ``fail`` calls."""
+
+    def __init__(self, fail: int) -> None:
+        self.fail = fail
+        self.calls = 0
+        self.errors_: list[str] = []
+
+    def label(self, texts, labels, answers=None, instruction=None, *, vectors=None):
+        self.calls += 1
+        failed = self.calls <= self.fail
+        self.errors_ = ["cluster 0: the endpoint answered 500"] if failed else []
+        source = "keywords" if failed else "llm"
+        return [ClusterName(int(c), f"{source} {c}", "", source=source) for c in sorted(set(labels.tolist()))]
+
+
+def test_names_are_memoised_per_labeler_and_never_after_a_failure(sample):
+    flaky = FlakyLabeler(fail=1)
+    analysis = Analysis(sample, HashEncoder(dim=48), AnalysisSettings(random_state=0), labeler=flaky)
+    first = analysis.run(NEED)
+    assert first.quality["naming_errors"] == ["cluster 0: the endpoint answered 500"]
+    second = analysis.run(NEED)  # the failure was not memoised: naming runs again, and succeeds
+    assert flaky.calls == 2 and "naming_errors" not in second.quality
+    assert all(c.source == "llm" for c in second.clusters)
+    analysis.run(NEED)
+    assert flaky.calls == 2  # a success is memoised
+    analysis.labeler = FlakyLabeler(fail=0)  # a new labeler (e.g. another endpoint) names again
+    analysis.run(NEED)
+    assert analysis.labeler.calls == 1
+    other = analysis.run(FEEL)
+    assert "naming_errors" not in other.quality

@@ -515,6 +515,17 @@ def test_run_payload_defaults_and_refuses_credentials(corpus: Corpus) -> None:
         run_payload(corpus, results, model="m", fingerprint="f", parameters={"labeler": {"apiKey": "x"}}, timings={})
 
 
+def test_data_that_mentions_passwords_is_not_mistaken_for_a_credential(corpus: Corpus) -> None:
+    asks = ["Is it about a password reset?", "Which API key or secret is mentioned?"]
+    results = [make_result(q, [0, 0, 0]) for q in asks]
+    matrix = pd.DataFrame([[1.0, 0.5], [0.5, 1.0]], index=[f"1: {asks[0]}", f"2: {asks[1]}"],
+                          columns=[f"1: {asks[0]}", f"2: {asks[1]}"])
+    payload = run_payload(corpus, results, model="m", fingerprint="f", parameters={"labeler": "keywords"},
+                          timings={}, comparisons={"ari": matrix})
+    assert [i["instruction"] for i in payload["instructions"]] == asks
+    assert payload["comparisons"]["ari"][0][f"1: {asks[0]}"] == 1.0
+
+
 def test_write_json_writes_tables_as_records(tmp_path: Path) -> None:
     frame = pd.DataFrame({"id": np.array([1, 2]), "score": [0.5, np.nan], "name": ["ü", None]})
     path = tmp_path / "table.json"

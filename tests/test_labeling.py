@@ -664,6 +664,17 @@ def test_reply_that_is_not_json_falls_back_after_retries(serve: Callable[..., Ch
     assert all(n.source == "keywords" and "not valid JSON" in (n.error or "") for n in names[1:])
 
 
+@pytest.mark.parametrize("body", ['{"id": "chatcmpl-1", "choices": [', "<html>Bad gateway</html>", "null"])
+def test_a_body_that_is_not_a_completion_falls_back_instead_of_crashing(
+    serve: Callable[..., ChatServer], body: str
+) -> None:
+    server = serve(always(Reply(status=200, body=body)))
+    labeler, _ = make_labeler(server.url, max_retries=1, max_consecutive_failures=None)
+    names = labeler.label(TEXTS, LABELS, ANSWERS, INSTRUCTION)
+    assert len(server.requests) == 6
+    assert all(n.source == "keywords" and n.error for n in names[1:])
+
+
 @pytest.mark.parametrize(
     "content",
     [
