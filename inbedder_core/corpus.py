@@ -15,6 +15,7 @@ only when a Parquet file is read.
 from __future__ import annotations
 
 import codecs
+import csv
 import io
 import json
 import math
@@ -73,6 +74,7 @@ SKIP_MISSING = "missing text (null)"
 SKIP_EMPTY = "empty text"
 SKIP_WHITESPACE = "whitespace-only text"
 SKIP_DUPLICATE = "duplicate text"
+SKIP_NUL = "text contains a NUL character (binary data?)"
 
 _GUESS_SAMPLE_ROWS = 10_000
 
@@ -570,12 +572,41 @@ def _unique_names(names: Iterable[object]) -> list[str]:
 def _read_delimited(text: str, sep: str, fmt: str, display: str, cap_rows: int) -> _Table:
     """CSV/TSV with a header row; every cell a string. Blank lines are rows (of empty cells).
 
+    Quoted fields are honoured (as pandas and spreadsheets write them). When that makes
+    fields span lines in a TSV whose every line has as many tabs as the header, the file is
+    plain TSV with stray quote characters: it is read again literally, quotes kept as text.
+    Rows whose quoted fields hold line breaks are counted in a note, so a quote left
+    unclosed never swallows rows silently.
+
     Raises:
         CorpusError: malformed (a row with more fields than the header, an unclosed
             quote), empty, header-only, or more than ``cap_rows`` rows.
     """
+    lines = _LINE_BREAK.split(re.sub(r"(\r\n|\r|\n)\Z", "", text))
+    raw = _parse_delimited(text, sep, fmt, display, cap_rows, csv.QUOTE_MINIMAL)
+    notes: list[str] = []
+    spanning = len(lines) - len(raw)
+    tabs = {line.count("\t") for line in lines if line}
+    if spanning > 0 and sep == "\t" and len(tabs) == 1 and tabs != {0}:
+        raw = _parse_delimited(text, sep, fmt, display, cap_rows, csv.QUOTE_NONE)
+        notes.append("quote characters kept as text: read as plain TSV (no quoted fields), since every line "
+                     "has the header's number of tabs")
+    elif spanning > 0:
+        notes.append(f"{len(raw) - 1:,} rows span {len(lines) - 1:,} lines: quoted fields hold {spanning:,} line "
+                     "break(s); if that is unexpected, look for a quote left unclosed")
+    if len(raw) <= 1:
+        raise _header_only(display)
+    if len(raw) - 1 > cap_rows:
+        raise _too_many_rows(display, cap_rows)
+    columns = _unique_names(raw.iloc[0].tolist())
+    frame = raw.iloc[1:].reset_index(drop=True).astype(object)
+    frame.columns = pd.Index(columns)
+    return _Table(frame=frame, string_columns=list(columns), notes=notes)
+
+
+def _parse_delimited(text: str, sep: str, fmt: str, display: str, cap_rows: int, quoting: int) -> pd.DataFrame:
     try:
-        raw = pd.read_csv(
+        return pd.read_csv(
             io.StringIO(text),
             sep=sep,
             header=None,
@@ -585,6 +616,7 @@ def _read_delimited(text: str, sep: str, fmt: str, display: str, cap_rows: int) 
             skip_blank_lines=False,
             nrows=cap_rows + 2,
             engine="c",
+            quoting=quoting,
         )
     except pd.errors.EmptyDataError:
         raise CorpusError(f"{display!r} is empty: it has no header and no rows") from None
@@ -595,14 +627,6 @@ def _read_delimited(text: str, sep: str, fmt: str, display: str, cap_rows: int) 
             'quotes or line breaks ("a, b"), or pass format= (--format) if it is not '
             f"{'comma' if sep == ',' else 'tab'}-separated"
         ) from None
-    if len(raw) <= 1:
-        raise _header_only(display)
-    if len(raw) - 1 > cap_rows:
-        raise _too_many_rows(display, cap_rows)
-    columns = _unique_names(raw.iloc[0].tolist())
-    frame = raw.iloc[1:].reset_index(drop=True).astype(object)
-    frame.columns = pd.Index(columns)
-    return _Table(frame=frame, string_columns=list(columns))
 
 
 def _read_txt(text: str, display: str, cap_rows: int) -> _Table:
@@ -779,6 +803,9 @@ def _build_corpus(
     columns = [str(c) for c in frame.columns]
     notes = list(table.notes)
     n_rows = len(frame)
+    if not columns:
+        raise CorpusError(f"{display!r} has no fields: its {n_rows:,} records are all empty; "
+                          "each record needs a text field, e.g. {\"text\": \"...\"}")
 
     if text_column is not None:
         if text_column not in columns:
@@ -806,6 +833,8 @@ def _build_corpus(
             reason = SKIP_EMPTY
         elif value.isspace():
             reason = SKIP_WHITESPACE
+        elif "\x00" in value:
+            reason = SKIP_NUL
         elif value in seen:
             if drop_duplicates:
                 reason = SKIP_DUPLICATE

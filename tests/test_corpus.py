@@ -752,3 +752,35 @@ def test_sample_banking77() -> None:
     assert corpus.ids[0] == "b77-00001"
     assert corpus.report.skipped == {}
     assert corpus.report.encoding == "utf-8"
+
+
+def test_tsv_with_stray_quotes_keeps_every_row(tmp_path: Path) -> None:
+    path = tmp_path / "stray.tsv"
+    path.write_text('text\tlabel\n"Great product\tx\nbye\ty\nlast" one\tz\nend\tw\n', encoding="utf-8")
+    corpus = load_corpus(path)
+    assert corpus.texts == ['"Great product', "bye", 'last" one', "end"]
+    assert any("quote characters kept as text" in note for note in corpus.report.notes)
+
+
+def test_csv_fields_spanning_lines_are_reported(tmp_path: Path) -> None:
+    path = tmp_path / "multi.csv"
+    path.write_text('text,label\n"two\nlines",a\nplain,b\r\n', encoding="utf-8")
+    corpus = load_corpus(path)
+    assert corpus.texts == ["two\nlines", "plain"]
+    assert any("2 rows span 3 lines" in note for note in corpus.report.notes)
+
+
+def test_jsonl_of_empty_objects_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_text("{}\n{}\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="has no fields"):
+        load_corpus(path)
+
+
+def test_texts_with_nul_characters_are_skipped_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "nul.jsonl"
+    path.write_text('{"text": "fine"}\n{"text": "bad\\u0000byte"}\n{"text": "also fine"}\n', encoding="utf-8")
+    corpus = load_corpus(path)
+    assert corpus.texts == ["fine", "also fine"]
+    assert corpus.report.skipped == {"text contains a NUL character (binary data?)": 1}
+    assert_accounted(corpus)
