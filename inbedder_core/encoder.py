@@ -66,7 +66,12 @@ class Fingerprint:
     dtype: str
 
     def digest(self) -> str:
-        payload = json.dumps(self.__dict__, sort_keys=True, ensure_ascii=False)
+        """The cache identity. A local model's revision is a hash of its files, so its path is
+        left out: the same weights under another path or a copy hit the same entries."""
+        fields = dict(self.__dict__)
+        if self.revision.startswith("sha256:"):
+            fields["model_id"] = ""
+        payload = json.dumps(fields, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -172,7 +177,7 @@ class Encoder(ABC):
             return Encoding(np.zeros((0, self.dimension), np.float32), [] if want_answers else None)
         parts = [split_pattern(self.pattern, text, instruction) for text in texts]
         order = np.argsort([-self._length(p) for p in parts], kind="stable")
-        size = batch_size or self.default_batch_size
+        size = self.default_batch_size if batch_size is None else batch_size
         if size < 1:
             raise EncodingError(f"batch_size must be at least 1, got {size}")
         vectors: list[np.ndarray] = [np.empty(0)] * total
@@ -254,13 +259,23 @@ class TransformersEncoder(Encoder):
         if pad is None:
             pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
         self.pad_token_id = int(pad)
+        self._base = model.base_model
+        import inspect
+
+        self._takes_positions = "position_ids" in inspect.signature(self._base.forward).parameters
+        # RoBERTa-style embeddings derive positions from the pad id themselves, whatever the padding side.
+        self._own_positions = hasattr(getattr(self._base, "embeddings", None), "padding_idx")
+        if not self._takes_positions and not self._own_positions:
+            self.padding_side = self.default_padding_side  # the only side its positions are right for
 
     default_padding_side = "right"
     suffix = ""
 
     @property
     def dimension(self) -> int:
-        return int(self.model.config.hidden_size)
+        config = self.model.config
+        projected = getattr(config, "word_embed_proj_dim", None)  # OPT-350m projects its output to 512
+        return int(projected) if projected else int(config.hidden_size)
 
     def _length(self, parts: PromptParts) -> int:
         return len(parts.before) + len(parts.text) + len(parts.after)
@@ -289,6 +304,16 @@ class TransformersEncoder(Encoder):
             )
         drop = set(text_positions[len(text_positions) - excess:])
         return [t for i, t in enumerate(ids) if i not in drop]
+
+    def positions(self, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``position_ids`` counted over real tokens only, so left padding does not shift positions.
+
+        Empty for models that derive positions themselves (RoBERTa) or take none (then the
+        encoder keeps its default padding side, where their own positions are right).
+        """
+        if self._own_positions or not self._takes_positions:
+            return {}
+        return {"position_ids": (mask.cumsum(dim=1) - 1).clamp(min=0)}
 
     def pad(self, rows: list[list[int]], side: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(input_ids, attention_mask)`` int64 tensors on the model's device."""
@@ -323,7 +348,6 @@ class MaskedLMEncoder(TransformersEncoder):
         self.n_masks = n_masks
         self.mask_token_id = int(tokenizer.mask_token_id)
         self.suffix = tokenizer.mask_token * n_masks
-        self._base = model.base_model
         self._head = _masked_lm_head(model)
 
     @property
@@ -348,7 +372,7 @@ class MaskedLMEncoder(TransformersEncoder):
         positions = torch.tensor([[shift[i] + p for p in self._mask_positions(r)] for i, r in enumerate(rows)],
                                  device=ids.device)
         with torch.inference_mode():
-            hidden = self._base(input_ids=ids, attention_mask=mask).last_hidden_state
+            hidden = self._base(input_ids=ids, attention_mask=mask, **self.positions(mask)).last_hidden_state
             at_masks = hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
             vectors = at_masks.float().mean(dim=1)
             decoded = None
@@ -378,16 +402,13 @@ class CausalLMEncoder(TransformersEncoder):
     def __init__(self, model: Any, tokenizer: Any, *, answer_tokens: int = 3, **kwargs: Any) -> None:
         super().__init__(model, tokenizer, **kwargs)
         self.answer_tokens = answer_tokens
-        self._base = model.base_model
 
     @property
     def pooling(self) -> str:
         return f"last-prompt-token;last-layer;max_length={self.max_length}"
 
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        position_ids = (mask.cumsum(dim=1) - 1).clamp(min=0)
-        return self._base(input_ids=ids, attention_mask=mask, position_ids=position_ids,
-                          use_cache=False).last_hidden_state
+        return self._base(input_ids=ids, attention_mask=mask, use_cache=False, **self.positions(mask)).last_hidden_state
 
     def _encode_batch(self, batch: list[PromptParts], answers: bool) -> tuple[np.ndarray, list[str] | None]:
         import torch

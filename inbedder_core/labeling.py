@@ -806,7 +806,8 @@ class LLMLabeler:
         except openai.APIStatusError as err:
             raise self._status_problem(err, base_url, messages) from None
         except (openai.APIError, ValueError) as err:  # a 200 whose body is not a completion (bad JSON, wrong shape)
-            raise _InvalidReply(f"the reply body could not be read as a chat completion ({self._detail(err)})") from None
+            detail = self._detail(err)
+            raise _InvalidReply(f"the reply body could not be read as a chat completion ({detail})") from None
         try:
             content = completion.choices[0].message.content
         except (AttributeError, IndexError, TypeError):

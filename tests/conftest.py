@@ -91,10 +91,45 @@ def tiny_opt(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     tokenizer = build_tokenizer("</s> $A")
+    # word_embed_proj_dim != hidden_size, as in OPT-350m: the output is projected to 16 dimensions
     config = OPTConfig(vocab_size=len(tokenizer), hidden_size=32, ffn_dim=48, num_hidden_layers=2,
-                       num_attention_heads=2, max_position_embeddings=256, word_embed_proj_dim=32,
+                       num_attention_heads=2, max_position_embeddings=256, word_embed_proj_dim=16,
                        pad_token_id=1, bos_token_id=2, eos_token_id=2)
     return _save(OPTForCausalLM(config).eval(), tokenizer, tmp_path_factory.mktemp("tiny-opt"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A random 2-layer BertForMaskedLM (absolute positions, no pad-derived positions)."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(0)
+    tokenizer = build_tokenizer("<s> $A </s>")
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=48, max_position_embeddings=256, pad_token_id=1)
+    return _save(BertForMaskedLM(config).eval(), tokenizer, tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bpe_roberta(tmp_path_factory) -> Path:
+    """A random RobertaForMaskedLM with a byte-level BPE tokenizer (the real checkpoints' kind), trained here."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer, processors
+    from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaForMaskedLM
+
+    torch.manual_seed(0)
+    corpus = [" ".join(WORDS), "### Input:\nmy card\n\n### Instruction:\nwhy?\n\n### Response:"] * 20
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(corpus, vocab_size=400, min_frequency=1, special_tokens=SPECIALS)
+    bpe.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    directory = tmp_path_factory.mktemp("tiny-bpe-roberta")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>",
+                                        unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
+    config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=48, max_position_embeddings=260, pad_token_id=tokenizer.pad_token_id,
+                           type_vocab_size=1)
+    return _save(RobertaForMaskedLM(config).eval(), tokenizer, directory)
 
 
 @pytest.fixture(autouse=True)

@@ -54,7 +54,8 @@ def test_output_is_float32_unit_norm_and_finite(which, roberta, causal):
     encoder = roberta if which == "roberta" else causal
     result = encoder.encode(TEXTS, FEEL)
     assert isinstance(result, Encoding)
-    assert result.embeddings.shape == (len(TEXTS), 32)
+    assert result.embeddings.shape == (len(TEXTS), encoder.dimension)
+    assert encoder.encode([], FEEL).embeddings.shape == (0, encoder.dimension)
     assert result.embeddings.dtype == np.float32
     assert np.isfinite(result.embeddings).all()
     np.testing.assert_allclose(np.linalg.norm(result.embeddings, axis=1), 1.0, atol=1e-5)
@@ -74,9 +75,9 @@ def test_same_vectors_whatever_batch_size_and_order(which, roberta, causal):
     assert shuffled.answers == [reference.answers[i] for i in perm]
 
 
-@pytest.mark.parametrize("which", ["roberta", "llama", "opt"])
-def test_left_and_right_padding_give_the_same_vectors(which, tiny_roberta, tiny_llama, tiny_opt):
-    path = {"roberta": tiny_roberta, "llama": tiny_llama, "opt": tiny_opt}[which]
+@pytest.mark.parametrize("which", ["roberta", "bert", "llama", "opt"])
+def test_left_and_right_padding_give_the_same_vectors(which, tiny_roberta, tiny_bert, tiny_llama, tiny_opt):
+    path = {"roberta": tiny_roberta, "bert": tiny_bert, "llama": tiny_llama, "opt": tiny_opt}[which]
     left = load_encoder(str(path), padding_side="left").encode(TEXTS, NEED, batch_size=4, answers=True)
     right = load_encoder(str(path), padding_side="right").encode(TEXTS, NEED, batch_size=4, answers=True)
     np.testing.assert_allclose(left.embeddings, right.embeddings, atol=1e-5)
@@ -147,6 +148,21 @@ def test_long_documents_are_truncated_in_the_text_not_the_instruction(which, tin
     assert np.isfinite(result.embeddings).all()
 
 
+def test_bpe_truncation_keeps_the_markers_and_the_instruction_whole(tiny_bpe_roberta):
+    """Byte-level BPE (the roberta/opt checkpoints' tokenizer kind): offsets cut the text only."""
+    encoder = load_encoder(str(tiny_bpe_roberta), max_length=48)
+    long_text = " ".join(["my card was stolen and not arrived"] * 30)
+    parts = split_pattern(encoder.pattern, long_text, NEED)
+    ids = encoder.tokenize(parts)
+    assert len(ids) == 48
+    decoded = encoder.tokenizer.decode(ids, skip_special_tokens=False)
+    assert decoded.startswith("<s>### Input:\nmy card")
+    assert decoded.endswith("\n\n### Instruction:\n" + NEED + "\n\n### Response:<mask><mask><mask></s>")
+    short = encoder.tokenize(split_pattern(encoder.pattern, "my card", NEED))
+    expected = "<s>" + fill_pattern(encoder.pattern, "my card", NEED) + "<mask>" * 3 + "</s>"
+    assert encoder.tokenizer.decode(short) == expected
+
+
 def test_an_instruction_longer_than_max_length_is_a_clear_error(tiny_roberta):
     encoder = load_encoder(str(tiny_roberta), max_length=16)
     with pytest.raises(EncodingError, match="shorten the instruction"):
@@ -197,6 +213,25 @@ def test_missing_directory_and_bad_options_are_clear_errors(tiny_roberta):
         load_encoder(str(tiny_roberta), device="cuda")
     with pytest.raises(ModelError, match="kind 'seq2seq'"):
         load_encoder(str(tiny_roberta), kind="seq2seq")  # type: ignore[arg-type]
+    with pytest.raises(EncodingError, match="batch_size must be at least 1, got 0"):
+        load_encoder(str(tiny_roberta)).encode(["card"], FEEL, batch_size=0)
+
+
+def test_dotted_hub_ids_are_hub_ids_not_paths():
+    from inbedder_core.models import resolve_model
+
+    resolved = resolve_model("BrandonZYW/opt-1.3b-InBedder")
+    assert (resolved.location, resolved.is_local) == ("BrandonZYW/opt-1.3b-InBedder", False)
+    with pytest.raises(ModelError, match="does not exist"):
+        resolve_model("./opt-1.3b")
+
+
+def test_a_local_model_is_keyed_by_content_not_by_path(tiny_roberta, tmp_path):
+    import shutil
+
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(tiny_roberta, copy)
+    assert load_encoder(str(copy)).fingerprint.digest() == load_encoder(str(tiny_roberta)).fingerprint.digest()
 
 
 def test_fingerprint_changes_with_pattern_and_model(tiny_roberta, tiny_llama):
