@@ -12,7 +12,7 @@ Noise (``NOISE`` = -1) needs a decision, made explicit by ``noise``:
   ARI/NMI more than under ``"separate"``);
 - ``"exclude"``: points that are noise in either labelling are dropped.
 
-The contingency table and best matches always show noise as one ``"noise"`` row/column
+The contingency table and best matches always show noise as one ``"Noise"`` row/column
 (absent under ``"exclude"``); the mode changes the scores.
 """
 
@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 import numpy as np
 
 from inbedder_core.errors import ClusteringError, EvaluationError
-from inbedder_core.results import NOISE
+from inbedder_core.results import NOISE, NOISE_NAME
 
 if TYPE_CHECKING:
     import pandas as pd
 
 NoiseMode = Literal["separate", "singletons", "exclude"]
 NOISE_MODES: tuple[str, ...] = ("separate", "singletons", "exclude")
-NOISE_LABEL = "noise"
+NOISE_LABEL = NOISE_NAME
 
 
 class ClusterMatch(NamedTuple):
@@ -54,7 +54,7 @@ class Comparison:
         nmi: normalised mutual information, in [0, 1]; NaN when no point is left.
         contingency: ``pandas.DataFrame`` of counts, rows = clusters of A, columns = clusters
             of B, labelled ``"3"`` or ``"3: Card delivery"`` when names are given, noise
-            as ``"noise"`` (last). Totals equal ``n_compared``.
+            as ``"Noise"`` (last). Totals equal ``n_compared``.
         best_matches: for each non-noise cluster of A, the cluster of B with the highest
             Jaccard index (ties: larger overlap, then smaller id), sorted by Jaccard,
             highest first.

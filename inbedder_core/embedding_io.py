@@ -18,6 +18,7 @@ import numpy as np
 from .corpus import Corpus
 from .encoder import Encoding, Fingerprint
 from .errors import ExportError
+from .export import atomic_path
 
 
 def write_embeddings(out: str | Path, corpus: Corpus, instructions: Sequence[str], results: Sequence[Encoding],
@@ -31,13 +32,19 @@ def write_embeddings(out: str | Path, corpus: Corpus, instructions: Sequence[str
     import pyarrow.parquet as pq
 
     out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ExportError(f"cannot create the folder of '{out}': {error.strerror or error}") from error
     meta = {"fingerprint": fingerprint.__dict__, "instructions": list(instructions), "source": corpus.source}
     if out.suffix.lower() == ".npy":
         if len(results) != 1:
             raise ExportError(f".npy holds one instruction, got {len(results)}; write .parquet instead")
-        np.save(out, results[0].embeddings.astype(np.float32))
+        with atomic_path(out) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, results[0].embeddings.astype(np.float32))
         sidecar = out.with_suffix(".answers.json")
-        sidecar.write_text(json.dumps({**meta, "ids": corpus.ids, "answers": results[0].answers},
+        with atomic_path(sidecar) as tmp:
+            tmp.write_text(json.dumps({**meta, "ids": corpus.ids, "answers": results[0].answers},
                                       ensure_ascii=False, indent=1), encoding="utf-8")
         return [out, sidecar]
     if out.suffix.lower() != ".parquet":
@@ -55,8 +62,8 @@ def write_embeddings(out: str | Path, corpus: Corpus, instructions: Sequence[str
         }))
     table = pa.concat_tables(tables)
     table = table.replace_schema_metadata({"inbedder": json.dumps(meta, ensure_ascii=False)})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, out)
+    with atomic_path(out) as tmp:
+        pq.write_table(table, tmp)
     return [out]
 
 

@@ -46,9 +46,9 @@ import pandas as pd
 
 from .corpus import Corpus
 from .errors import ExportError
-from .results import NOISE, ClusterSummary, InstructionResult
+from .results import NOISE, NOISE_NAME, ClusterSummary, InstructionResult
 
-NOISE_LABEL = "Noise"
+NOISE_LABEL = NOISE_NAME
 """``label_<i>`` (and the summary ``name``) of the noise bucket, cluster id -1."""
 
 INPUT_PREFIX = "input_"
@@ -222,7 +222,7 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike[str], *, excel: bool = F
     """
     encoding = "utf-8-sig" if excel else "utf-8"
     text = _csv_text(df)
-    with _replacing(path) as tmp:
+    with atomic_path(path) as tmp:
         with open(tmp, "w", encoding=encoding, newline="") as handle:
             handle.write(text)
 
@@ -342,7 +342,7 @@ def write_parquet(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
         ExportError: column names are duplicated or not strings, a column mixes types
             Parquet cannot store, or the file cannot be written.
     """
-    with _replacing(path) as tmp:
+    with atomic_path(path) as tmp:
         try:
             df.to_parquet(tmp, index=False, engine="pyarrow")
         except (ValueError, TypeError, NotImplementedError) as exc:
@@ -361,7 +361,7 @@ def write_json(payload: Any, path: str | os.PathLike[str]) -> None:
             cannot be written.
     """
     text = json.dumps(to_jsonable(payload), ensure_ascii=False, indent=2, allow_nan=False) + "\n"
-    with _replacing(path) as tmp:
+    with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
 
@@ -636,7 +636,7 @@ def _refuse_credentials(value: Any, where: str) -> None:
 
 
 @contextmanager
-def _replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success move it onto ``path``."""
     target = Path(path)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 
 from .errors import LabelingError
-from .results import NOISE, ClusterName
+from .results import NOISE, NOISE_NAME, ClusterName
 
 if TYPE_CHECKING:
     import openai
@@ -48,7 +48,6 @@ logger = logging.getLogger(__name__)
 LabelerMode = Literal["auto", "llm", "keywords"]
 LABELER_MODES: tuple[str, ...] = ("auto", "llm", "keywords")
 
-NOISE_NAME = "Unclustered"
 
 # Negations carry meaning in short answers ("not satisfied" vs "satisfied"), so they are kept
 # even though scikit-learn's English list contains them.

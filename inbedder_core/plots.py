@@ -258,7 +258,7 @@ def _rgba(hex_color: str, alpha: float) -> str:
 
 
 def _id_of(label: str) -> int:
-    """Cluster id of a contingency label (``"3"``, ``"3: name"`` or ``"noise"``)."""
+    """Cluster id of a contingency label (``"3"``, ``"3: name"`` or ``"Noise"``)."""
     head = str(label).split(":", 1)[0].strip()
     return int(head) if head.lstrip("-").isdigit() else NOISE
 

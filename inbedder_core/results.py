@@ -12,6 +12,8 @@ from typing import Any, Literal
 import numpy as np
 
 NOISE = -1
+NOISE_NAME = "Noise"
+"""What the noise bucket is called everywhere: tables, maps, exports, contingency tables."""
 
 NameSource = Literal["llm", "keywords", "noise"]
 

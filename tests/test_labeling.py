@@ -308,7 +308,7 @@ def test_noise_bucket_comes_first_with_its_own_name_and_source() -> None:
     names = KeywordLabeler().label(TEXTS, LABELS, ANSWERS)
     assert [n.cluster_id for n in names] == [NOISE, 0, 1, 2]
     noise = names[0]
-    assert noise.source == "noise" and noise.name == "Unclustered" and noise.error is None
+    assert noise.source == "noise" and noise.name == "Noise" and noise.error is None
     assert "noise" in noise.description and noise.description.startswith("2 documents")
     assert "zebra" in noise.keywords
     assert all(n.source == "keywords" for n in names[1:])

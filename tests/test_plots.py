@@ -152,7 +152,7 @@ def test_contingency_heatmap_and_sankey_show_the_table_with_escaped_names():
     assert sum(link.value) == len(a)
     labels = list(sankey.data[0].node.label)
     assert labels[: len(table.index)] == [plots.plot_text(x, plots.LABEL_CHARS) for x in table.index]
-    assert sankey.data[0].node.color[labels.index("noise")] == plots.NOISE_COLOR
+    assert sankey.data[0].node.color[labels.index("Noise")] == plots.NOISE_COLOR
     assert all(s < len(table.index) <= t for s, t in zip(link.source, link.target, strict=True))
     fewer = plots.cluster_sankey(table, min_count=2)
     assert all(v >= 2 for v in fewer.data[0].link.value)
