@@ -107,8 +107,8 @@ def instruction_columns(index: int) -> tuple[str, str, str, str]:
 def export_table(corpus: Corpus, results: Sequence[InstructionResult]) -> pd.DataFrame:
     """One row per document: every input column, then four columns per instruction.
 
-    Columns, left to right: ``doc_id`` (``corpus.ids``; only when ``corpus.table`` has no
-    ``id`` column), every column of ``corpus.table`` in its order, then for instruction
+    Columns, left to right: ``doc_id`` (``corpus.ids``; only when they are not already the
+    table's ``id`` column, e.g. no ``id`` column or one that was not unique), every column of ``corpus.table`` in its order, then for instruction
     ``i`` (1-based, in the order of ``results``) ``answer_i`` (str; all missing when
     ``answers`` is None), ``cluster_i`` (int64, -1 for noise), ``label_i`` (str, the
     cluster name, ``"Noise"`` for -1) and ``description_i`` (str).
@@ -128,7 +128,7 @@ def export_table(corpus: Corpus, results: Sequence[InstructionResult]) -> pd.Dat
             f"corpus {corpus.source!r} is inconsistent: {n_docs} texts, {len(corpus.ids)} ids and "
             f"{len(table)} table rows; they must be equal (rebuild the Corpus from its loader)"
         )
-    add_doc_id = "id" not in table.columns
+    add_doc_id = _needs_doc_id(corpus)
     renamed, _ = _plan_columns(list(table.columns), len(results), add_doc_id=add_doc_id)
 
     out = table.reset_index(drop=True).copy()
@@ -164,8 +164,14 @@ def renamed_input_columns(corpus: Corpus, n_instructions: int) -> dict[str, str]
     With one instruction, an input column ``cluster_1`` gives ``{"cluster_1": "input_cluster_1"}``.
     """
     columns = list(corpus.table.columns)
-    renamed, _ = _plan_columns(columns, n_instructions, add_doc_id="id" not in corpus.table.columns)
+    renamed, _ = _plan_columns(columns, n_instructions, add_doc_id=_needs_doc_id(corpus))
     return {str(old): str(new) for old, new in zip(columns, renamed, strict=True) if old != new}
+
+
+def _needs_doc_id(corpus: Corpus) -> bool:
+    """Whether the document ids are not already the table's ``id`` column (absent, or not unique)."""
+    table = corpus.table
+    return "id" not in table.columns or [str(v) for v in table["id"].tolist()] != list(corpus.ids)
 
 
 def summary_table(results: Sequence[InstructionResult]) -> pd.DataFrame:

@@ -211,6 +211,7 @@ def test_input_column_named_like_an_export_column_is_renamed_not_overwritten() -
 
 def test_an_id_column_means_no_doc_id() -> None:
     corpus = make_corpus(["t1", "t2"], id=["a", "b"], doc_id=["x", "y"])
+    corpus.ids = ["a", "b"]  # as load_corpus does with a unique id column
     table = export_table(corpus, [make_result("Q?", [0, 0])])
     assert list(table.columns[:3]) == ["text", "id", "doc_id"]
     assert table["doc_id"].tolist() == ["x", "y"]
@@ -553,3 +554,17 @@ def test_csv_bytes_are_the_bytes_write_csv_writes(tmp_path):
         path = tmp_path / f"x{excel}.csv"
         write_csv(frame, path, excel=excel)
         assert csv_bytes(frame, excel=excel) == path.read_bytes()
+
+
+def test_doc_id_is_added_when_the_id_column_was_not_used(tmp_path: Path) -> None:
+    from inbedder_core.corpus import load_corpus
+
+    path = tmp_path / "dup-ids.csv"
+    path.write_text("id,text\n7,alpha\n7,beta\n8,gamma\n", encoding="utf-8")
+    corpus = load_corpus(path)
+    assert corpus.ids == ["1", "2", "3"]  # the id column repeats, so row numbers are the ids
+    frame = export_table(corpus, [make_result("Q?", [0, 0, 1])])
+    assert frame["doc_id"].tolist() == ["1", "2", "3"] and frame["id"].tolist() == ["7", "7", "8"]
+    unique = tmp_path / "ids.csv"
+    unique.write_text("id,text\na,alpha\nb,beta\n", encoding="utf-8")
+    assert "doc_id" not in export_table(load_corpus(unique), [make_result("Q?", [0, 1])]).columns
