@@ -830,6 +830,7 @@ class ClusteringSession:
         embeddings: ``float32 (n, d)``; not copied when already float32 (do not mutate it).
         reducer: the clustering-space reducer; default ``UMAPReducer()`` (5-D).
         map_reducer: the 2-D map reducer; default ``UMAPReducer(n_components=2, min_dist=0.1)``.
+        shared_knn_min_points: from this many documents both UMAP fits share one neighbour graph.
 
     Attributes:
         n_reductions_: reducer fits run for ``reduced()`` (a test can check it stays 1).
@@ -845,8 +846,10 @@ class ClusteringSession:
         ClusteringError: on empty or non-finite embeddings.
     """
 
-    def __init__(self, embeddings: np.ndarray, reducer: Any = None, map_reducer: Any = None) -> None:
+    def __init__(self, embeddings: np.ndarray, reducer: Any = None, map_reducer: Any = None,
+                 shared_knn_min_points: int = SHARED_KNN_MIN_POINTS) -> None:
         self.embeddings = _as_points(embeddings)
+        self.shared_knn_min_points = shared_knn_min_points
         self.reducer = UMAPReducer() if reducer is None else reducer
         self.map_reducer = UMAPReducer(n_components=2, min_dist=0.1) if map_reducer is None else map_reducer
         self.n_reductions_ = 0
@@ -866,7 +869,7 @@ class ClusteringSession:
 
     def _knn_for(self, reducer: UMAPReducer) -> NeighborGraph | None:
         n = self.n_points
-        if n < SHARED_KNN_MIN_POINTS:
+        if n < self.shared_knn_min_points:
             return None
         umaps = [r for r in (self.reducer, self.map_reducer, reducer) if isinstance(r, UMAPReducer)]
         key = (reducer.metric, _freeze(reducer.random_state))

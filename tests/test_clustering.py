@@ -94,13 +94,13 @@ def test_configure_numba_cache_sets_the_folder_and_respects_the_user(tmp_path):
     assert out == [str(mine), str(mine)]
 
 
-def test_configure_numba_cache_default_is_under_the_user_cache(monkeypatch):
-    assert clustering.default_numba_cache_dir().parts[-2:] == ("inbedder-explorer", "numba")
-    # The function used by every umap import sets the variable when missing.
+def test_configure_numba_cache_default_is_under_the_user_cache(monkeypatch, tmp_path):
+    # The function used by every umap import sets the variable when missing, under the user cache.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
-    monkeypatch.setattr(clustering, "default_numba_cache_dir", lambda: clustering.Path(os.environ["HOME"]) / "x")
+    assert clustering.default_numba_cache_dir() == tmp_path / "inbedder-explorer" / "numba"
     assert configure_numba_cache() is not None
-    assert os.environ["NUMBA_CACHE_DIR"] == str(clustering.Path(os.environ["HOME"]) / "x")
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "inbedder-explorer" / "numba")
 
 
 def test_warm_up_compiles_umap():
@@ -445,32 +445,24 @@ def test_session_reuses_the_reduction_when_only_the_clusterer_changes(blob_data)
     assert session.n_reductions_ == 2
 
 
-@pytest.mark.filterwarnings("ignore:precomputed_knn.2.:UserWarning")  # the fake graph has no search index
-def test_session_shares_one_neighbour_graph_between_reduction_and_map(monkeypatch, blob_data):
-    """Above SHARED_KNN_MIN_POINTS both UMAP fits reuse one neighbour graph (exact, from a fake)."""
-    from sklearn.neighbors import NearestNeighbors
-
-    X, _ = blob_data
-    calls = []
-
-    def exact_knn(self, X, n_neighbors=None):
-        calls.append(n_neighbors)
-        dists, idx = NearestNeighbors(n_neighbors=n_neighbors, metric="cosine").fit(X).kneighbors(X)
-        return NeighborGraph(idx.astype(np.int32), dists.astype(np.float32))
-
-    monkeypatch.setattr(clustering, "SHARED_KNN_MIN_POINTS", 100)
-    monkeypatch.setattr(UMAPReducer, "nearest_neighbors", exact_knn)
+def test_session_shares_one_neighbour_graph_between_reduction_and_map(blob_data):
+    """Above ``shared_knn_min_points`` both UMAP fits reuse one real (NN-descent) neighbour graph."""
+    X, truth = blob_data
     session = ClusteringSession(
         X,
         reducer=UMAPReducer(n_components=5, n_neighbors=10, random_state=0),
         map_reducer=UMAPReducer(n_components=2, n_neighbors=15, min_dist=0.1, random_state=0),
+        shared_knn_min_points=100,
     )
     Z = session.reduced()
     coords = session.coords()
-    assert calls == [15] and session.n_knn_ == 1 and "knn" in session.timings_
+    assert session.n_knn_ == 1 and "knn" in session.timings_
     assert Z.shape == (300, 5) and coords.shape == (300, 2) and np.isfinite(coords).all()
-    _, truth = blob_data
     assert adjusted_rand_score(truth, session.cluster(HDBSCANClusterer(min_cluster_size=15)).labels) > 0.9
+    below = ClusteringSession(X, reducer=UMAPReducer(n_components=5, n_neighbors=10, random_state=0),
+                              shared_knn_min_points=1000)
+    below.reduced()
+    assert below.n_knn_ == 0
 
 
 def test_umap_reducer_rejects_a_neighbour_graph_of_other_data(blob_data):
