@@ -21,8 +21,9 @@ import numpy as np
 from .clustering import ClusteringSession, HDBSCANClusterer, KMeansClusterer, UMAPReducer
 from .comparison import PairwiseComparison, compare_labelings, pairwise_comparisons, score_against_gold
 from .corpus import Corpus
-from .encoder import Encoding
+from .encoder import Encoding, Fingerprint
 from .errors import InBedderError
+from .export import run_payload
 from .labeling import KeywordLabeler, top_answers
 from .results import NOISE, ClusterName, ClusterSummary, InstructionResult
 
@@ -263,3 +264,29 @@ def gold_scores(results: Sequence[InstructionResult], gold: Sequence[str]) -> li
     """V-measure, ARI, ... of each result against a gold label column, in instruction order."""
     return [{"instruction_index": i, "instruction": r.instruction, **score_against_gold(r.labels, gold)}
             for i, r in enumerate(results, start=1)]
+
+
+STAGES = ("embed", "reduce", "map", "cluster", "label")
+
+
+def run_report(corpus: Corpus, results: Sequence[InstructionResult], *, settings: AnalysisSettings, model: str,
+               fingerprint: Fingerprint | None, labeler: str, label_column: str | None = None,
+               extra_parameters: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON report of a run (``inbedder cluster``'s ``OUT.json`` and the app's download).
+
+    ``export.run_payload`` plus what both front ends add: pairwise ARI/NMI when several
+    instructions were run, scores against ``label_column`` when given, the settings as
+    used, summed per-stage timings and the encoder fingerprint.
+    """
+    comparisons = None
+    if len(results) > 1:
+        pairwise = compare_results(results)
+        comparisons = {"noise": pairwise.noise, "ari": pairwise.ari, "nmi": pairwise.nmi}
+    scores = gold_scores(results, corpus.table[label_column].tolist()) if label_column else None
+    parameters = {**settings.as_dict(len(corpus)), "labeler": labeler, "label_column": label_column,
+                  **(extra_parameters or {})}
+    timings = {stage: sum(r.timings.get(stage, 0.0) for r in results) for stage in STAGES}
+    payload = run_payload(corpus, results, model=model, fingerprint=fingerprint.digest() if fingerprint else "",
+                          parameters=parameters, timings=timings, comparisons=comparisons, gold_scores=scores)
+    payload["encoder"] = dict(fingerprint.__dict__) if fingerprint else None
+    return payload

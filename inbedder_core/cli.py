@@ -213,8 +213,8 @@ def cmd_embed(args: argparse.Namespace, reporter: Reporter) -> int:
 
 
 def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
-    from .analysis import Analysis, AnalysisSettings, compare_results, gold_scores
-    from .export import export_table, run_payload, summary_table, write_csv, write_json
+    from .analysis import Analysis, AnalysisSettings, run_report
+    from .export import export_table, summary_table, write_csv, write_json
     from .labeling import choose_labeler
 
     out = Path(args.out)
@@ -246,25 +246,16 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
                       + "; ".join(c.name for c in result.clusters[:5]))
         for error in quality.get("naming_errors") or []:
             reporter.note(f"naming: {error}")
-    comparisons = None
-    if len(results) > 1:
-        pairwise = compare_results(results)
-        comparisons = {"noise": pairwise.noise, "ari": pairwise.ari, "nmi": pairwise.nmi}
-    gold = gold_scores(results, corpus.table[args.label_column].tolist()) if args.label_column else None
-    for row in gold or []:
+    fingerprint = encoder.fingerprint
+    payload = run_report(corpus, results, settings=settings, model=fingerprint.model_id, fingerprint=fingerprint,
+                         labeler=why, label_column=args.label_column,
+                         extra_parameters={"batch_size": args.batch_size, "max_length": args.max_length})
+    for row in payload["gold_scores"] or []:
         reporter.note(f"instruction {row['instruction_index']} vs '{args.label_column}': "
                       f"V-measure {row['v_measure']:.3f}, ARI {row['ari']:.3f}")
     write_csv(export_table(corpus, results), out)
     summary_path = out.with_name(out.stem + ".clusters.csv")
     write_csv(summary_table(results), summary_path)
-    parameters = {**settings.as_dict(len(corpus)), "labeler": why, "batch_size": args.batch_size,
-                  "max_length": args.max_length, "label_column": args.label_column}
-    timings = {stage: sum(r.timings.get(stage, 0.0) for r in results)
-               for stage in ("embed", "reduce", "map", "cluster", "label")}
-    fingerprint = encoder.fingerprint
-    payload = run_payload(corpus, results, model=fingerprint.model_id, fingerprint=fingerprint.digest(),
-                          parameters=parameters, timings=timings, comparisons=comparisons, gold_scores=gold)
-    payload["encoder"] = fingerprint.__dict__
     json_path = out.with_suffix(".json")
     write_json(payload, json_path)
     reporter.note(f"wrote {out}, {summary_path} and {json_path}")
