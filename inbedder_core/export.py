@@ -110,8 +110,9 @@ def export_table(corpus: Corpus, results: Sequence[InstructionResult]) -> pd.Dat
     Columns, left to right: ``doc_id`` (``corpus.ids``; only when they are not already the
     table's ``id`` column, e.g. no ``id`` column or one that was not unique), every column of
     ``corpus.table`` in its order, then for instruction ``i`` (1-based, in the order of
-    ``results``) ``answer_i`` (str; all missing when ``answers`` is None), ``cluster_i`` (int64, -1 for noise), ``label_i`` (str, the
-    cluster name, ``"Noise"`` for -1) and ``description_i`` (str).
+    ``results``) ``answer_i`` (str; all missing when ``answers`` is None), ``cluster_i``
+    (int64, -1 for noise), ``label_i`` (str, the cluster name, ``"Noise"`` for -1) and
+    ``description_i`` (str).
 
     An input column whose name equals one of the added names is renamed by prefixing
     ``"input_"`` (repeated until unique); it keeps its position and data. Nothing is
