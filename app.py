@@ -16,13 +16,21 @@ hold no user data); everything else a user uploads or computes lives in their ow
 User text (documents, answers, cluster names, file and column names, instructions)
 is shown with ``st.text``, ``st.dataframe`` or widget options, which never interpret
 it, or escaped with ``md_text`` where Streamlit renders Markdown; figures escape it in
-``plots``. The API key is read here and handed to the labeller, never displayed.
+``plots``.
+
+Secrets: the server's API key is read here and handed to the labeller, never displayed,
+and it is only ever sent to the server-configured endpoint (``OPENAI_BASE_URL`` or
+secrets, else OpenAI's). An analyst who types another endpoint must type their own key
+too (a password field, kept in their session only), and only that key goes there;
+without one, clusters get keyword names. The configured endpoint is shown only scrubbed (``scrub_url``: no user name,
+password, query string or fragment) and is never put into a widget's value.
 
 Environment: ``INBEDDER_MODEL`` (default model), ``INBEDDER_SAMPLE_ROWS`` (use an even
 subset of the sample), ``INBEDDER_MAX_BYTES`` / ``INBEDDER_MAX_ROWS`` (upload caps),
-``INBEDDER_CACHE_DIR`` (embedding cache and saved runs), ``INBEDDER_WARM_UP=0`` (skip
-compiling UMAP at start), ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL`` /
-``INBEDDER_LLM_MODEL`` (cluster naming; the key may also come from ``st.secrets``).
+``INBEDDER_CACHE_DIR`` (embedding cache and saved runs), ``INBEDDER_MAX_RUNS`` (saved runs
+kept per corpus), ``INBEDDER_WARM_UP=0`` (skip compiling UMAP at start), ``OPENAI_API_KEY`` /
+``OPENAI_BASE_URL`` / ``INBEDDER_LLM_MODEL`` (cluster naming; the key and the endpoint may
+also come from ``st.secrets``).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 import streamlit as st
@@ -59,7 +68,7 @@ from inbedder_core.corpus import (
     load_corpus,
 )
 from inbedder_core.encoder import Fingerprint, choose_device, load_encoder
-from inbedder_core.errors import InBedderError
+from inbedder_core.errors import CorpusError, InBedderError
 from inbedder_core.export import csv_bytes, export_table, run_payload, summary_table
 from inbedder_core.labeling import choose_labeler
 from inbedder_core.models import BASELINE_MODEL, KNOWN_MODELS, default_model, is_available_offline
@@ -86,6 +95,8 @@ VIEWS = ("Explore", "Compare", "Export")
 ALGORITHMS = ("HDBSCAN", "KMeans")
 NAMING_MODES = ("LLM", "Keywords only")
 DEFAULT_LLM_MODEL = "gpt-4o-mini"
+OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
+CUSTOM_ENDPOINT_NEEDS_KEY = "a custom endpoint needs its own API key"
 MAX_INSTRUCTIONS = 8
 MAX_PICKABLE_DOCUMENTS = 500
 NO_COLUMN = "(none)"
@@ -108,6 +119,7 @@ class AppConfig:
     api_key_source: str
     warm_up: bool
     cache_dir: Path
+    max_runs: int = runs.DEFAULT_MAX_RUNS
 
 
 def _env_int(name: str, default: int | None) -> int | None:
@@ -134,7 +146,7 @@ def read_config() -> AppConfig:
     """Read the environment (and ``st.secrets`` for the API key and endpoint).
 
     Raises:
-        InBedderError: a numeric setting that is not a positive integer.
+        InBedderError: a numeric setting (``INBEDDER_MAX_RUNS`` too) that is not a positive integer.
     """
     env_key = os.environ.get("OPENAI_API_KEY", "").strip()
     secret_key = "" if env_key else _secret("OPENAI_API_KEY").strip()
@@ -149,6 +161,7 @@ def read_config() -> AppConfig:
         api_key_source="environment" if env_key else ("secrets" if secret_key else ""),
         warm_up=os.environ.get("INBEDDER_WARM_UP", "1").strip().lower() not in ("0", "false", "no", "off"),
         cache_dir=default_cache_dir(),
+        max_runs=runs.max_runs_per_corpus(),
     )
 
 
@@ -159,7 +172,8 @@ class Choices:
     model: str
     device: str
     settings: AnalysisSettings
-    naming: tuple[str, str, str]  # (mode, base URL, LLM model)
+    naming: tuple[str, str, str, str]  # (mode, typed base URL, LLM model, key_tag of the analyst's own key)
+    llm_api_key: str = field(default="", repr=False)  # the analyst's own key, for a custom endpoint
 
 
 @dataclass
@@ -170,7 +184,7 @@ class Workspace:
     model: str
     results: dict[str, InstructionResult] = field(default_factory=dict)
     settings: AnalysisSettings | None = None
-    naming: tuple[str, str, str] | None = None
+    naming: tuple[str, str, str, str] | None = None
     naming_note: str = ""
     fingerprint: dict[str, Any] = field(default_factory=dict)
     analysis: Analysis | None = None
@@ -419,7 +433,7 @@ def render_sidebar(config: AppConfig) -> Choices:
 
     defaults = {"algorithm": ALGORITHMS[0], "min_cluster_size": 0, "k": 10, "n_neighbors": 15,
                 "assign_noise": False, "naming": NAMING_MODES[0] if config.api_key else NAMING_MODES[1],
-                "llm_base_url": config.llm_base_url, "llm_model": config.llm_model}
+                "llm_base_url": "", "llm_model": config.llm_model}  # "" = the configured endpoint
     for key, value in defaults.items():
         st.session_state.setdefault(key, value)
     with sidebar.form("settings_form"):
@@ -432,15 +446,24 @@ def render_sidebar(config: AppConfig) -> Choices:
         assign_noise = st.checkbox("Assign noise to the nearest cluster", key="assign_noise")
         st.subheader("Cluster names")
         naming = st.radio("Naming", NAMING_MODES, key="naming", horizontal=True)
+        configured = configured_endpoint(config)
         base_url = st.text_input("LLM endpoint base URL", key="llm_base_url",
-                                 placeholder="https://api.openai.com/v1 (OpenAI-compatible)")
+                                 placeholder=f"{configured} (configured; type another OpenAI-compatible URL)")
+        user_key = st.text_input("API key for another endpoint", key="llm_api_key", type="password",
+                                 placeholder="only needed for an endpoint you type above")
         llm_model = st.text_input("LLM model", key="llm_model")
         if config.api_key:
             where = "the environment" if config.api_key_source == "environment" else "Streamlit secrets"
-            st.caption(f"API key: read from {where} (never shown).")
+            st.caption(f"API key: read from {where} (never shown). It is sent only to the configured "
+                       f"endpoint, {md_text(configured)}; another endpoint needs its own key.")
         else:
             st.caption("No API key: set OPENAI\\_API\\_KEY in the environment or in .streamlit/secrets.toml "
-                       "to name clusters with an LLM. Keyword names are used meanwhile.")
+                       "to name clusters with an LLM, or type an endpoint and its key above. Keyword names are "
+                       "used meanwhile.")
+        endpoint = llm_endpoint(base_url, user_key, config)
+        if naming == "LLM" and endpoint.problem == CUSTOM_ENDPOINT_NEEDS_KEY:
+            st.warning("A custom endpoint needs its own API key: the server's key is only sent to the configured "
+                       "endpoint. Type your key for it above and Apply; keyword names are used meanwhile.")
         st.form_submit_button("Apply to the current maps", key="apply_settings")
     settings = AnalysisSettings(
         n_neighbors=int(n_neighbors),
@@ -449,15 +472,81 @@ def render_sidebar(config: AppConfig) -> Choices:
         assign_noise=bool(assign_noise),
     )
     return Choices(model=model.strip(), device=device, settings=settings,
-                   naming=(naming, base_url.strip(), llm_model.strip() or config.llm_model))
+                   naming=naming_choice(naming, base_url, llm_model, user_key, config.llm_model),
+                   llm_api_key=user_key.strip())
 
 
-def make_labeler(naming: tuple[str, str, str], config: AppConfig) -> tuple[Any, str]:
-    mode, base_url, llm_model = naming
-    if mode == "LLM" and config.api_key:
-        return choose_labeler("llm", model=llm_model, api_key=config.api_key, base_url=base_url or None)
-    labeler, _ = choose_labeler("keywords")
-    return labeler, "keywords" + (" (no API key configured)" if mode == "LLM" else "")
+def naming_choice(mode: str, base_url: str, llm_model: str, user_key: str,
+                  default_llm_model: str) -> tuple[str, str, str, str]:
+    """The naming settings as compared between runs: a new endpoint, model or key re-names the clusters.
+
+    The analyst's own key enters only as ``key_tag`` (a short digest), so the tuple holds no secret.
+    """
+    key = user_key.strip()
+    return (mode, base_url.strip(), llm_model.strip() or default_llm_model,
+            short_key("llm-key", key) if key else "")
+
+
+def scrub_url(url: str) -> str:
+    """``url`` without user name, password, query string or fragment: safe to show to anyone.
+
+    A URL that cannot be parsed, or has no ``scheme://host`` part, is not shown at all.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "(the configured endpoint)"
+    if not parts.scheme or not host:
+        return "(the configured endpoint)"
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def configured_endpoint(config: AppConfig) -> str:
+    """The server-configured endpoint, scrubbed for display (OpenAI's when none is configured)."""
+    return scrub_url(config.llm_base_url) if config.llm_base_url else OPENAI_DEFAULT_URL
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where cluster names are asked for, with which key. ``problem`` says why the LLM cannot be used."""
+
+    api_key: str = field(repr=False)
+    base_url: str | None  # None: OpenAI's default endpoint
+    shown: str  # scrubbed, for messages
+    problem: str = ""
+
+
+def _same_endpoint(a: str, b: str) -> bool:
+    return a.strip().rstrip("/") == b.strip().rstrip("/")
+
+
+def llm_endpoint(typed_url: str, user_key: str, config: AppConfig) -> Endpoint:
+    """The endpoint and key for LLM naming: the server's key goes only to the configured endpoint.
+
+    An empty ``typed_url`` (or the configured URL itself) means the configured endpoint with
+    the server's key (the analyst's own key only when the server has none). Any other URL
+    gets only the analyst's own key; without one, ``problem`` is ``CUSTOM_ENDPOINT_NEEDS_KEY``.
+    """
+    typed, own = typed_url.strip(), user_key.strip()
+    configured = config.llm_base_url
+    if not typed or _same_endpoint(typed, configured or OPENAI_DEFAULT_URL):
+        key = config.api_key or own
+        return Endpoint(key, configured or None, configured_endpoint(config), "" if key else "no API key configured")
+    return Endpoint(own, typed, scrub_url(typed), "" if own else CUSTOM_ENDPOINT_NEEDS_KEY)
+
+
+def make_labeler(naming: tuple[str, str, str, str], user_key: str, config: AppConfig) -> tuple[Any, str]:
+    """The labeller for the naming settings, and a note on it (shown and saved; it holds no secret)."""
+    mode, base_url, llm_model, _ = naming
+    if mode != "LLM":
+        return choose_labeler("keywords")[0], "keywords"
+    endpoint = llm_endpoint(base_url, user_key, config)
+    if endpoint.problem:
+        return choose_labeler("keywords")[0], f"keywords ({endpoint.problem})"
+    labeler, _ = choose_labeler("llm", model=llm_model, api_key=endpoint.api_key, base_url=endpoint.base_url)
+    return labeler, f"llm ({llm_model} at {endpoint.shown})"
 
 
 # --------------------------------------------------------------------------- corpus
@@ -465,16 +554,76 @@ def make_labeler(naming: tuple[str, str, str], config: AppConfig) -> tuple[Any, 
 
 def _load(source_key: str, data: bytes, name: str, text_column: str | None,
           config: AppConfig) -> tuple[Corpus, str]:
-    """Load (or reuse from this session) a corpus and its content hash."""
+    """Load (or reuse from this session) a corpus and its content hash.
+
+    Raises:
+        CorpusError: the file, or this text column of it, cannot be loaded (remembered too,
+            so a failed guess is not read again on every rerun).
+    """
     memo: dict[tuple[str, str | None], tuple[Corpus, str]] = st.session_state.setdefault("corpora", {})
+    failed: dict[tuple[str, str | None], str] = st.session_state.setdefault("corpus_errors", {})
     key = (source_key, text_column)
+    if key in failed:
+        raise CorpusError(failed[key])
     if key not in memo:
-        corpus = load_corpus(data, name=name, text_column=text_column, max_bytes=config.max_bytes,
-                             max_rows=config.max_rows)
+        try:
+            corpus = load_corpus(data, name=name, text_column=text_column, max_bytes=config.max_bytes,
+                                 max_rows=config.max_rows)
+        except CorpusError as error:
+            if len(failed) >= 6:
+                failed.pop(next(iter(failed)))
+            failed[key] = str(error)
+            raise
         if len(memo) >= 3:
             memo.pop(next(iter(memo)))
         memo[key] = (corpus, runs.corpus_hash(corpus))
     return memo[key]
+
+
+_FORMATS = {"csv": "csv", "tsv": "tsv", "tab": "tsv", "jsonl": "jsonl", "ndjson": "jsonl", "parquet": "parquet",
+            "pq": "parquet"}
+
+
+def table_columns(data: bytes, name: str) -> list[str]:
+    """The column names of an uploaded table that has at least one data row; ``[]`` when unreadable.
+
+    Read cheaply (the header, the JSONL keys, the Parquet schema) so that a text column can be
+    chosen when loading with the guessed one failed. Only UTF-8 text is read here; TXT files have
+    one column, so they give ``[]``.
+    """
+    fmt = _FORMATS.get(Path(name).suffix.lower().lstrip("."), "")
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            meta = pq.ParquetFile(io.BytesIO(data))
+            return [str(c) for c in meta.schema_arrow.names] if meta.metadata.num_rows else []
+        if not fmt:
+            return []
+        text = data.decode("utf-8-sig")
+        if "\x00" in text:
+            return []
+        if fmt == "jsonl":
+            keys: dict[str, None] = {}
+            for line in text.splitlines():
+                record = json.loads(line) if line.strip() else None
+                if isinstance(record, dict):
+                    keys.update(dict.fromkeys(map(str, record)))
+            return list(keys)
+        head = pd.read_csv(io.StringIO(text), sep="," if fmt == "csv" else "\t", header=None, nrows=2, dtype=str,
+                           keep_default_na=False)
+    except (ValueError, OSError, ImportError):  # decoding, parsing (pandas, json, pyarrow) errors are ValueErrors
+        return []
+    return list(dict.fromkeys(map(str, head.iloc[0].tolist()))) if len(head) == 2 else []
+
+
+_CLI_COLUMN_HINT = re.compile(r"(?:choose the column holding the texts with|pass) --text-column")
+
+
+def column_hint(message: Any, hint: str = "choose another text column in the box above") -> str:
+    """A loading message with the command line's ``--text-column`` hint put in the app's words, ``hint``."""
+    text = _CLI_COLUMN_HINT.sub(hint, str(message))
+    return text.replace("(--text-column)", "(the Text column box)")
 
 
 def render_corpus(config: AppConfig) -> tuple[Corpus, str, str | None, bool]:
@@ -491,13 +640,28 @@ def render_corpus(config: AppConfig) -> tuple[Corpus, str, str | None, bool]:
     else:
         data, name, is_sample = uploaded.getvalue(), uploaded.name, False
         source_key = short_key("upload", uploaded.file_id, uploaded.name, len(data))
-    guessed, _ = _load(source_key, data, name, None, config)
-    columns = [str(c) for c in guessed.table.columns]
     left, right = st.columns(2)
-    text_column = left.selectbox("Text column", columns, index=columns.index(guessed.text_column),
-                                 key=f"text_column_{source_key}")
-    corpus, digest = _load(source_key, data, name, None if text_column == guessed.text_column else text_column,
-                           config)
+    picker = f"text_column_{source_key}"
+    try:
+        guessed, _ = _load(source_key, data, name, None, config)
+    except CorpusError as error:  # perhaps only the guessed column is unusable: let the analyst choose one
+        columns = table_columns(data, name)
+        if len(columns) < 2:
+            raise CorpusError(column_hint(error, "upload a file whose text column holds the documents")) from error
+        guessed_column = None
+        text_column = left.selectbox("Text column", columns, index=None, key=picker,
+                                     placeholder="Choose the column holding the texts")
+        if text_column is None:  # the error (shown under the picker by main) says to choose
+            raise CorpusError(column_hint(error)) from error
+    else:
+        columns = [str(c) for c in guessed.table.columns]
+        guessed_column = guessed.text_column
+        text_column = left.selectbox("Text column", columns, index=columns.index(guessed.text_column), key=picker)
+    try:
+        corpus, digest = _load(source_key, data, name, None if text_column == guessed_column else text_column,
+                               config)
+    except CorpusError as error:
+        raise CorpusError(column_hint(error)) from error
     others = [c for c in columns if c != text_column]
     gold_default = others.index(SAMPLE_GOLD_COLUMN) + 1 if is_sample and SAMPLE_GOLD_COLUMN in others else 0
     gold = right.selectbox("Gold label column (optional, for scores)", [NO_COLUMN, *others], index=gold_default,
@@ -506,7 +670,7 @@ def render_corpus(config: AppConfig) -> tuple[Corpus, str, str | None, bool]:
     st.text(summary)
     if notes:
         with st.expander("Loading details"):
-            st.text("\n".join(notes))
+            st.text(column_hint("\n".join(notes)))
     return corpus, digest, (None if gold == NO_COLUMN else gold), is_sample
 
 
@@ -545,8 +709,9 @@ def _reopen(digest: str, run_id: str, default_llm_model: str) -> None:
         st.session_state["naming"] = recorded["naming_mode"]
     if recorded.get("llm_model"):
         st.session_state["llm_model"] = recorded["llm_model"]
-    naming = (st.session_state.get("naming", NAMING_MODES[1]), str(st.session_state.get("llm_base_url", "")).strip(),
-              str(st.session_state.get("llm_model", "")).strip() or default_llm_model)
+    naming = naming_choice(str(st.session_state.get("naming", NAMING_MODES[1])),
+                           str(st.session_state.get("llm_base_url", "")), str(st.session_state.get("llm_model", "")),
+                           str(st.session_state.get("llm_api_key", "")), default_llm_model)
     st.session_state["workspace"] = Workspace(
         corpus_hash=digest, model=saved.info.model, results={r.instruction: r for r in saved.results},
         settings=settings, naming=naming, naming_note=str(recorded.get("labeler", "")),
@@ -591,7 +756,7 @@ def ensure_analysis(ws: Workspace, corpus: Corpus, choices: Choices, config: App
         ws.analysis_device = choices.device
         ws.fingerprint = dict(dataclasses.asdict(cached.fingerprint))
     ws.analysis.with_settings(**dataclasses.asdict(choices.settings))
-    labeler, ws.naming_note = make_labeler(choices.naming, config)
+    labeler, ws.naming_note = make_labeler(choices.naming, choices.llm_api_key, config)
     ws.analysis.labeler = labeler
     return ws.analysis
 
@@ -615,7 +780,8 @@ def compute(ws: Workspace, corpus: Corpus, choices: Choices, config: AppConfig, 
                             f"names by {md_text(ws.naming_note)}", state="complete", expanded=False)
     ws.results, ws.settings, ws.naming = results, choices.settings, choices.naming
     info = runs.save_run(corpus, list(results.values()), model=ws.model,
-                         settings=_settings_record(ws, choices, len(corpus)), fingerprint=ws.fingerprint)
+                         settings=_settings_record(ws, choices, len(corpus)), fingerprint=ws.fingerprint,
+                         max_runs=config.max_runs)
     ws.run_id = info.run_id
 
 

@@ -20,8 +20,15 @@ from them. Deployments that need per-user separation give each user their own
 ``INBEDDER_CACHE_DIR``. A run never holds an API key: ``save_run`` refuses settings
 whose keys look like credentials.
 
+**How many are kept.** Every save also tidies the corpus's folder: a run recorded with
+the same model, encoder fingerprint, settings and instructions as the new one is
+replaced by it (re-applying the same settings does not pile up copies), and beyond
+``max_runs`` runs per corpus (default ``DEFAULT_MAX_RUNS``, ``INBEDDER_MAX_RUNS`` to
+change) the oldest are removed.
+
 A run folder is written beside its final place and renamed in, so a listing never sees
-half a run; a folder that cannot be read is skipped by ``list_runs``.
+half a run; a run being removed is renamed out of the listing before it is deleted; a
+folder that cannot be read is skipped by ``list_runs``.
 """
 
 from __future__ import annotations
@@ -51,6 +58,9 @@ RUN_SCHEMA = "inbedder-explorer/saved-run/1"
 RUN_FILE = "run.json"
 RESULTS_FILE = "results.json"
 ARRAYS_FILE = "arrays.npz"
+MAX_RUNS_ENV = "INBEDDER_MAX_RUNS"
+DEFAULT_MAX_RUNS = 20
+"""Runs kept per corpus when neither ``max_runs=`` nor ``INBEDDER_MAX_RUNS`` says otherwise."""
 
 _HASH = re.compile(r"[0-9a-f]{64}")
 _RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}")
@@ -64,6 +74,29 @@ class RunError(ExportError):
 def runs_dir(root: str | os.PathLike[str] | None = None) -> Path:
     """The folder holding saved runs: ``root`` or ``default_cache_dir() / "runs"``."""
     return Path(root) if root is not None else default_cache_dir() / RUNS_SUBDIR
+
+
+def max_runs_per_corpus(value: int | None = None) -> int:
+    """How many runs to keep per corpus: ``value``, else ``INBEDDER_MAX_RUNS``, else ``DEFAULT_MAX_RUNS``.
+
+    Raises:
+        RunError: ``value`` or the environment variable is not a positive whole number.
+    """
+    if value is None:
+        raw = os.environ.get(MAX_RUNS_ENV, "").strip()
+        if not raw:
+            return DEFAULT_MAX_RUNS
+        try:
+            value = int(raw)
+        except ValueError:
+            raise RunError(f"{MAX_RUNS_ENV}={raw!r} is not a whole number; set it to a positive integer "
+                           f"(runs kept per corpus) or unset it for {DEFAULT_MAX_RUNS}") from None
+        where = MAX_RUNS_ENV
+    else:
+        where = "max_runs="
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise RunError(f"{where} must be a positive whole number (runs kept per corpus), got {value!r}")
+    return value
 
 
 def corpus_hash(corpus: Corpus) -> str:
@@ -86,7 +119,8 @@ class RunInfo:
     """What a listing shows of a saved run (no arrays).
 
     Attributes:
-        run_id: ``YYYYMMDDTHHMMSSZ-xxxxxxxx`` (UTC time of saving, then random hex).
+        run_id: ``YYYYMMDDTHHMMSSZ-xxxxxxxx`` (UTC time of saving, then 8 hex digits: 5 of the
+            microseconds, so ids sort by saving time, and 3 random).
         created: ISO 8601 UTC time of saving.
         corpus_hash: ``corpus_hash`` of the corpus the run was computed on.
         source: the corpus's display name (file name) when the run was saved.
@@ -173,14 +207,22 @@ def save_run(
     fingerprint: Mapping[str, Any] | None = None,
     root: str | os.PathLike[str] | None = None,
     now: dt.datetime | None = None,
+    max_runs: int | None = None,
 ) -> RunInfo:
     """Save ``results`` (computed on ``corpus``) as a new run and return its ``RunInfo``.
 
+    Then tidy the corpus's runs: earlier runs with the same model, fingerprint, settings
+    and instructions are removed (the new run replaces them), and the oldest runs
+    beyond ``max_runs`` (``None``: ``INBEDDER_MAX_RUNS``, else ``DEFAULT_MAX_RUNS``) are
+    removed. The new run is never removed.
+
     Raises:
         RunError: no results; a result whose arrays do not have one row per document;
-            a settings or fingerprint key that looks like a credential; the folder
-            cannot be written.
+            a settings or fingerprint key that looks like a credential; ``max_runs``
+            (or ``INBEDDER_MAX_RUNS``) not a positive whole number; the folder cannot
+            be written.
     """
+    limit = max_runs_per_corpus(max_runs)
     if not results:
         raise RunError("nothing to save: run at least one instruction first")
     n = len(corpus)
@@ -193,7 +235,7 @@ def save_run(
     _refuse_credentials(dict(fingerprint or {}), "fingerprint")
     stamp = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     info = RunInfo(
-        run_id=f"{stamp:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+        run_id=f"{stamp:%Y%m%dT%H%M%SZ}-{stamp.microsecond:05x}{uuid.uuid4().hex[:3]}",
         created=stamp.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         corpus_hash=corpus_hash(corpus), source=corpus.source, n_documents=n, model=str(model),
         instructions=[r.instruction for r in results], settings=to_jsonable(dict(settings), "settings"),
@@ -233,7 +275,39 @@ def save_run(
         shutil.rmtree(partial, ignore_errors=True)
         raise RunError(f"cannot save the run under '{folder}': {error.strerror or error}; "
                        "set INBEDDER_CACHE_DIR to a writable directory") from error
+    _tidy(folder, info, limit)
     return info
+
+
+def _identity(info: RunInfo) -> str:
+    """What makes two runs of one corpus the same run: model, fingerprint, settings, instructions."""
+    return json.dumps([info.model, info.fingerprint, info.settings, info.instructions], sort_keys=True,
+                      ensure_ascii=False)
+
+
+def _tidy(folder: Path, saved: RunInfo, limit: int) -> None:
+    """Remove the runs that ``saved`` replaces, then the oldest beyond ``limit`` (never ``saved``).
+
+    Only older copies are replaced: when two sessions save the same run at once, the
+    newer one is kept by both, never neither.
+    """
+    same = _identity(saved)
+    others = [info for info in list_runs(saved.corpus_hash, root=folder.parent) if info.run_id != saved.run_id]
+    doomed = [info for info in others if info.run_id < saved.run_id and _identity(info) == same]
+    remaining = [info for info in others if info not in doomed]  # newest first
+    doomed += remaining[max(0, limit - 1):]
+    for info in doomed:
+        _remove(folder, info.run_id)
+
+
+def _remove(folder: Path, run_id: str) -> None:
+    """Delete one run folder: renamed out of the listing first, so no reader sees half of it."""
+    gone = folder / f".{run_id}.{uuid.uuid4().hex[:8]}.removed"
+    try:
+        os.replace(folder / run_id, gone)
+    except OSError:  # already removed by another session, or not ours to remove
+        return
+    shutil.rmtree(gone, ignore_errors=True)
 
 
 def _read_document(folder: Path, name: str = RUN_FILE) -> dict[str, Any]:

@@ -399,6 +399,86 @@ def test_full_flow_upload_run_explore_compare_recluster_export(app_env, chat_ser
     assert at.text_input(key="doc_search").value == "card"
 
 
+USER_KEY = "sk-user-typed-9876543210-own-key"
+
+
+def auths(server: ChatServer) -> set[str]:
+    return {r["auth"] for r in server.requests}
+
+
+def test_the_servers_key_goes_only_to_the_configured_endpoint(app_env):
+    with ChatServer() as configured, ChatServer() as custom:
+        app_env.setenv("OPENAI_API_KEY", API_KEY)
+        app_env.setenv("OPENAI_BASE_URL", configured.url)
+        at = AppTest.from_file(APP, default_timeout=60).run()
+        assert_clean(at)
+        assert at.text_input(key="llm_base_url").value == ""  # the configured endpoint is no widget's value
+        assert at.text_input(key="llm_api_key").proto.type == at.text_input(key="llm_api_key").proto.PASSWORD
+        at.button(key="run").click()
+        at.run(timeout=RUN_TIMEOUT)
+        assert_clean(at)
+        assert configured.requests and auths(configured) == {f"Bearer {API_KEY}"}
+        assert at.session_state["workspace"].naming_note == f"llm (gpt-4o-mini at {configured.url})"
+        sent_to_configured = len(configured.requests)
+
+        # an analyst types another endpoint and no key: the server's key is not sent there, names are keywords
+        at.text_input(key="llm_base_url").input(custom.url)
+        ws = apply_settings(at)
+        assert custom.requests == [] and len(configured.requests) == sent_to_configured
+        assert ws.naming_note == "keywords (a custom endpoint needs its own API key)"
+        assert any("A custom endpoint needs its own API key" in w.value for w in at.sidebar.warning)
+        table = frame_by_key(at, "cluster_table_")
+        assert table.loc[table["cluster"] >= 0, "named by"].eq("keywords").all()
+
+        # with their own key, typed in the password field, the custom endpoint names the clusters
+        at.text_input(key="llm_api_key").input(USER_KEY)
+        ws = apply_settings(at)
+        assert custom.requests and auths(custom) == {f"Bearer {USER_KEY}"}
+        assert len(configured.requests) == sent_to_configured
+        assert ws.naming_note == f"llm (gpt-4o-mini at {custom.url})"
+        table = frame_by_key(at, "cluster_table_")
+        assert table.loc[table["cluster"] >= 0, "named by"].eq("llm").all()
+        assert not at.sidebar.warning
+
+        # back to the configured endpoint (empty box): the server's key goes there, the analyst's stays theirs
+        at.text_input(key="llm_base_url").input("")
+        apply_settings(at)
+        assert len(configured.requests) > sent_to_configured
+        assert auths(configured) == {f"Bearer {API_KEY}"} and auths(custom) == {f"Bearer {USER_KEY}"}
+        # neither key is shown or saved with the runs
+        assert API_KEY not in displayed(at)
+        saved = json.dumps([info.__dict__ for info in runs.list_runs(ws.corpus_hash)])
+        assert API_KEY not in saved and USER_KEY not in saved and "llm (gpt-4o-mini at" in saved
+        assert USER_KEY not in repr(at.session_state["workspace"])
+
+
+@pytest.mark.parametrize("where", ["environment", "secrets"])
+def test_the_configured_endpoint_is_shown_only_scrubbed(app_env, chat_server, where):
+    port = chat_server.httpd.server_address[1]
+    configured = f"http://user:secret@127.0.0.1:{port}/v1?api-key=zzz#frag"
+    app_env.setenv("OPENAI_API_KEY", API_KEY)  # (a key from secrets would put the word "secrets" on screen)
+    at = AppTest.from_file(APP, default_timeout=60)
+    if where == "environment":
+        app_env.setenv("OPENAI_BASE_URL", configured)
+    else:
+        at.secrets["OPENAI_BASE_URL"] = configured
+    at.run()
+    assert_clean(at)
+    shown = displayed(at)
+    assert f"http://127.0.0.1:{port}/v1 (configured" in shown  # as the placeholder of the endpoint box
+    assert "secret" not in shown and "zzz" not in shown and "frag" not in shown
+    box = at.text_input(key="llm_base_url")
+    assert box.value == "" and "secret" not in box.placeholder and "zzz" not in box.placeholder
+
+
+def test_urls_are_scrubbed_of_credentials_before_they_are_shown():
+    app = load_app_module()
+    assert app.scrub_url("https://u:p@api.example.com:8443/v1/?key=k#f") == "https://api.example.com:8443/v1/"
+    assert app.scrub_url("http://[::1]:9000/v1?token=t") == "http://[::1]:9000/v1"
+    for unsafe in ("user:pass@host/v1", "http://u:p@host:notaport/v1", "", "api.example.com/v1"):
+        assert app.scrub_url(unsafe) == "(the configured endpoint)"
+
+
 def test_rejected_key_falls_back_to_keyword_names_without_showing_the_key(app_env):
     with ChatServer(status=401) as server:
         app_env.setenv("OPENAI_API_KEY", API_KEY)
@@ -453,6 +533,53 @@ def test_other_formats_and_another_text_column(app_env):
     assert any(t.value.startswith("Loaded 2 of 2 rows from 'rows.jsonl' (column 'tag', given)") for t in at.text)
 
 
+def _reviews(fmt: str, n: int = 12) -> bytes:
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "text": [""] * n,
+                          "review_body": [f"review number {i}: the order was late" for i in range(n)]})
+    if fmt == "csv":
+        return frame.to_csv(index=False).encode("utf-8")
+    if fmt == "jsonl":
+        return frame.to_json(orient="records", lines=True).encode("utf-8")
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_an_empty_guessed_text_column_can_be_replaced_in_the_app(app_env, fmt):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.file_uploader(key="upload").set_value((f"reviews.{fmt}", _reviews(fmt), "application/octet-stream"))
+    at.run()
+    assert not at.exception
+    (error,) = at.error
+    assert "no documents left" in error.value and "'text'" in error.value
+    assert "choose another text column in the box above" in error.value and "text\\-column" not in error.value
+    picker = selectbox_labelled(at, "Text column")
+    assert picker.options == ["id", "text", "review_body"] and picker.value is None
+    assert not any(b.key == "run" for b in at.button)  # nothing to run on until a column is chosen
+
+    picker.set_value("review_body").run()
+    assert_clean(at)
+    assert any(t.value.startswith(f"Loaded 12 of 12 rows from 'reviews.{fmt}' (column 'review_body', given)")
+               for t in at.text)
+    assert at.button(key="run") is not None
+    # choosing the empty column again says so, in the app's words, and keeps the picker
+    selectbox_labelled(at, "Text column").set_value("text").run()
+    assert not at.exception
+    assert "choose another text column in the box above" in at.error[0].value and selectbox_labelled(at, "Text column")
+
+
+def test_a_single_column_without_documents_is_refused_without_cli_hints(app_env):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.file_uploader(key="upload").set_value(("blank.csv", b"text\n\n \n\n", "text/csv"))
+    at.run()
+    assert not at.exception
+    (error,) = at.error
+    assert "no documents left" in error.value and "text\\-column" not in error.value
+    assert "upload a file whose text column holds the documents" in error.value
+    assert not any(s.label == "Text column" for s in at.selectbox)
+
+
 def test_bad_setting_is_reported_not_raised(app_env):
     app_env.setenv("INBEDDER_SAMPLE_ROWS", "lots")
     at = AppTest.from_file(APP, default_timeout=60).run()
@@ -490,6 +617,13 @@ def test_sessions_are_isolated_and_saved_runs_follow_the_corpus_content(app_env)
     assert_clean(first)
     mine = first.session_state["workspace"]
     assert list(mine.results) == ["How does the customer feel?"]
+    # running the same instruction with the same settings again replaces the saved run, it does not add one
+    earlier = mine.run_id
+    first.button(key="run").click()
+    first.run(timeout=RUN_TIMEOUT)
+    assert_clean(first)
+    mine = first.session_state["workspace"]
+    assert mine.run_id != earlier and [i.run_id for i in runs.list_runs(mine.corpus_hash)] == [mine.run_id]
 
     # another session: nothing of the first in memory; the sample (other content) lists no runs
     second = AppTest.from_file(APP, default_timeout=60).run()

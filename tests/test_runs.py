@@ -147,3 +147,94 @@ def test_save_refuses_credentials_empty_runs_and_misaligned_results(tmp_path):
     assert not any(tmp_path.rglob(runs.RUN_FILE))
     # settings keys that merely contain 'token' in another sense are fine
     runs.save_run(corpus, [result], model="m", settings={"answer_tokens": 3}, root=tmp_path)
+
+
+def _day(day: int) -> dt.datetime:
+    return dt.datetime(2026, 2, day, 9, 30, tzinfo=dt.timezone.utc)
+
+
+def test_the_same_settings_and_instructions_replace_the_earlier_run(tmp_path):
+    corpus = _corpus()
+    digest = runs.corpus_hash(corpus)
+    settings = {"analysis": {"n_neighbors": 15, "k": None}, "naming_mode": "Keywords only"}
+
+    def save(instructions, day, model="m", **changes):
+        results = [_result(corpus, q, day) for q in instructions]
+        return runs.save_run(corpus, results, model=model, settings={**settings, **changes}, root=tmp_path,
+                             fingerprint={"model_id": model}, now=_day(day))
+
+    first = save(["Need?", "Feel?"], 1)
+    again = save(["Need?", "Feel?"], 2)  # Apply with nothing changed: the earlier copy goes
+    assert [i.run_id for i in runs.list_runs(digest, root=tmp_path)] == [again.run_id]
+    with pytest.raises(runs.RunError, match="no saved run"):
+        runs.load_run(digest, first.run_id, root=tmp_path)
+    saved = runs.load_run(digest, again.run_id, root=tmp_path)
+    np.testing.assert_array_equal(saved.results[0].coords, _result(corpus, "Need?", 2).coords)  # the newer results
+
+    # anything that makes a different run keeps both: settings, instructions (or their order), model
+    others = [save(["Need?", "Feel?"], 3, analysis={"n_neighbors": 30, "k": None}),
+              save(["Need?"], 4),
+              save(["Feel?", "Need?"], 5),
+              save(["Need?", "Feel?"], 6, model="other")]
+    listed = runs.list_runs(digest, root=tmp_path)
+    assert [i.run_id for i in listed] == [i.run_id for i in reversed([again, *others])]
+    # a copy stamped earlier than one already saved (two sessions saving at once) leaves the newer one alone
+    late = save(["Need?"], 1)
+    assert {i.run_id for i in runs.list_runs(digest, root=tmp_path)} == {late.run_id, *(i.run_id for i in listed)}
+    listed = runs.list_runs(digest, root=tmp_path)
+    # removal leaves nothing behind in the folder
+    assert sorted(p.name for p in (tmp_path / digest).iterdir()) == sorted(i.run_id for i in listed)
+
+
+def test_run_ids_sort_by_saving_time_within_a_second(tmp_path):
+    corpus = _corpus()
+    second = dt.datetime(2026, 3, 1, 8, 0, 0, tzinfo=dt.timezone.utc)
+    ids = [runs.save_run(corpus, [_result(corpus, f"Q{us}", 0)], model="m", settings={}, root=tmp_path,
+                         now=second.replace(microsecond=us)).run_id for us in (999_999, 5, 70_000)]
+    assert sorted(ids) == [ids[1], ids[2], ids[0]]
+    assert [i.run_id for i in runs.list_runs(runs.corpus_hash(corpus), root=tmp_path)] == [ids[0], ids[2], ids[1]]
+    # an identical run saved twice within one second: the second replaces the first
+    again = [runs.save_run(corpus, [_result(corpus, "Same?", 0)], model="m", settings={}, root=tmp_path,
+                           now=second.replace(microsecond=us)).run_id for us in (500_001, 500_002)]
+    listed = [i.run_id for i in runs.list_runs(runs.corpus_hash(corpus), root=tmp_path)]
+    assert again[1] in listed and again[0] not in listed
+
+
+def test_at_most_max_runs_per_corpus_are_kept_oldest_removed_first(tmp_path, monkeypatch):
+    corpus = _corpus()
+    other = _corpus(CSV.replace(b"refund please", b"refund now"))
+    digest = runs.corpus_hash(corpus)
+    monkeypatch.delenv(runs.MAX_RUNS_ENV, raising=False)
+    kept_elsewhere = runs.save_run(other, [_result(other, "Need?", 0)], model="m", settings={}, root=tmp_path,
+                                   now=_day(1))
+
+    def save(day, **options):
+        return runs.save_run(corpus, [_result(corpus, f"Q{day}", day)], model="m", settings={}, root=tmp_path,
+                             now=_day(day), **options)
+
+    ids = [save(day).run_id for day in range(1, 23)]  # 22 different runs; the default keeps 20
+    assert runs.DEFAULT_MAX_RUNS == 20
+    assert [i.run_id for i in runs.list_runs(digest, root=tmp_path)] == ids[::-1][:20]
+
+    monkeypatch.setenv(runs.MAX_RUNS_ENV, "3")
+    newest = save(23)
+    assert [i.run_id for i in runs.list_runs(digest, root=tmp_path)] == [newest.run_id, ids[-1], ids[-2]]
+    assert len(list((tmp_path / digest).iterdir())) == 3
+    # an explicit limit wins over the environment; the new run itself is always kept
+    last = save(24, max_runs=1)
+    assert [i.run_id for i in runs.list_runs(digest, root=tmp_path)] == [last.run_id]
+    # other corpora are never touched
+    assert [i.run_id for i in runs.list_runs(kept_elsewhere.corpus_hash, root=tmp_path)] == [kept_elsewhere.run_id]
+
+
+@pytest.mark.parametrize("raw", ["0", "-2", "many", "2.5"])
+def test_a_bad_max_runs_setting_is_refused_before_anything_is_written(tmp_path, monkeypatch, raw):
+    corpus = _corpus()
+    monkeypatch.setenv(runs.MAX_RUNS_ENV, raw)
+    with pytest.raises(runs.RunError, match=runs.MAX_RUNS_ENV):
+        runs.save_run(corpus, [_result(corpus, "Need?", 0)], model="m", settings={}, root=tmp_path)
+    assert not any(tmp_path.iterdir())
+    monkeypatch.delenv(runs.MAX_RUNS_ENV)
+    with pytest.raises(runs.RunError, match="max_runs="):
+        runs.save_run(corpus, [_result(corpus, "Need?", 0)], model="m", settings={}, root=tmp_path, max_runs=0)
+    assert runs.max_runs_per_corpus() == runs.DEFAULT_MAX_RUNS and runs.max_runs_per_corpus(5) == 5
