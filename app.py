@@ -22,7 +22,7 @@ Secrets: the server's API key is read here and handed to the labeller, never dis
 and it is only ever sent to the server-configured endpoint (``OPENAI_BASE_URL`` or
 secrets, else OpenAI's). An analyst who types another endpoint must type their own key
 too (a password field, kept in their session only), and only that key goes there;
-without one, clusters get keyword names. The configured endpoint is shown only scrubbed (``scrub_url``: no user name,
+without one, clusters get keyword names. The configured endpoint is shown only scrubbed (``display_url``: no user name,
 password, query string or fragment) and is never put into a widget's value.
 
 Environment: ``INBEDDER_MODEL`` (default model), ``INBEDDER_SAMPLE_ROWS`` (use an even
@@ -49,13 +49,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 import streamlit as st
 
 from inbedder_core import plots, runs
-from inbedder_core.analysis import Analysis, AnalysisSettings, compare_pair, compare_results, gold_scores, names_of
+from inbedder_core.analysis import (
+    Analysis,
+    AnalysisSettings,
+    compare_pair,
+    compare_results,
+    gold_scores,
+    names_of,
+    run_report,
+)
 from inbedder_core.cache import CachedEncoder, EmbeddingCache, default_cache_dir
 from inbedder_core.clustering import warm_up
 from inbedder_core.corpus import (
@@ -69,8 +76,8 @@ from inbedder_core.corpus import (
 )
 from inbedder_core.encoder import Fingerprint, choose_device, load_encoder
 from inbedder_core.errors import CorpusError, InBedderError
-from inbedder_core.export import csv_bytes, export_table, run_payload, summary_table
-from inbedder_core.labeling import choose_labeler
+from inbedder_core.export import csv_bytes, export_table, summary_table
+from inbedder_core.labeling import choose_labeler, display_url
 from inbedder_core.models import BASELINE_MODEL, KNOWN_MODELS, default_model, is_available_offline
 from inbedder_core.results import NOISE, InstructionResult
 
@@ -301,20 +308,9 @@ def map_html(corpus: Corpus, result: InstructionResult) -> bytes:
 
 
 def report_json(corpus: Corpus, ws: Workspace, gold: str | None) -> bytes:
-    results = list(ws.results.values())
-    comparisons = None
-    if len(results) > 1:
-        pairwise = compare_results(results)
-        comparisons = {"noise": pairwise.noise, "ari": pairwise.ari, "nmi": pairwise.nmi}
-    scores = gold_scores(results, corpus.table[gold].tolist()) if gold else None
-    settings = ws.settings or AnalysisSettings()
-    parameters = {**settings.as_dict(len(corpus)), "labeler": ws.naming_note, "label_column": gold}
-    timings = {stage: sum(r.timings.get(stage, 0.0) for r in results)
-               for stage in ("embed", "reduce", "map", "cluster", "label")}
-    digest = Fingerprint(**ws.fingerprint).digest() if ws.fingerprint else ""
-    payload = run_payload(corpus, results, model=ws.model, fingerprint=digest, parameters=parameters,
-                          timings=timings, comparisons=comparisons, gold_scores=scores)
-    payload["encoder"] = ws.fingerprint
+    payload = run_report(corpus, list(ws.results.values()), settings=ws.settings or AnalysisSettings(),
+                         model=ws.model, fingerprint=Fingerprint(**ws.fingerprint) if ws.fingerprint else None,
+                         labeler=ws.naming_note, label_column=gold)
     return json.dumps(payload, ensure_ascii=False, indent=2).encode("utf-8")
 
 
@@ -487,25 +483,9 @@ def naming_choice(mode: str, base_url: str, llm_model: str, user_key: str,
             short_key("llm-key", key) if key else "")
 
 
-def scrub_url(url: str) -> str:
-    """``url`` without user name, password, query string or fragment: safe to show to anyone.
-
-    A URL that cannot be parsed, or has no ``scheme://host`` part, is not shown at all.
-    """
-    try:
-        parts = urlsplit(url.strip())
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        return "(the configured endpoint)"
-    if not parts.scheme or not host:
-        return "(the configured endpoint)"
-    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 def configured_endpoint(config: AppConfig) -> str:
     """The server-configured endpoint, scrubbed for display (OpenAI's when none is configured)."""
-    return scrub_url(config.llm_base_url) if config.llm_base_url else OPENAI_DEFAULT_URL
+    return display_url(config.llm_base_url) if config.llm_base_url else OPENAI_DEFAULT_URL
 
 
 @dataclass(frozen=True)
@@ -534,7 +514,7 @@ def llm_endpoint(typed_url: str, user_key: str, config: AppConfig) -> Endpoint:
     if not typed or _same_endpoint(typed, configured or OPENAI_DEFAULT_URL):
         key = config.api_key or own
         return Endpoint(key, configured or None, configured_endpoint(config), "" if key else "no API key configured")
-    return Endpoint(own, typed, scrub_url(typed), "" if own else CUSTOM_ENDPOINT_NEEDS_KEY)
+    return Endpoint(own, typed, display_url(typed), "" if own else CUSTOM_ENDPOINT_NEEDS_KEY)
 
 
 def make_labeler(naming: tuple[str, str, str, str], user_key: str, config: AppConfig) -> tuple[Any, str]:

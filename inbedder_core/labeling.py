@@ -469,6 +469,24 @@ _GENERIC_SECRET = re.compile(r"(?i)\b(?:sk|pk|rk)-[A-Za-z0-9_\-*.]{6,}|\bbearer\
 _URL_USERINFO = re.compile(r"(//)[^/@\s]+@")
 
 
+def display_url(url: str) -> str:
+    """``url`` without user name, password, query string or fragment: safe to show to anyone.
+
+    A URL that cannot be parsed, or has no ``scheme://host`` part, is not shown at all.
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "(the configured endpoint)"
+    if not parts.scheme or not host:
+        return "(the configured endpoint)"
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 def _scrubber(api_key: str | None) -> Callable[[str], str]:
     secret = api_key.strip() if isinstance(api_key, str) else ""
 
@@ -986,7 +1004,7 @@ def choose_labeler(
         if find_spec("openai") is None:
             return KeywordLabeler(), "keywords (the openai package is not installed)"
     client = make_client(key, base_url, timeout)  # raises LabelingError, with the fix, when key is empty
-    where = _scrubber(key)(str(client.base_url))
+    where = display_url(_scrubber(key)(str(client.base_url)))
     if mode == "llm":
         why = "chosen"
     else:

@@ -842,3 +842,14 @@ def test_choose_labeler(monkeypatch: pytest.MonkeyPatch) -> None:
     labeler, why = choose_labeler("llm", api_key="sk-given-key-abcdef", base_url="http://127.0.0.1:7/v1")
     assert isinstance(labeler, LLMLabeler) and labeler.client.api_key == "sk-given-key-abcdef"
     assert "127.0.0.1:7" in why and "sk-given" not in why
+
+
+def test_urls_are_scrubbed_of_credentials_before_they_are_shown() -> None:
+    from inbedder_core.labeling import display_url
+
+    assert display_url("https://u:p@api.example.com:8443/v1/?key=k#f") == "https://api.example.com:8443/v1/"
+    assert display_url("http://[::1]:9000/v1?token=t") == "http://[::1]:9000/v1"
+    for unsafe in ("user:pass@host/v1", "http://u:p@host:notaport/v1", "", "api.example.com/v1"):
+        assert display_url(unsafe) == "(the configured endpoint)"
+    _, reason = choose_labeler("llm", api_key="sk-test-1234", base_url="http://u:pw@127.0.0.1:9/v1?api-key=zzz")
+    assert "127.0.0.1:9/v1" in reason and "zzz" not in reason and "pw" not in reason
