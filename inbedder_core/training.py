@@ -438,8 +438,8 @@ class FeatureBuilder:
         self.n_masks = settings.n_masks
         self.answer_tokens = settings.answer_budget(kind)
         self.pattern = settings.pattern
-        common = dict(model_id="training", revision="training", pattern=settings.pattern, device="cpu",
-                      dtype="float32", padding_side="right")
+        common: dict[str, Any] = dict(model_id="training", revision="training", pattern=settings.pattern,
+                                      device="cpu", dtype="float32", padding_side="right")
         if kind == "masked":
             self.prompter: Any = MaskedLMEncoder(model, tokenizer, n_masks=settings.n_masks,
                                                  max_length=settings.max_length, **common)
@@ -867,8 +867,9 @@ def training_metadata(*, settings: TrainSettings, kind: str, base_location: str,
 def model_card(meta: dict[str, Any]) -> str:
     """A Hugging Face style ``README.md`` naming the base model and every data source with its license."""
     losses = meta.get("losses") or []
-    first = f"{losses[0][1]:.3f} at step {losses[0][0]}" if losses else "n/a"
-    last = f"{losses[-1][1]:.3f} at step {losses[-1][0]}" if losses else "n/a"
+    tenth = max(1, len(losses) // 10)
+    first = f"{sum(x for _, x in losses[:tenth]) / tenth:.3f} (first {tenth} report(s))" if losses else "n/a"
+    last = f"{sum(x for _, x in losses[-tenth:]) / tenth:.3f} (last {tenth})" if losses else "n/a"
     front = ["---"]
     if meta.get("license"):
         front.append(f"license: {meta['license']}")
@@ -906,7 +907,8 @@ def model_card(meta: dict[str, Any]) -> str:
         f"warmup {settings['warmup_ratio']}, cosine decay, max length {settings['max_length']}, "
         f"seed {settings['seed']}, precision {settings['precision']}",
         f"- Frozen: embeddings {settings['freeze_embeddings']}, first {settings['freeze_layers']} layers",
-        f"- Loss: {first} -> {last}; wall time {meta['elapsed_s']:.0f} s",
+        f"- Loss (mean of the reports every {settings['log_steps']} steps): {first} -> {last}; "
+        f"wall time {meta['elapsed_s']:.0f} s",
         "",
         "## Data and attribution",
         "",
