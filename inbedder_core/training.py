@@ -318,16 +318,18 @@ def choose_kind(config: Any, requested: str | None) -> str:
         MODEL_FOR_MASKED_LM_MAPPING_NAMES,
     )
 
+    # Unlike models.detect_kind (which loads trained InBedders), a bare encoder such as the
+    # sentence-transformers BertModel of all-MiniLM-L6-v2 is accepted here: it gets a new MLM head.
     architectures = list(getattr(config, "architectures", None) or [])
     model_type = getattr(config, "model_type", "")
-    if any(a.endswith("ForMaskedLM") for a in architectures):
-        return "masked"
-    if any(a.endswith("ForCausalLM") for a in architectures):
-        return "causal"
-    if model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:  # bare encoders (BertModel): bert also has an LM-head variant
-        return "masked"
-    if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        return "causal"
+    choices = (("masked", "ForMaskedLM", MODEL_FOR_MASKED_LM_MAPPING_NAMES),
+               ("causal", "ForCausalLM", MODEL_FOR_CAUSAL_LM_MAPPING_NAMES))
+    for kind, suffix, _ in choices:
+        if any(a.endswith(suffix) for a in architectures):
+            return kind
+    for kind, _, model_types in choices:  # masked first: bert also has an LM-head (causal) variant
+        if model_type in model_types:
+            return kind
     raise TrainingError(f"cannot train architecture {architectures or model_type!r}: expected a masked LM "
                         "(BERT, RoBERTa...) or a causal LM (OPT, Llama...); pass --kind to force one")
 
