@@ -362,11 +362,16 @@ def load_base(settings: TrainSettings, note: Callable[[str], None]) -> tuple[Any
     import torch
 
     torch.manual_seed(settings.seed)  # a fresh head is initialised from the seed
+    verbosity = transformers.logging.get_verbosity()
+    if head_missing:  # its load report lists the new head as "missing"; the note below says it plainly
+        transformers.logging.set_verbosity_error()
     try:
         model = auto.from_pretrained(resolved.location, dtype=torch.float32, **options)
     except (OSError, ValueError) as error:
         raise TrainingError(f"cannot load base model '{settings.model}' as a {kind} LM: "
                             f"{str(error).splitlines()[0]}") from error
+    finally:
+        transformers.logging.set_verbosity(verbosity)
     if head_missing:
         note(f"base '{settings.model}' has no masked-LM head: {type(model).__name__} with a new head "
              "(decoder tied to the word embeddings)")
