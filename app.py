@@ -78,7 +78,7 @@ from inbedder_core.encoder import Fingerprint, choose_device, load_encoder
 from inbedder_core.errors import CorpusError, InBedderError
 from inbedder_core.export import csv_bytes, export_table, summary_table
 from inbedder_core.labeling import choose_labeler, display_url
-from inbedder_core.models import BASELINE_MODEL, KNOWN_MODELS, default_model, is_available_offline
+from inbedder_core.models import BASELINE_MODEL, BUNDLED_MODEL, KNOWN_MODELS, default_model, is_available_offline
 from inbedder_core.results import NOISE, InstructionResult
 
 APP_DIR = Path(__file__).resolve().parent
@@ -385,8 +385,8 @@ def _model_label(option: str) -> str:
     return f"{option} (INBEDDER_MODEL)"
 
 
-def _use_baseline() -> None:
-    st.session_state["model_choice"] = BASELINE_MODEL
+def _use_bundled() -> None:
+    st.session_state["model_choice"] = BUNDLED_MODEL
 
 
 def render_sidebar(config: AppConfig) -> Choices:
@@ -398,30 +398,31 @@ def render_sidebar(config: AppConfig) -> Choices:
         options.insert(0, config.default_model)
     options.append(LOCAL_MODEL)
     default_ok = model_available(config.default_model)
-    st.session_state.setdefault("model_choice", config.default_model if default_ok else BASELINE_MODEL)
+    st.session_state.setdefault("model_choice", config.default_model if default_ok else BUNDLED_MODEL)
     if st.session_state["model_choice"] not in options:
-        st.session_state["model_choice"] = BASELINE_MODEL
+        st.session_state["model_choice"] = BUNDLED_MODEL
     choice = sidebar.selectbox("Embedding model", options, key="model_choice", format_func=_model_label)
     model = choice
     if choice == LOCAL_MODEL:
         model = sidebar.text_input("Model directory", key="model_path", placeholder="/models/roberta-large-InBedder")
     if not default_ok:
         sidebar.info(f"The default model {md_text(config.default_model)} is not available offline on this "
-                     "machine, so the baseline was selected at start. Download it (or point INBEDDER_MODEL at "
-                     "a local copy) to use it.")
+                     f"machine (the Hugging Face hub cannot be reached), so the bundled InBedder "
+                     f"{BUNDLED_MODEL}, a small instruction-following model that works offline, was selected "
+                     "at start. Download the default (or point INBEDDER_MODEL at a local copy) to use it.")
     if choice == LOCAL_MODEL and model.strip() and not model_available(model):
         sidebar.warning(f"{md_text(model)} is not a directory here. Point at a folder holding config.json, "
                         "the tokenizer files and the weights (for example one made with hf download ... "
-                        "\\-\\-local\\-dir DIR), or use the baseline, which ships with the app.")
-        sidebar.button(f"Use the baseline ({BASELINE_MODEL})", on_click=_use_baseline, key="use_baseline")
+                        "\\-\\-local\\-dir DIR), or use the bundled InBedder, which ships with the app.")
+        sidebar.button(f"Use the bundled InBedder ({BUNDLED_MODEL})", on_click=_use_bundled, key="use_bundled")
     elif model.strip() and not model_available(model):
         sidebar.warning(
             f"{md_text(model)} cannot be loaded offline: it is not in the local Hugging Face cache. To fix: "
             f"download it where the hub is reachable ({md_text(f'hf download {model} --local-dir DIR')}), copy "
-            "DIR here and choose *Local directory…* (or set INBEDDER\\_MODEL=DIR); or use the baseline, "
-            "which ships with the app."
+            "DIR here and choose *Local directory…* (or set INBEDDER\\_MODEL=DIR); or use the bundled "
+            "InBedder, which ships with the app."
         )
-        sidebar.button(f"Use the baseline ({BASELINE_MODEL})", on_click=_use_baseline, key="use_baseline")
+        sidebar.button(f"Use the bundled InBedder ({BUNDLED_MODEL})", on_click=_use_bundled, key="use_bundled")
     elif choice == BASELINE_MODEL:
         sidebar.caption("The baseline is a generic sentence embedder: it embeds 'instruction text', "
                         "so it does not follow the instruction the way InBedder does.")

@@ -1,4 +1,4 @@
-"""The ``inbedder`` command line: ``embed``, ``cluster``, ``eval``, ``models``, ``app``.
+"""The ``inbedder`` command line: ``embed``, ``cluster``, ``eval``, ``train``, ``models``, ``app``.
 
 Bad input ends with one line ``inbedder: error: ...`` on stderr and exit code 2;
 progress bars go to stderr and ``--quiet`` silences them.
@@ -132,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .evaluation import add_eval_command
 
     add_eval_command(sub)
+
+    from .training import add_train_command
+
+    add_train_command(sub)
 
     app = sub.add_parser("app", help="open the Streamlit app; other options go to `streamlit run` "
                                      "(e.g. inbedder app --server.port 8502)")

