@@ -162,7 +162,8 @@ def export_bundle(model_dir: str | os.PathLike[str], out: str | os.PathLike[str]
     the base (or that the base lacks); the rest is taken from the base at materialisation.
 
     Raises:
-        ModelError: the base package is missing or ``model_dir`` holds no weights.
+        ModelError: the base package is missing, ``model_dir`` holds no weights, or ``out`` is a
+            non-empty folder that is not a bundle (its files would be replaced).
     """
     import numpy as np
     from safetensors.numpy import load_file, save_file
@@ -170,6 +171,8 @@ def export_bundle(model_dir: str | os.PathLike[str], out: str | os.PathLike[str]
     from .models import BASELINE_MODEL
 
     model_dir, out = Path(model_dir), Path(out)
+    if out.is_dir() and any(out.iterdir()) and not (out / BUNDLE_FILE).exists():
+        raise ModelError(f"'{out}' is a non-empty folder that holds no bundle; export into an empty or new folder")
     if not (model_dir / "model.safetensors").exists():
         raise ModelError(f"'{model_dir}' holds no model.safetensors to bundle")
     base = _base_dir({"base": BASELINE_MODEL})

@@ -267,3 +267,15 @@ def test_load_encoder_resolves_the_bundled_name(tmp_path, monkeypatch):
         pytest.skip("models.resolve_model does not know bundled names yet (lines in docs/training.md)")
     encoder = load_encoder("inbedder-minilm")
     assert encoder.kind == "masked" and encoder.model_id == "inbedder-minilm"
+
+
+def test_export_bundle_refuses_to_empty_a_folder_that_is_not_a_bundle(tmp_path):
+    from inbedder_core.bundled import export_bundle
+    from inbedder_core.errors import ModelError
+
+    out = tmp_path / "my-notes"
+    out.mkdir()
+    (out / "thesis.txt").write_text("precious")
+    with pytest.raises(ModelError, match="holds no bundle"):
+        export_bundle(tmp_path / "no-model", out)
+    assert (out / "thesis.txt").read_text() == "precious"
