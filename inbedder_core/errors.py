@@ -39,3 +39,11 @@ class ExportError(InBedderError):
 
 class EvaluationError(InBedderError):
     """An evaluation task's data or settings are unusable."""
+
+
+class TrainingError(InBedderError):
+    """Training settings or data are unusable, or a checkpoint does not match the run."""
+
+
+class RunError(ExportError):
+    """A saved run cannot be written, found or read."""

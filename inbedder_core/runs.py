@@ -49,7 +49,7 @@ import numpy as np
 
 from .cache import default_cache_dir
 from .corpus import Corpus
-from .errors import ExportError
+from .errors import RunError
 from .export import to_jsonable
 from .results import ClusterSummary, InstructionResult
 
@@ -65,10 +65,6 @@ DEFAULT_MAX_RUNS = 20
 _HASH = re.compile(r"[0-9a-f]{64}")
 _RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}")
 _CREDENTIAL = re.compile(r"(?i)(api[_-]?key|secret|passw(or)?d|(auth|access|bearer|hf|api)[_-]?token|authorization)")
-
-
-class RunError(ExportError):
-    """A saved run cannot be written, found or read."""
 
 
 def runs_dir(root: str | os.PathLike[str] | None = None) -> Path:

@@ -49,7 +49,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import InBedderError
+from .errors import TrainingError
 from .prompts import INBEDDER_PATTERN, split_pattern, validate_pattern
 
 IGNORE_INDEX = -100
@@ -61,10 +61,6 @@ TRAINING_FILE = "inbedder_training.json"
 
 ProgressFactory = Callable[[str], Any]
 """``factory(description)`` returns ``bar(done, total)`` with a ``.close()``."""
-
-
-class TrainingError(InBedderError):
-    """Training settings or data are unusable, or a checkpoint does not match the run."""
 
 
 # --- data ----------------------------------------------------------------------------------------
