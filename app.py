@@ -73,6 +73,7 @@ from inbedder_core.corpus import (
     Corpus,
     describe_report,
     load_corpus,
+    positive_int_setting,
 )
 from inbedder_core.encoder import Fingerprint, choose_device, load_encoder
 from inbedder_core.errors import CorpusError, InBedderError
@@ -130,16 +131,7 @@ class AppConfig:
 
 
 def _env_int(name: str, default: int | None) -> int | None:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise InBedderError(f"{name}={raw!r} is not a positive whole number; fix or unset it and restart the app")
-    return value
+    return positive_int_setting(None, name, default, name, InBedderError)
 
 
 def _secret(name: str) -> str:
@@ -160,8 +152,8 @@ def read_config() -> AppConfig:
     return AppConfig(
         default_model=default_model(),
         sample_rows=_env_int("INBEDDER_SAMPLE_ROWS", None),
-        max_bytes=_env_int(MAX_BYTES_ENV, DEFAULT_MAX_BYTES) or DEFAULT_MAX_BYTES,
-        max_rows=_env_int(MAX_ROWS_ENV, DEFAULT_MAX_ROWS) or DEFAULT_MAX_ROWS,
+        max_bytes=_env_int(MAX_BYTES_ENV, DEFAULT_MAX_BYTES),
+        max_rows=_env_int(MAX_ROWS_ENV, DEFAULT_MAX_ROWS),
         llm_base_url=os.environ.get("OPENAI_BASE_URL", "").strip() or _secret("OPENAI_BASE_URL").strip(),
         llm_model=os.environ.get("INBEDDER_LLM_MODEL", "").strip() or DEFAULT_LLM_MODEL,
         api_key=env_key or secret_key,

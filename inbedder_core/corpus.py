@@ -24,10 +24,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 import pandas as pd
 
-from inbedder_core.errors import CorpusError
+from inbedder_core.errors import CorpusError, InBedderError
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 """Default size cap (200 MiB, the same as Streamlit's default upload cap)."""
@@ -257,8 +258,8 @@ def load_corpus(
             Parquet; text or id column not found; unusable id column; no documents
             left after skipping.
     """
-    cap_bytes = _resolve_cap(max_bytes, MAX_BYTES_ENV, DEFAULT_MAX_BYTES, "max_bytes")
-    cap_rows = _resolve_cap(max_rows, MAX_ROWS_ENV, DEFAULT_MAX_ROWS, "max_rows")
+    cap_bytes = positive_int_setting(max_bytes, MAX_BYTES_ENV, DEFAULT_MAX_BYTES, "max_bytes")
+    cap_rows = positive_int_setting(max_rows, MAX_ROWS_ENV, DEFAULT_MAX_ROWS, "max_rows")
     if isinstance(source, (bytes, bytearray, memoryview)):
         display = name or "<uploaded bytes>"
         fmt = _resolve_format(format, name, display)
@@ -310,11 +311,18 @@ def load_corpus(
 # --- options --------------------------------------------------------------------------------------
 
 
-def _resolve_cap(value: int | None, env: str, default: int, param: str) -> int:
-    """The explicit value, else the environment variable, else the default.
+@overload
+def positive_int_setting(value: int | None, env: str, default: int, param: str,
+                         error: type[InBedderError] = ...) -> int: ...
+@overload
+def positive_int_setting(value: int | None, env: str, default: None, param: str,
+                         error: type[InBedderError] = ...) -> int | None: ...
+def positive_int_setting(value: int | None, env: str, default: int | None, param: str,
+                         error: type[InBedderError] = CorpusError) -> int | None:
+    """A positive whole-number setting: ``value`` if given, else the variable ``env``, else ``default``.
 
     Raises:
-        CorpusError: the value or the environment variable is not a positive whole number.
+        error: ``value`` or the environment variable is not a positive whole number.
     """
     if value is None:
         raw = os.environ.get(env, "").strip()
@@ -323,12 +331,12 @@ def _resolve_cap(value: int | None, env: str, default: int, param: str) -> int:
         try:
             value = int(raw)
         except ValueError:
-            raise CorpusError(f"{env}={raw!r} is not a whole number; set it to a positive integer") from None
-        where = env
+            value = 0
+        where = f"{env}={raw!r}"
     else:
-        where = f"{param}="
+        where = f"{param}={value!r}"
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise CorpusError(f"{where} must be a positive whole number, got {value!r}")
+        raise error(f"{where} is not a positive whole number; set it to one, or unset it for the default")
     return value
 
 

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from .cache import default_cache_dir
-from .corpus import Corpus
+from .corpus import Corpus, positive_int_setting
 from .errors import RunError
 from .export import to_jsonable
 from .results import ClusterSummary, InstructionResult
@@ -78,21 +78,7 @@ def max_runs_per_corpus(value: int | None = None) -> int:
     Raises:
         RunError: ``value`` or the environment variable is not a positive whole number.
     """
-    if value is None:
-        raw = os.environ.get(MAX_RUNS_ENV, "").strip()
-        if not raw:
-            return DEFAULT_MAX_RUNS
-        try:
-            value = int(raw)
-        except ValueError:
-            raise RunError(f"{MAX_RUNS_ENV}={raw!r} is not a whole number; set it to a positive integer "
-                           f"(runs kept per corpus) or unset it for {DEFAULT_MAX_RUNS}") from None
-        where = MAX_RUNS_ENV
-    else:
-        where = "max_runs="
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise RunError(f"{where} must be a positive whole number (runs kept per corpus), got {value!r}")
-    return value
+    return positive_int_setting(value, MAX_RUNS_ENV, DEFAULT_MAX_RUNS, "max_runs", RunError)
 
 
 def corpus_hash(corpus: Corpus) -> str:
