@@ -18,6 +18,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -241,9 +242,7 @@ class CachedEncoder:
         if progress is not None:
             progress(done, total)
         notes: list[str] = []
-        key_count: dict[str, int] = {}
-        for key in keys:
-            key_count[key] = key_count.get(key, 0) + 1
+        key_count = Counter(keys)
         for start in range(0, len(missing), self.chunk_size):
             chunk = missing[start:start + self.chunk_size]
             chunk_done = done

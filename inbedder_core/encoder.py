@@ -183,8 +183,7 @@ class Encoder(ABC):
         vectors: list[np.ndarray] = [np.empty(0)] * total
         found: list[str] = [""] * total
         notes: list[str] = []
-        done = 0
-        start = 0
+        start = 0  # documents done, in length order
         while start < total:
             index = order[start:start + size]
             try:
@@ -207,9 +206,8 @@ class Encoder(ABC):
                 if batch_answers is not None:
                     found[i] = batch_answers[row]
             start += len(index)
-            done += len(index)
             if progress is not None:
-                progress(done, total)
+                progress(start, total)
         embeddings = np.stack(vectors).astype(np.float32, copy=False)
         if normalize:
             embeddings = l2_normalize(embeddings)

