@@ -18,6 +18,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -100,15 +101,41 @@ class EmbeddingCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.executescript(_SCHEMA)
+            self._prepare(connection)
         except (sqlite3.Error, OSError) as error:
             raise CacheError(f"cannot open the embedding cache at '{self.path}': {error}; "
                              "set INBEDDER_CACHE_DIR to a writable directory, or delete the file "
                              "if it is corrupt (it only holds recomputable vectors)") from error
         self._local.connection = connection
         return connection
+
+    def _prepare(self, connection: sqlite3.Connection) -> None:
+        """Switch a new connection to WAL and create the tables, retrying while another process does the same.
+
+        SQLite answers "database is locked" at once, without waiting for the busy
+        timeout, when two processes switch a fresh file to WAL or upgrade a read
+        to a write at the same moment; so the whole set-up is retried until
+        ``timeout``, and the tables are created inside ``BEGIN IMMEDIATE``.
+        """
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                if connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")
+                connection.execute("BEGIN IMMEDIATE")
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+                connection.execute("COMMIT")
+                return
+            except sqlite3.OperationalError as error:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                busy = "locked" in str(error) or "busy" in str(error)
+                if not busy or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

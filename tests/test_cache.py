@@ -143,6 +143,32 @@ def test_two_concurrent_writers_leave_every_vector(tmp_path):
     assert cache.stats().n_vectors == 900
 
 
+OPENER = r"""
+import os, sys, time
+from inbedder_core.cache import CachedEncoder, EmbeddingCache
+from inbedder_core.encoder import HashEncoder
+path, go, offset = sys.argv[1], sys.argv[2], int(sys.argv[3])
+print("ready", flush=True)
+while not os.path.exists(go):
+    time.sleep(0.001)
+CachedEncoder(HashEncoder(), EmbeddingCache(path), chunk_size=3).encode([f"doc {offset + i}" for i in range(10)], "q ?")
+"""
+
+
+@pytest.mark.parametrize("round_", range(6))
+def test_processes_opening_a_fresh_cache_at_the_same_moment_all_succeed(tmp_path, round_):
+    # Switching a new file to WAL and creating the tables race: SQLite says "locked" at once, without waiting.
+    path, go = tmp_path / "fresh.db", tmp_path / "go"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, "-c", OPENER, str(path), str(go), str(10 * i)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for i in range(8)]
+    assert all(p.stdout.readline().strip() == "ready" for p in procs)
+    go.touch()
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, [err for _, err in outputs if err]
+    assert EmbeddingCache(path).stats().n_vectors == 80
+
+
 def test_a_writer_killed_mid_run_leaves_a_consistent_cache(tmp_path):
     path = tmp_path / "crash.db"
     proc = _writer(path, 0, 200_000, 50)
