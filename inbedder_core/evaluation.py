@@ -56,7 +56,6 @@ functions that need them.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -1317,153 +1316,8 @@ def write_report(report: EvaluationReport, path: str | os.PathLike[str]) -> Path
     return path
 
 
-# --- command line ------------------------------------------------------------------------------
-
-_EPILOG = """\
-file formats (CSV, TSV, JSONL or Parquet; one row each):
-  --triplets    anchor,positive,negative[,instruction]   (score: success rate; several
-                instructions: harmonic mean of their success rates)
-  --sts         sentence1,sentence2,score[,instruction]  (score: Spearman of cosine vs score)
-  --clustering  text,label[,instruction]                 (score: V-measure of KMeans, k = #labels)
-  --aspects     text + label columns, with --aspect COLUMN=INSTRUCTION for each (at least 2)
-A file without an instruction column takes --instruction.
-
-published tasks (downloaded from the Hugging Face hub): IntentEmotion, InstructSTSB,
-NYTClustering, NYTTopicClustering, NYTLocationClustering, FeedbacksClustering,
-RateMyProfClustering, FewRelClustering, FewEventClustering, FewNerdClustering (or their hub ids).
-Built-in, from sample_data/banking77.csv: banking77-clustering, banking77-triplets.
-"""
-
-
-def add_eval_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``eval`` on an ``argparse`` subparsers object; returns the subparser."""
-    parser = subparsers.add_parser(
-        "eval", help="measure instruction following: triplets, instruction STS, clustering, robustness, aspects",
-        description="Evaluate whether an embedder follows instructions (the InBedder paper's tests).",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    data = parser.add_argument_group("tasks (at least one)")
-    data.add_argument("--task", "-t", action="append", default=[], metavar="NAME",
-                      help="published task or hub id, or banking77-clustering/banking77-triplets; repeatable; "
-                           "'awareness' = IntentEmotion + InstructSTSB + NYTClustering")
-    data.add_argument("--triplets", action="append", default=[], metavar="FILE", help="triplets file")
-    data.add_argument("--sts", action="append", default=[], metavar="FILE", help="instruction-STS file")
-    data.add_argument("--clustering", action="append", default=[], metavar="FILE", help="clustering file")
-    data.add_argument("--aspects", metavar="FILE", help="one corpus with several label columns")
-    data.add_argument("--aspect", action="append", default=[], metavar="COLUMN=INSTRUCTION",
-                      help="a label column of --aspects and its instruction; repeat for each (at least 2)")
-    data.add_argument("--instruction", "-i", metavar="TEXT",
-                      help="instruction for --triplets/--sts/--clustering files without an instruction column")
-    data.add_argument("--text-column", default="text", help="text column of --clustering/--aspects (default text)")
-    data.add_argument("--label-column", default="label", help="label column of --clustering (default label)")
-    data.add_argument("--max-labels", type=int, metavar="N",
-                      help="clustering subset: only the first N labels (by first appearance)")
-    data.add_argument("--per-label", type=int, metavar="N", help="clustering subset: first N texts of each label")
-    data.add_argument("--hub-dir", metavar="DIR",
-                      help="read published tasks from local copies of their dataset repos (DIR/IntentEmotion, ...) "
-                           "instead of downloading")
-    data.add_argument("--robustness", action="store_true",
-                      help="also evaluate every correct/implicit/incorrect paraphrase (DCI, DII)")
-    data.add_argument("--paraphrases", metavar="FILE",
-                      help='for --clustering files: JSON {"correct": [...], "implicit": [...], "incorrect": [...]}')
-    run = parser.add_argument_group("evaluation")
-    run.add_argument("--seeds", type=int, default=5, help="KMeans seeds per clustering (default 5)")
-    run.add_argument("--clusterer", choices=CLUSTERERS, default="minibatch",
-                     help="minibatch (the paper's MiniBatchKMeans, default) or kmeans")
-    run.add_argument("--no-instruction", action="store_true",
-                     help="embed with an empty instruction: the 'without instruction' baseline "
-                          "(sentence-transformers models use the pattern '{input}')")
-    run.add_argument("--out", "-o", required=True, help="JSON file for every number, the model fingerprint and "
-                                                        "the settings")
-    from .cli import add_encoder_options
-
-    add_encoder_options(parser.add_argument_group("model"))
-    parser.set_defaults(func=cmd_eval)
-    return parser
-
-
-def _tasks_from_args(args: argparse.Namespace) -> list[Task]:
-    tasks: list[Task] = []
-    names: list[str] = []
-    for name in args.task:
-        names.extend(AWARENESS_TASKS if name.strip().lower() == "awareness" else [name])
-    for name in names:
-        tasks.append(load_task(name, max_labels=args.max_labels, per_label=args.per_label, hub_dir=args.hub_dir))
-    tasks.extend(load_triplets(p, args.instruction) for p in args.triplets)
-    tasks.extend(load_sts(p, args.instruction) for p in args.sts)
-    paraphrases = load_paraphrases(args.paraphrases) if args.paraphrases else None
-    if paraphrases is not None and not args.clustering:
-        raise EvaluationError("--paraphrases applies to --clustering files; published tasks bring their own")
-    for path in args.clustering:
-        tasks.append(load_clustering(path, args.instruction, text_column=args.text_column,
-                                     label_column=args.label_column, max_labels=args.max_labels,
-                                     per_label=args.per_label, paraphrases=paraphrases))
-    if args.aspect and not args.aspects:
-        raise EvaluationError("--aspect needs --aspects FILE (the table holding the label columns)")
-    if args.aspects:
-        tasks.append(load_aspects(args.aspects, parse_aspects(args.aspect), text_column=args.text_column))
-    if not tasks:
-        raise EvaluationError("nothing to evaluate; pass --task NAME or a --triplets/--sts/--clustering/--aspects "
-                              "file (see inbedder eval --help)")
-    return tasks
-
-
-def _is_sentence_transformers(model: str | None, kind: str | None) -> bool:
-    """Whether ``model`` loads as the sentence-transformers kind, decided without loading weights."""
-    if kind is not None:
-        return kind == "sentence-transformers"
-    from .errors import ModelError
-    from .models import cached_hub_file, resolve_model
-
-    try:
-        resolved = resolve_model(model)
-    except ModelError:
-        return False
-    if resolved.is_local:
-        return (Path(resolved.location) / "modules.json").exists()
-    return cached_hub_file(resolved.location, "modules.json") is not None
-
-
-def load_eval_encoder(args: argparse.Namespace, reporter: Any) -> Any:
-    """The encoder for ``inbedder eval`` (cached unless ``--no-cache``); see ``add_eval_command``.
-
-    With ``--no-instruction`` a sentence-transformers model embeds the text alone (pattern ``{input}``).
-    """
-    from .cli import load_cli_encoder
-
-    pattern = None
-    if args.no_instruction and args.pattern is None and _is_sentence_transformers(args.model, args.kind):
-        pattern = "{input}"
-    return load_cli_encoder(args, reporter, pattern=pattern)
-
-
-def cmd_eval(args: argparse.Namespace, reporter: Any) -> int:
-    """Run ``inbedder eval``: load tasks, load the model, evaluate, print tables, write JSON.
-
-    ``reporter`` has ``.note(msg)``, ``.progress(desc)`` (a ``(done, total)`` callable with
-    ``.close()``) and ``.quiet``. Raises ``InBedderError`` for anything the user can fix.
-    """
-    out = Path(args.out)
-    if out.suffix.lower() != ".json":
-        raise EvaluationError(f"--out '{out}' must end in .json")
-    if args.batch_size is not None and args.batch_size < 1:
-        raise EvaluationError(f"--batch-size must be at least 1, got {args.batch_size}")
-    settings = EvalSettings(n_seeds=args.seeds, clusterer=args.clusterer, batch_size=args.batch_size,
-                            no_instruction=args.no_instruction)
-    if args.robustness and args.no_instruction:
-        raise EvaluationError("--robustness compares instructions, so it cannot run with --no-instruction")
-    tasks = _tasks_from_args(args)
-    for task in tasks:
-        sizes = ", ".join(f"{_part_size(p)} in {p.name}" for p in task.parts)
-        reporter.note(f"task {task.name} ({task.kind}): {sizes}; from {task.source}")
-    encoder = load_eval_encoder(args, reporter)
-    report = evaluate(encoder, tasks, settings, robustness=args.robustness, progress=reporter.progress)
-    print(format_report(report), flush=True)
-    write_report(report, out)
-    reporter.note(f"wrote {out}")
-    return 0
-
-
-def _part_size(part: Any) -> str:
+def describe_part(part: Any) -> str:
+    """``"120 triplets"``, ``"300 pairs"``, ``"900 texts / 9 labels"``: the size of one task part."""
     if isinstance(part, TripletSet):
         return f"{len(part.anchors)} triplets"
     if isinstance(part, STSSet):
@@ -1475,8 +1329,8 @@ def _part_size(part: Any) -> str:
 
 __all__ = [
     "AWARENESS_TASKS", "PUBLISHED_AVG_SCORES", "AspectSet", "ClusteringScore", "ClusteringSet", "EvalSettings",
-    "EvaluationReport", "STSSet", "Task", "TaskResult", "TripletSet", "add_eval_command",
-    "aspect_margins", "aspects_from_frame", "clustering_from_frame", "clustering_v_measure", "cmd_eval", "evaluate",
+    "EvaluationReport", "STSSet", "Task", "TaskResult", "TripletSet", "aspect_margins", "aspects_from_frame",
+    "clustering_from_frame", "clustering_v_measure", "describe_part", "evaluate",
     "fetch_hub_frame", "format_report", "harmonic_mean", "intent_triplets",
     "load_aspects", "load_clustering", "load_paraphrases", "load_sts", "load_task", "load_triplets",
     "paired_cosine", "paper_instructions", "parse_aspects", "published_task_names", "read_dataset_folder",

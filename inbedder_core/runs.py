@@ -47,11 +47,11 @@ from typing import Any
 
 import numpy as np
 
-from .cache import default_cache_dir
-from .corpus import Corpus, positive_int_setting
+from .corpus import Corpus
 from .errors import RunError
 from .export import to_jsonable
 from .results import ClusterSummary, InstructionResult
+from .settings import default_cache_dir, positive_int_setting
 
 RUNS_SUBDIR = "runs"
 RUN_SCHEMA = "inbedder-explorer/saved-run/1"

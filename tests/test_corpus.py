@@ -784,21 +784,3 @@ def test_texts_with_nul_characters_are_skipped_and_counted(tmp_path: Path) -> No
     assert corpus.texts == ["fine", "also fine"]
     assert corpus.report.skipped == {"text contains a NUL character (binary data?)": 1}
     assert_accounted(corpus)
-
-
-def test_positive_int_setting_reads_value_then_environment_then_default(monkeypatch) -> None:
-    from inbedder_core.corpus import positive_int_setting
-    from inbedder_core.errors import RunError
-
-    monkeypatch.delenv("INBEDDER_TEST_CAP", raising=False)
-    assert positive_int_setting(None, "INBEDDER_TEST_CAP", 7, "cap") == 7
-    assert positive_int_setting(None, "INBEDDER_TEST_CAP", None, "cap") is None
-    monkeypatch.setenv("INBEDDER_TEST_CAP", " 12 ")
-    assert positive_int_setting(None, "INBEDDER_TEST_CAP", 7, "cap") == 12
-    assert positive_int_setting(3, "INBEDDER_TEST_CAP", 7, "cap") == 3
-    for raw in ("lots", "0", "-4", "1.5"):
-        monkeypatch.setenv("INBEDDER_TEST_CAP", raw)
-        with pytest.raises(RunError, match=f"INBEDDER_TEST_CAP='{raw}' is not a positive whole number"):
-            positive_int_setting(None, "INBEDDER_TEST_CAP", 7, "cap", RunError)
-    with pytest.raises(CorpusError, match="cap=True is not a positive whole number"):
-        positive_int_setting(True, "INBEDDER_TEST_CAP", 7, "cap")

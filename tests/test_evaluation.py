@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from inbedder_core.cli import add_eval_command
 from inbedder_core.encoder import Encoder, HashEncoder, load_encoder
 from inbedder_core.errors import EvaluationError, InBedderError
 from inbedder_core.evaluation import (
@@ -24,7 +25,6 @@ from inbedder_core.evaluation import (
     EvalSettings,
     EvaluationReport,
     TaskResult,
-    add_eval_command,
     aspect_margins,
     clustering_v_measure,
     evaluate,

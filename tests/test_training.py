@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
+from inbedder_core.cli import add_train_command
 from inbedder_core.encoder import CausalLMEncoder, MaskedLMEncoder, load_encoder
 from inbedder_core.prompts import INBEDDER_PATTERN, split_pattern
 from inbedder_core.training import (
@@ -18,7 +19,6 @@ from inbedder_core.training import (
     QAExample,
     TrainingError,
     TrainSettings,
-    add_train_command,
     collate,
     load_base,
     read_examples,
@@ -237,7 +237,7 @@ def test_train_command_runs_through_argparse(tiny_roberta, tmp_path):
 
 
 def test_bundled_inbedder_materialises_offline_and_follows_the_instruction(tmp_path):
-    from inbedder_core.bundled import BUNDLE_ROOT, bundled_model_path, materialise
+    from inbedder_core.models import BUNDLE_ROOT, bundled_model_path, materialise
 
     assert bundled_model_path("not-a-bundle") is None
     path = bundled_model_path("inbedder-minilm", cache_dir=tmp_path)
@@ -270,8 +270,8 @@ def test_load_encoder_resolves_the_bundled_name(tmp_path, monkeypatch):
 
 
 def test_export_bundle_refuses_to_empty_a_folder_that_is_not_a_bundle(tmp_path):
-    from inbedder_core.bundled import export_bundle
     from inbedder_core.errors import ModelError
+    from inbedder_core.models import export_bundle
 
     out = tmp_path / "my-notes"
     out.mkdir()

@@ -1,0 +1,53 @@
+"""Settings read from the environment, in one place.
+
+``INBEDDER_CACHE_DIR`` moves every file the package writes (embedding cache, saved runs,
+bundled models, training checkpoints); the corpus and run caps are positive whole numbers
+read by ``positive_int_setting``. Reading a setting changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import overload
+
+from .errors import InBedderError
+
+
+def default_cache_dir() -> Path:
+    """``INBEDDER_CACHE_DIR`` or the platform's user cache directory for ``inbedder-explorer``."""
+    override = os.environ.get("INBEDDER_CACHE_DIR")
+    if override:
+        return Path(override).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("inbedder-explorer"))
+
+
+@overload
+def positive_int_setting(value: int | None, env: str, default: int, param: str,
+                         error: type[InBedderError] = ...) -> int: ...
+@overload
+def positive_int_setting(value: int | None, env: str, default: None, param: str,
+                         error: type[InBedderError] = ...) -> int | None: ...
+def positive_int_setting(value: int | None, env: str, default: int | None, param: str,
+                         error: type[InBedderError] = InBedderError) -> int | None:
+    """A positive whole-number setting: ``value`` if given, else the variable ``env``, else ``default``.
+
+    Raises:
+        error: ``value`` or the environment variable is not a positive whole number.
+    """
+    if value is None:
+        raw = os.environ.get(env, "").strip()
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        where = f"{env}={raw!r}"
+    else:
+        where = f"{param}={value!r}"
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise error(f"{where} is not a positive whole number; set it to one, or unset it for the default")
+    return value
