@@ -27,20 +27,36 @@ CORE = ROOT / "inbedder_core"
 HEAVY = ("torch", "transformers", "sentence_transformers", "umap", "hdbscan", "openai")
 
 
-def imported_roots(path: Path) -> dict[str, int]:
-    """Top-level package of every absolute import anywhere in the file -> first line number."""
+def imported_modules(path: Path) -> dict[str, int]:
+    """Every module the file imports, anywhere in it -> first line number.
+
+    Absolute names as written (``from a.b import c`` gives ``a.b.c``; ``importlib.import_module("x")``
+    gives ``x``); relative ones start with a dot (``from .errors import X`` and ``from . import errors``
+    both give ``.errors``).
+    """
     found: dict[str, int] = {}
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
         names: list[str] = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = ["." * node.level + (node.module or alias.name) for alias in node.names]
         elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
                 "import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant):
             names = [str(node.args[0].value)]
         for name in names:
-            found.setdefault(name.split(".")[0], node.lineno)
+            found.setdefault(name, node.lineno)
+    return found
+
+
+def imported_roots(path: Path) -> dict[str, int]:
+    """Top-level package of every absolute import anywhere in the file -> first line number."""
+    found: dict[str, int] = {}
+    for name, line in imported_modules(path).items():
+        if not name.startswith("."):
+            found.setdefault(name.split(".")[0], line)
     return found
 
 
@@ -69,20 +85,12 @@ RANK = {name: rank for rank, layer in enumerate(LAYERS) for name in layer}
 def core_imports(path: Path) -> dict[str, int]:
     """Sibling modules of ``inbedder_core`` that ``path`` imports anywhere (relative or absolute) -> line."""
     found: dict[str, int] = {}
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
-        names: list[str] = []
-        if isinstance(node, ast.ImportFrom):
-            module = node.module or ""
-            if node.level == 1:
-                names = [module.split(".")[0]] if module else [alias.name for alias in node.names]
-            elif node.level == 0 and module.startswith("inbedder_core."):
-                names = [module.split(".")[1]]
-            elif node.level == 0 and module == "inbedder_core":
-                names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.Import):
-            names = [a.name.split(".")[1] for a in node.names if a.name.startswith("inbedder_core.")]
-        for name in names:
-            found.setdefault(name, node.lineno)
+    for name, line in imported_modules(path).items():
+        parts = name.split(".")
+        if name.startswith(".") and not name.startswith(".."):
+            found.setdefault(parts[1], line)
+        elif parts[0] == "inbedder_core" and len(parts) > 1:
+            found.setdefault(parts[1], line)
     return found
 
 
