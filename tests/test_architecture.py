@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import subprocess
 import sys
@@ -163,3 +164,19 @@ def test_importing_the_app_module_loads_no_heavy_library_and_runs_nothing():
     assert "streamlit" in loaded and "app" in loaded
     heavy = sorted(loaded & set(HEAVY))
     assert not heavy, f"importing app.py loads {heavy} at import time"
+
+
+def _scripts() -> list[Path]:
+    return [APP, *sorted((ROOT / "benchmarks").glob("*.py")), *sorted((ROOT / "tests").glob("*.py"))]
+
+
+@pytest.mark.parametrize("script", _scripts(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_name_imported_from_the_core_exists(script: Path):
+    """Benchmarks and other scripts no test runs still import names that exist (refactors move them)."""
+    missing = []
+    for node in ast.walk(ast.parse(script.read_text(encoding="utf-8"), filename=str(script))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("inbedder_core"):
+            module = importlib.import_module(node.module)
+            missing += [f"{node.module}.{a.name} (line {node.lineno})" for a in node.names
+                        if not hasattr(module, a.name) and importlib.util.find_spec(f"{node.module}.{a.name}") is None]
+    assert not missing, f"{script.name} imports names that do not exist: {missing}"
