@@ -21,7 +21,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -69,6 +69,18 @@ class CacheStats:
     size_bytes: int
 
 
+_BUSY_CODES = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (extended codes keep them in the low byte)
+
+
+def _is_busy(error: sqlite3.Error) -> bool:
+    """Whether ``error`` is SQLite's busy/locked answer (worth retrying), not a real failure."""
+    code = getattr(error, "sqlite_errorcode", None)  # Python 3.11+
+    if isinstance(code, int):
+        return code & 0xFF in _BUSY_CODES
+    text = str(error).lower()
+    return "database is locked" in text or "database is busy" in text or "database table is locked" in text
+
+
 class EmbeddingCache:
     """SQLite store of raw vectors and answers keyed by content.
 
@@ -92,24 +104,37 @@ class EmbeddingCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-            self._prepare(connection)
         except (sqlite3.Error, OSError) as error:
-            raise CacheError(f"cannot open the embedding cache at '{self.path}': {error}; "
-                             "set INBEDDER_CACHE_DIR to a writable directory, or delete the file "
-                             "if it is corrupt (it only holds recomputable vectors)") from error
+            raise self._open_error(error) from error
+        try:
+            self._prepare(connection)
+        except sqlite3.Error as error:
+            connection.close()
+            raise self._open_error(error) from error
         self._local.connection = connection
         return connection
+
+    def _open_error(self, error: BaseException) -> CacheError:
+        return CacheError(f"cannot open the embedding cache at '{self.path}': {error}; "
+                          "set INBEDDER_CACHE_DIR to a writable directory, or delete the file "
+                          "if it is corrupt (it only holds recomputable vectors)")
 
     def _prepare(self, connection: sqlite3.Connection) -> None:
         """Switch a new connection to WAL and create the tables, retrying while another process does the same.
 
         SQLite answers "database is locked" at once, without waiting for the busy
         timeout, when two processes switch a fresh file to WAL or upgrade a read
-        to a write at the same moment; so the whole set-up is retried until
-        ``timeout``, and the tables are created inside ``BEGIN IMMEDIATE``.
+        to a write at the same moment; so the whole set-up is retried, each try
+        waiting at most for what is left of ``timeout``, and the tables are created
+        inside ``BEGIN IMMEDIATE``. Errors other than busy/locked are raised at once.
+
+        Raises:
+            sqlite3.Error: not a cache database, or still locked after ``timeout`` seconds.
         """
         deadline = time.monotonic() + self.timeout
         while True:
+            left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+            connection.execute(f"PRAGMA busy_timeout={left_ms}")
             try:
                 if connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                     connection.execute("PRAGMA journal_mode=WAL")
@@ -119,14 +144,15 @@ class EmbeddingCache:
                     if statement.strip():
                         connection.execute(statement)
                 connection.execute("COMMIT")
-                return
-            except sqlite3.OperationalError as error:
+                break
+            except sqlite3.Error as error:
                 if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                busy = "locked" in str(error) or "busy" in str(error)
-                if not busy or time.monotonic() > deadline:
+                    with suppress(sqlite3.Error):
+                        connection.execute("ROLLBACK")
+                if not _is_busy(error) or time.monotonic() >= deadline:
                     raise
                 time.sleep(0.05)
+        connection.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
