@@ -392,7 +392,12 @@ def load_eval_encoder(args: argparse.Namespace, reporter: Reporter) -> Any:
 
 
 def cmd_eval(args: argparse.Namespace, reporter: Reporter) -> int:
-    """Run ``inbedder eval``: load tasks, load the model, evaluate, print tables, write JSON."""
+    """Run ``inbedder eval``: load tasks, load the model, evaluate, print tables, write JSON.
+
+    Raises:
+        InBedderError: (``EvaluationError``, ``ModelError``...) anything the user can fix: a bad
+            option, an unreadable task file, a model that cannot be loaded.
+    """
     from .evaluation import EvalSettings, describe_part, evaluate, format_report, write_report
 
     out = Path(args.out)

@@ -1,4 +1,4 @@
-"""Does the embedder follow instructions? The InBedder paper's evaluation, and ``inbedder eval``.
+"""Does the embedder follow instructions? The InBedder paper's evaluation (``inbedder eval`` in ``cli``).
 
 Three *instruction-awareness* scores (Peng et al., ACL 2024, Table 2), each on ``[0, 1]``:
 

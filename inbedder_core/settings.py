@@ -26,16 +26,17 @@ def default_cache_dir() -> Path:
 
 @overload
 def positive_int_setting(value: int | None, env: str, default: int, param: str,
-                         error: type[InBedderError] = ...) -> int: ...
+                         error: type[InBedderError]) -> int: ...
 @overload
 def positive_int_setting(value: int | None, env: str, default: None, param: str,
-                         error: type[InBedderError] = ...) -> int | None: ...
+                         error: type[InBedderError]) -> int | None: ...
 def positive_int_setting(value: int | None, env: str, default: int | None, param: str,
-                         error: type[InBedderError] = InBedderError) -> int | None:
+                         error: type[InBedderError]) -> int | None:
     """A positive whole-number setting: ``value`` if given, else the variable ``env``, else ``default``.
 
     Raises:
-        error: ``value`` or the environment variable is not a positive whole number.
+        error: ``value`` or the environment variable is not a positive whole number (each
+            caller names its own ``InBedderError`` subclass, e.g. ``CorpusError``).
     """
     if value is None:
         raw = os.environ.get(env, "").strip()

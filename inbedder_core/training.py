@@ -1,4 +1,4 @@
-"""Fine-tune a language model into an InBedder, and ``inbedder train``.
+"""Fine-tune a language model into an InBedder (``inbedder train`` in ``cli``).
 
 An InBedder is a language model taught to answer questions about a text with *short*
 answers (Peng et al., ACL 2024); its embedding is the hidden state where the answer is

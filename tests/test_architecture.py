@@ -68,8 +68,8 @@ def core_modules() -> list[Path]:
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
     ("results", "settings"),  # shared vocabulary: result types, settings from the environment
+    ("models",),  # known checkpoints and the bundled InBedder; no corpus or prompt needed
     ("corpus", "prompts"),
-    ("models",),
     ("encoder",),
     ("cache",),
     ("clustering",),

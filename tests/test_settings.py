@@ -6,7 +6,7 @@ import pytest
 
 from inbedder_core.cache import CachedEncoder, EmbeddingCache
 from inbedder_core.encoder import HashEncoder
-from inbedder_core.errors import InBedderError, RunError
+from inbedder_core.errors import CorpusError, RunError
 from inbedder_core.settings import default_cache_dir, positive_int_setting
 
 
@@ -21,14 +21,14 @@ def test_cache_lives_where_inbedder_cache_dir_says(tmp_path, monkeypatch):
 
 def test_positive_int_setting_reads_value_then_environment_then_default(monkeypatch) -> None:
     monkeypatch.delenv("INBEDDER_TEST_CAP", raising=False)
-    assert positive_int_setting(None, "INBEDDER_TEST_CAP", 7, "cap") == 7
-    assert positive_int_setting(None, "INBEDDER_TEST_CAP", None, "cap") is None
+    assert positive_int_setting(None, "INBEDDER_TEST_CAP", 7, "cap", CorpusError) == 7
+    assert positive_int_setting(None, "INBEDDER_TEST_CAP", None, "cap", CorpusError) is None
     monkeypatch.setenv("INBEDDER_TEST_CAP", " 12 ")
-    assert positive_int_setting(None, "INBEDDER_TEST_CAP", 7, "cap") == 12
-    assert positive_int_setting(3, "INBEDDER_TEST_CAP", 7, "cap") == 3
+    assert positive_int_setting(None, "INBEDDER_TEST_CAP", 7, "cap", CorpusError) == 12
+    assert positive_int_setting(3, "INBEDDER_TEST_CAP", 7, "cap", CorpusError) == 3
     for raw in ("lots", "0", "-4", "1.5"):
         monkeypatch.setenv("INBEDDER_TEST_CAP", raw)
         with pytest.raises(RunError, match=f"INBEDDER_TEST_CAP='{raw}' is not a positive whole number"):
             positive_int_setting(None, "INBEDDER_TEST_CAP", 7, "cap", RunError)
-    with pytest.raises(InBedderError, match="cap=True is not a positive whole number"):
-        positive_int_setting(True, "INBEDDER_TEST_CAP", 7, "cap")
+    with pytest.raises(CorpusError, match="cap=True is not a positive whole number"):
+        positive_int_setting(True, "INBEDDER_TEST_CAP", 7, "cap", CorpusError)
