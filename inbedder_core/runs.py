@@ -126,10 +126,32 @@ class RunInfo:
     n_clusters: list[int] = field(default_factory=list)
 
     def describe(self) -> str:
-        """One line: time, model, instructions (plain text)."""
-        when = self.created.replace("T", " ")[:16]
-        asked = "; ".join(self.instructions)
-        return f"{when} UTC · {self.model} · {len(self.instructions)} instruction(s): {asked}"
+        """One line that tells runs apart: time, model, clustering settings, cluster counts, instructions."""
+        when = self.created.replace("T", " ")[:19]
+        parts = [f"{when} UTC", self.model]
+        clustering = _describe_clustering(self.settings)
+        if clustering:
+            parts.append(clustering)
+        if self.n_clusters:
+            parts.append(f"{'/'.join(map(str, self.n_clusters))} clusters")
+        parts.append(f"{len(self.instructions)} instruction(s): {'; '.join(self.instructions)}")
+        return " · ".join(parts)
+
+
+def _describe_clustering(settings: dict[str, Any]) -> str:
+    """``"HDBSCAN min size 15, 15 neighbours, keyword names"`` from what the app records (any part may lack)."""
+    effective = settings.get("effective") or settings.get("analysis") or {}
+    parts = []
+    if effective.get("k") is not None:
+        parts.append(f"KMeans k={effective['k']}")
+    elif effective.get("min_cluster_size") is not None:
+        parts.append(f"HDBSCAN min size {effective['min_cluster_size']}")
+    if effective.get("n_neighbors") is not None:
+        parts.append(f"{effective['n_neighbors']} neighbours")
+    naming = str(settings.get("naming_mode") or "")
+    if naming:
+        parts.append("LLM names" if naming.lower() == "llm" else "keyword names")
+    return ", ".join(parts)
 
 
 @dataclass

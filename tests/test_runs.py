@@ -72,6 +72,25 @@ def test_save_list_load_round_trip_keeps_every_array_and_summary(tmp_path):
         assert after.quality["silhouette"] is None and after.quality["noise_share"] == 0.2
 
 
+def test_runs_of_the_same_minute_with_other_settings_read_differently_in_the_list(tmp_path):
+    corpus = _corpus()
+    results = [_result(corpus, "What does the customer need?", 0)]
+    when = dt.datetime(2026, 11, 25, 2, 26, 11, tzinfo=dt.timezone.utc)
+    recorded = [
+        {"effective": {"min_cluster_size": 15, "k": None, "n_neighbors": 15}, "naming_mode": "LLM"},
+        {"effective": {"min_cluster_size": 15, "k": None, "n_neighbors": 30}, "naming_mode": "Keywords only"},
+        {"effective": {"min_cluster_size": 15, "k": 4, "n_neighbors": 15}, "naming_mode": "Keywords only"},
+    ]
+    for second, settings in enumerate(recorded):
+        runs.save_run(corpus, results, model="m", settings=settings, root=tmp_path,
+                      now=when + dt.timedelta(seconds=second))
+    lines = [info.describe() for info in runs.list_runs(runs.corpus_hash(corpus), root=tmp_path)]
+    assert len(set(lines)) == 3
+    assert sorted(lines)[0].startswith("2026-11-25 02:26:11 UTC · m · HDBSCAN min size 15, 15 neighbours, LLM names")
+    assert any("KMeans k=4, 15 neighbours, keyword names · 2 clusters" in line for line in lines)
+    assert any("HDBSCAN min size 15, 30 neighbours, keyword names" in line for line in lines)
+
+
 def test_runs_are_listed_only_for_the_same_corpus_content(tmp_path):
     corpus = _corpus()
     other = _corpus(CSV.replace(b"refund please", b"refund now"))
