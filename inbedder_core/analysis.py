@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import time
 import weakref
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -153,10 +154,14 @@ class Analysis:
             InBedderError: an empty instruction, or any stage's error.
         """
         report = stage or (lambda message: None)
+        reused = _checked_instruction(instruction) in self._states
         state = self._state(instruction, progress)
         encoding = state.encoding
         timings = {"embed": state.embed_seconds}
-        report(f"embedded {len(self.corpus)} documents ({encoding.n_cached} from cache)")
+        if reused:
+            report(f"reused the embeddings of {len(self.corpus)} documents")
+        else:
+            report(f"embedded {len(self.corpus)} documents ({encoding.n_cached} from cache)")
         settings = self.settings
         reducer, map_reducer = settings.reducer(), settings.map_reducer()
         start = time.perf_counter()
@@ -245,8 +250,10 @@ def summarize_clusters(labels: np.ndarray, names: Sequence[ClusterName],
 
 
 def names_of(result: InstructionResult) -> dict[int, str]:
-    """cluster id -> display name of one result."""
-    return {c.cluster_id: c.name for c in result.clusters}
+    """cluster id -> display name of one result; a name two clusters share gets ``" #<id>"``, so legends,
+    pickers and comparison tables can tell them apart."""
+    counts = Counter(c.name for c in result.clusters)
+    return {c.cluster_id: c.name if counts[c.name] == 1 else f"{c.name} #{c.cluster_id}" for c in result.clusters}
 
 
 def compare_results(results: Sequence[InstructionResult]) -> PairwiseComparison:

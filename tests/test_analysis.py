@@ -15,12 +15,13 @@ from inbedder_core.analysis import (
     compare_pair,
     compare_results,
     gold_scores,
+    names_of,
     summarize_clusters,
 )
 from inbedder_core.corpus import Corpus, LoadReport, load_corpus
 from inbedder_core.encoder import HashEncoder
 from inbedder_core.errors import InBedderError
-from inbedder_core.results import NOISE, ClusterName
+from inbedder_core.results import NOISE, ClusterName, InstructionResult
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "banking77.csv"
 NEED = "What does the customer need?"
@@ -61,10 +62,14 @@ def test_run_gives_a_consistent_result(sample):
 def test_changing_knobs_reclusters_without_reembedding_or_reducing(sample):
     encoder = HashEncoder(dim=48)
     analysis = Analysis(sample, encoder, AnalysisSettings(random_state=0, min_cluster_size=15))
-    first = analysis.run(NEED)
+    said: list[str] = []
+    first = analysis.run(NEED, stage=said.append)
     calls = encoder.calls
     session = analysis._states[NEED].session
-    second = analysis.with_settings(min_cluster_size=40).run(NEED)
+    second = analysis.with_settings(min_cluster_size=40).run(NEED, stage=said.append)
+    assert said[0] == f"embedded {len(sample)} documents (0 from cache)"
+    assert f"reused the embeddings of {len(sample)} documents" in said[1:] and not any(
+        s.startswith("embedded") for s in said[1:])
     third = analysis.with_settings(k=4).run(NEED)
     assert encoder.calls == calls and analysis.n_embeddings_ == 1
     assert session.n_reductions_ == 1 and session.n_maps_ == 1
@@ -121,6 +126,16 @@ def test_summaries_count_answers_and_order_noise_last():
     summaries = summarize_clusters(labels, names, answers)
     assert [s.cluster_id for s in summaries] == [1, 0, NOISE]
     assert summaries[0].top_answers[0] == ("b", 2) and summaries[0].share == pytest.approx(0.5)
+
+
+def test_clusters_sharing_a_name_are_told_apart_by_their_id():
+    labels = np.array([0, 0, 1, 1, 2, NOISE])
+    names = [ClusterName(0, "card declined", ""), ClusterName(1, "card declined", ""), ClusterName(2, "refund", ""),
+             ClusterName(NOISE, "Noise", "", source="noise")]
+    summaries = summarize_clusters(labels, names, None)
+    result = InstructionResult(instruction="q", answers=None, labels=labels, raw_labels=labels,
+                               coords=np.zeros((6, 2), np.float32), clusters=summaries, quality={}, timings={})
+    assert names_of(result) == {0: "card declined #0", 1: "card declined #1", 2: "refund", NOISE: "Noise"}
 
 
 def test_auto_min_cluster_size_scales_and_is_bounded():
