@@ -351,8 +351,9 @@ def kept(widget: Callable[..., Any], label: str, *args: Any, key: str, options: 
     still one of ``options``.
     """
     shadow = f"kept::{key}"
-    if key not in st.session_state and shadow in st.session_state and (
-            options is None or st.session_state[shadow] in options):
+    restorable = st.session_state.get(shadow) is not None  # a selectbox set to None shows an empty box,
+    # even where None is an option ("Cluster", "All clusters"): those are the defaults anyway, so not restored
+    if key not in st.session_state and restorable and (options is None or st.session_state[shadow] in options):
         st.session_state[key] = st.session_state[shadow]
         kwargs.pop("index", None)  # the restored value is the default
     value = widget(label, *args, key=key, **kwargs)
@@ -526,22 +527,22 @@ def make_labeler(naming: tuple[str, str, str, str], user_key: str, config: AppCo
 
 
 def _load(source_key: str, data: bytes, name: str, text_column: str | None,
-          config: AppConfig) -> tuple[Corpus, str]:
+          config: AppConfig, drop_duplicates: bool = False) -> tuple[Corpus, str]:
     """Load (or reuse from this session) a corpus and its content hash.
 
     Raises:
         CorpusError: the file, or this text column of it, cannot be loaded (remembered too,
             so a failed guess is not read again on every rerun).
     """
-    memo: dict[tuple[str, str | None], tuple[Corpus, str]] = st.session_state.setdefault("corpora", {})
-    failed: dict[tuple[str, str | None], str] = st.session_state.setdefault("corpus_errors", {})
-    key = (source_key, text_column)
+    memo: dict[tuple[str, str | None, bool], tuple[Corpus, str]] = st.session_state.setdefault("corpora", {})
+    failed: dict[tuple[str, str | None, bool], str] = st.session_state.setdefault("corpus_errors", {})
+    key = (source_key, text_column, drop_duplicates)
     if key in failed:
         raise CorpusError(failed[key])
     if key not in memo:
         try:
             corpus = load_corpus(data, name=name, text_column=text_column, max_bytes=config.max_bytes,
-                                 max_rows=config.max_rows)
+                                 max_rows=config.max_rows, drop_duplicates=drop_duplicates)
         except CorpusError as error:
             if len(failed) >= 6:
                 failed.pop(next(iter(failed)))
@@ -593,9 +594,24 @@ def table_columns(data: bytes, name: str) -> list[str]:
 _CLI_COLUMN_HINT = re.compile(r"(?:choose the column holding the texts with|pass) --text-column")
 
 
+_CLI_WORDS = (  # (what a core message tells a command-line or Python user, what it means in the app)
+    ("pass drop_duplicates=True (CLI: --drop-duplicates) to skip them", "tick 'Skip duplicate texts' to skip them"),
+    ("(drop_duplicates is on)", "('Skip duplicate texts' is ticked)"),
+    ("pass format= (--format on the command line) ", ""),
+    ("or pass format= (--format) if it is not", "or save it with the right extension if it is not"),
+    ("copy DIR here and pass --model DIR (or set INBEDDER_MODEL=DIR)",
+     f"copy DIR here and choose '{LOCAL_MODEL}' as the Embedding model in the sidebar"),
+    ("Offline now: --model ", "Offline now, in the sidebar: "),
+    (" or --model ", " or "),
+)
+
+
 def column_hint(message: Any, hint: str = "choose another text column in the box above") -> str:
-    """A loading message with the command line's ``--text-column`` hint put in the app's words, ``hint``."""
+    """A core message in the app's words: the ``--text-column`` hint becomes ``hint``, other
+    command-line and Python hints (``_CLI_WORDS``) become the app's controls."""
     text = _CLI_COLUMN_HINT.sub(hint, str(message))
+    for cli, app in _CLI_WORDS:
+        text = text.replace(cli, app)
     return text.replace("(--text-column)", "(the Text column box)")
 
 
@@ -630,9 +646,14 @@ def render_corpus(config: AppConfig) -> tuple[Corpus, str, str | None, bool]:
         columns = [str(c) for c in guessed.table.columns]
         guessed_column = guessed.text_column
         text_column = left.selectbox("Text column", columns, index=columns.index(guessed.text_column), key=picker)
+    chosen_column = None if text_column == guessed_column else text_column
     try:
-        corpus, digest = _load(source_key, data, name, None if text_column == guessed_column else text_column,
-                               config)
+        corpus, digest = _load(source_key, data, name, chosen_column, config)
+        dedupe_key = f"dedupe_{source_key}"
+        if corpus.report.n_duplicates or st.session_state.get(dedupe_key):
+            if left.checkbox("Skip duplicate texts", key=dedupe_key,
+                             help="Keep only the first row of each exact repeat; the skipped rows are counted."):
+                corpus, digest = _load(source_key, data, name, chosen_column, config, drop_duplicates=True)
     except CorpusError as error:
         raise CorpusError(column_hint(error)) from error
     others = [c for c in columns if c != text_column]
@@ -692,7 +713,7 @@ def _reopen(digest: str, run_id: str, default_llm_model: str) -> None:
     st.session_state["instructions"] = "\n".join(saved.info.instructions)
 
 
-def render_saved_runs(digest: str, config: AppConfig) -> None:
+def render_saved_runs(digest: str, config: AppConfig, shown: str | None) -> None:
     saved = runs.list_runs(digest)
     if "reopen_error" in st.session_state:
         st.error(md_text(st.session_state.pop("reopen_error")))
@@ -703,7 +724,10 @@ def render_saved_runs(digest: str, config: AppConfig) -> None:
             st.text("No saved runs for this corpus yet.")
             return
         by_id = {info.run_id: info for info in saved}
-        run_id = st.selectbox("Saved run", list(by_id), format_func=lambda r: by_id[r].describe(), key="saved_run")
+        if shown in by_id:
+            st.text(f"Shown below: {by_id[shown].describe()}")
+        run_id = st.selectbox("Saved run", list(by_id), format_func=lambda r: by_id[r].describe(),
+                              key=f"saved_run_{short_key(*by_id)}")  # a new list is a new box: no stale choice
         st.button("Reopen this run", key="reopen_run", on_click=_reopen, args=(digest, run_id, config.llm_model))
 
 
@@ -823,6 +847,12 @@ def render_explore(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     metrics[2].metric("Noise", f"{100 * float(quality.get('noise_share') or 0):.1f}%")
     silhouette = quality.get("silhouette")
     metrics[3].metric("Silhouette", "n/a" if silhouette is None else f"{float(silhouette):.2f}")
+    settings = ws.settings or AnalysisSettings()
+    if not any(c.cluster_id != NOISE for c in result.clusters) and settings.k is None:
+        size = settings.as_dict(len(corpus))["min_cluster_size"]
+        st.warning(f"No clusters: every document is noise. A cluster needs at least {size:,} documents "
+                   f"(min cluster size) here, out of {len(corpus):,}; lower 'HDBSCAN min cluster size' in the "
+                   "sidebar (0 = automatic), or use KMeans, then Apply.")
     naming_errors = list(quality.get("naming_errors") or [])  # type: ignore[call-overload]
     if naming_errors:
         st.warning(f"The LLM could not name every cluster ({len(naming_errors)} problem(s)); keyword names are "
@@ -830,7 +860,9 @@ def render_explore(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
         with st.expander("Naming problems"):
             st.text("\n".join(map(str, naming_errors)))
 
-    columns = [c for c in map(str, corpus.table.columns) if c != corpus.text_column]
+    table = corpus.table
+    columns = [c for c in map(str, table.columns)  # not the texts, nor an id-like column (every value unique)
+               if c != corpus.text_column and (len(table) < 2 or table[c].nunique(dropna=False) < len(table))]
     colour_options: list[str | None] = [None, *([gold] if gold else []), *[c for c in columns if c != gold]]
     colour = kept(st.selectbox, "Colour by", colour_options, key="colour_by", options=colour_options,
                   format_func=lambda c: "Cluster" if c is None else (f"Gold label: {c}" if c == gold else c))
@@ -856,10 +888,11 @@ def render_explore(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
                                 "description": st.column_config.TextColumn("description", width="large")})
 
     st.subheader("Documents")
-    sizes = {c.cluster_id: c for c in result.clusters}
+    sizes = {c.cluster_id: c.size for c in result.clusters}
+    names = names_of(result)
     pick = kept(st.selectbox, "Show documents of", [None, *cluster_ids], key=pick_key, options=[None, *cluster_ids],
                 disabled=bool(lassoed), on_change=_bump, args=(table_version_key,),  # clears a stale table row
-                format_func=lambda c: "All clusters" if c is None else f"{sizes[c].name} ({sizes[c].size:,})")
+                format_func=lambda c: "All clusters" if c is None else f"{names[c]} ({sizes[c]:,})")
     if lassoed:
         st.text(f"{len(lassoed):,} documents selected on the map; they are listed instead of a cluster "
                 "(double-click the map, or click a row of the cluster table, to clear the selection).")
@@ -991,15 +1024,19 @@ def main() -> None:
         torch_ready = start_warm_up() if config.warm_up else None
         choices = render_sidebar(config)
         corpus, digest, gold, is_sample = render_corpus(config)
-        render_saved_runs(digest, config)
+        saved_runs = st.container()  # filled after the run below, so a run saved now is listed now
         ws = workspace_for(digest, choices)
-        if torch_ready is not None:
-            torch_ready.wait(timeout=120)
-        sync_settings(ws, corpus, choices, config)
-        render_ask(ws, corpus, choices, config, is_sample)
+        try:
+            if torch_ready is not None:
+                torch_ready.wait(timeout=120)
+            sync_settings(ws, corpus, choices, config)
+            render_ask(ws, corpus, choices, config, is_sample)
+        finally:
+            with saved_runs:
+                render_saved_runs(digest, config, ws.run_id)
         render_results(ws, corpus, gold)
     except InBedderError as error:
-        st.error(md_text(error))
+        st.error(md_text(column_hint(error)))
 
 
 if __name__ == "__main__":

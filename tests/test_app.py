@@ -179,6 +179,11 @@ def frame_with(at: AppTest, *columns: str) -> pd.DataFrame:
     return next(d.value for d in at.dataframe if set(columns) <= set(d.value.columns))
 
 
+def shows_a_choice(box) -> bool:
+    """Whether a selectbox shows an option, not its empty placeholder (a value set to None shows nothing)."""
+    return not box.proto.set_value or box.proto.HasField("raw_value")
+
+
 def runs_expander(at: AppTest) -> str:
     return next(e.label for e in at.expander if e.label.startswith("Earlier runs"))
 
@@ -334,7 +339,8 @@ def test_full_flow_upload_run_explore_compare_recluster_export(app_env, chat_ser
                    if "card" in t.lower() or "card" in first.answers[i].lower())
     assert 0 < len(documents) == expected < n_docs
 
-    # colour by the gold column
+    # colour by the gold column (an id column, every value unique, is not offered)
+    assert at.selectbox(key="colour_by").options == ["Cluster", "Gold label: intent"]
     at.selectbox(key="colour_by").set_value("intent").run()
     assert_clean(at)
     (spec,) = charts(at)
@@ -363,6 +369,12 @@ def test_full_flow_upload_run_explore_compare_recluster_export(app_env, chat_ser
     ws = apply_settings(at, min_cluster_size=15)
     assert ws.analysis.n_embeddings_ == 2 and ws.settings.min_cluster_size == 15
     assert len(runs.list_runs(ws.corpus_hash)) == saved_before + 1
+    assert runs_expander(at) == f"Earlier runs on this corpus ({saved_before + 1})"  # listed at once
+    steps = [t.value for t in at.text]
+    assert any("reused the embeddings of" in s for s in steps) and not any("from cache)" in s for s in steps)
+    ws = apply_settings(at, min_cluster_size=n_docs - 1)  # too large: all noise, and the app says what to do
+    at.radio(key="view").set_value("Explore").run()
+    assert any("No clusters: every document is noise" in w.value for w in at.warning)
     ws = apply_settings(at, algorithm="KMeans", k=4)
     assert ws.analysis.n_embeddings_ == 2 and ws.settings.k == 4
     assert all(sorted(set(r.labels.tolist())) == [0, 1, 2, 3] for r in ws.results.values())
@@ -397,6 +409,12 @@ def test_full_flow_upload_run_explore_compare_recluster_export(app_env, chat_ser
     assert_clean(at)
     assert at.selectbox(key="colour_by").value == "intent"
     assert at.text_input(key="doc_search").value == "card"
+    at.selectbox(key="colour_by").set_value(None).run()
+    for view in ("Export", "Explore"):  # the defaults ("Cluster", "All clusters") come back shown, not blank
+        at.radio(key="view").set_value(view).run()
+    picker = next(s for s in at.selectbox if s.label == "Show documents of")
+    assert shows_a_choice(at.selectbox(key="colour_by")) and at.selectbox(key="colour_by").value is None
+    assert shows_a_choice(picker) and picker.value is None
 
 
 USER_KEY = "sk-user-typed-9876543210-own-key"
@@ -572,6 +590,21 @@ def test_a_single_column_without_documents_is_refused_without_cli_hints(app_env)
     assert not any(s.label == "Text column" for s in at.selectbox)
 
 
+def test_duplicate_texts_are_kept_and_can_be_skipped_from_the_app(app_env):
+    rows = ["text"] + [f"my card {i % 4} was declined" for i in range(12)]  # 4 distinct, 8 repeats
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.file_uploader(key="upload").set_value(("dupes.txt", "\n".join(rows[1:]).encode(), "text/plain")).run()
+    assert_clean(at)
+    assert any(t.value.startswith("Loaded 12 of 12 rows") for t in at.text)
+    details = "\n".join(t.value for t in at.text)
+    assert "8 duplicate texts kept" in details and "tick 'Skip duplicate texts' to skip them" in details
+    assert "drop_duplicates" not in details and "--drop-duplicates" not in details
+    at.checkbox(key=next(c.key for c in at.checkbox if c.label == "Skip duplicate texts")).check().run()
+    assert_clean(at)
+    assert any(t.value.startswith("Loaded 4 of 12 rows") for t in at.text)
+    assert "skipped 8 duplicate texts ('Skip duplicate texts' is ticked)" in "\n".join(t.value for t in at.text)
+
+
 def test_bad_setting_is_reported_not_raised(app_env):
     app_env.setenv("INBEDDER_SAMPLE_ROWS", "lots")
     at = AppTest.from_file(APP, default_timeout=60).run()
@@ -592,6 +625,7 @@ def test_unavailable_default_model_falls_back_to_the_bundled_inbedder_with_a_not
     at.button(key="run").click().run(timeout=RUN_TIMEOUT)
     assert not at.exception
     assert "could not load model" in at.error[0].value and "inbedder\\-minilm" in at.error[0].value
+    assert "\\-\\-model" not in at.error[0].value and "in the sidebar" in at.error[0].value
     at.button(key="use_bundled").click().run()
     assert_clean(at)
     assert at.selectbox(key="model_choice").value == "inbedder-minilm"
@@ -612,6 +646,8 @@ def test_sessions_are_isolated_and_saved_runs_follow_the_corpus_content(app_env)
     assert_clean(first)
     mine = first.session_state["workspace"]
     assert list(mine.results) == ["How does the customer feel?"]
+    assert runs_expander(first) == "Earlier runs on this corpus (1)"  # listed in the run that saved it
+    assert any(t.value.startswith("Shown below: ") and "How does the customer feel?" in t.value for t in first.text)
     # running the same instruction with the same settings again replaces the saved run, it does not add one
     earlier = mine.run_id
     first.button(key="run").click()
