@@ -735,10 +735,16 @@ def render_saved_runs(digest: str, config: AppConfig, shown: str | None) -> None
 
 
 def workspace_for(digest: str, choices: Choices) -> Workspace:
+    """This session's workspace for the corpus and model; switching back to a model finds its maps again."""
     # Duck-typed on purpose: the script (and so the Workspace class) is re-executed on every rerun.
     ws = st.session_state.get("workspace")
     if getattr(ws, "corpus_hash", None) != digest or getattr(ws, "model", None) != choices.model:
-        ws = Workspace(corpus_hash=digest, model=choices.model)
+        kept_spaces: dict[tuple[str, str], Any] = st.session_state.setdefault("workspaces", {})
+        if ws is not None and getattr(ws, "results", None):
+            kept_spaces[(ws.corpus_hash, ws.model)] = ws
+            while len(kept_spaces) > 3:  # each holds its embeddings: keep the last few only
+                kept_spaces.pop(next(iter(kept_spaces)))
+        ws = kept_spaces.pop((digest, choices.model), None) or Workspace(corpus_hash=digest, model=choices.model)
         st.session_state["workspace"] = ws
     return ws
 
@@ -773,8 +779,11 @@ def compute(ws: Workspace, corpus: Corpus, choices: Choices, config: AppConfig, 
                                   stage=lambda message, label=label: st.text(f"  {label}: {message}"))
             results[instruction] = result
         bar.progress(1.0, text=f"{len(corpus):,} documents, {len(instructions)} instruction(s)")
+        failed = sum(1 for r in results.values() if r.quality.get("naming_errors"))
+        naming = (f"names by keywords where the LLM failed ({failed} of {len(results)} instruction(s); "
+                  "see Naming problems)" if failed else f"names by {md_text(ws.naming_note)}")
         status.update(label=f"Done in {duration(time.monotonic() - started)}: {len(instructions)} instruction(s), "
-                            f"names by {md_text(ws.naming_note)}", state="complete", expanded=False)
+                            f"{naming}", state="complete", expanded=False)
     ws.results, ws.settings, ws.naming = results, choices.settings, choices.naming
     info = runs.save_run(corpus, list(results.values()), model=ws.model,
                          settings=_settings_record(ws, choices, len(corpus)), fingerprint=ws.fingerprint,
@@ -973,7 +982,10 @@ def render_export(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     results = list(ws.results.values())
     stem = Path(corpus.source).stem or "corpus"
     st.text("The labeled CSV has every input column plus answer_i, cluster_i, label_i and description_i per "
-            "instruction (the format of `inbedder cluster`).")
+            "instruction (the same format as the command line's 'inbedder cluster').")
+    by_instruction = {r.instruction: r for r in results}
+    chosen = kept(st.selectbox, "Map to download as a standalone HTML page", list(by_instruction), key="export_map",
+                  options=list(by_instruction))
     cols = st.columns(4)
     cols[0].download_button("Labeled CSV", data=functools.partial(labeled_csv, corpus, results),
                             file_name=f"{stem}.labeled.csv", mime="text/csv", key="download_labeled",
@@ -984,9 +996,6 @@ def render_export(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     cols[2].download_button("Run report (JSON)", data=functools.partial(report_json, corpus, ws, gold),
                             file_name=f"{stem}.json", mime="application/json", key="download_report",
                             on_click="ignore")
-    by_instruction = {r.instruction: r for r in results}
-    chosen = kept(st.selectbox, "Map to download as a standalone HTML page", list(by_instruction), key="export_map",
-                  options=list(by_instruction))
     number = results.index(by_instruction[chosen]) + 1
     cols[3].download_button("Map as HTML", data=functools.partial(map_html, corpus, by_instruction[chosen]),
                             file_name=f"{stem}.map_{number}.html", mime="text/html", key="download_map",
@@ -1005,7 +1014,10 @@ VIEW_RENDERERS: dict[str, Callable[[Workspace, Corpus, str | None], None]] = {
 def render_results(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     st.subheader("3 · Explore")
     if not ws.results:
-        st.info("Run an instruction to see the corpus clustered by its answers.")
+        others = [model for digest, model in st.session_state.get("workspaces", {}) if digest == ws.corpus_hash]
+        kept_note = (f" The maps made with {', '.join(others)} are kept: choose that model again in the sidebar "
+                     "to see them." if others else "")
+        st.info("Run an instruction to see the corpus clustered by its answers." + md_text(kept_note))
         return
     view = st.radio("View", VIEWS, key="view", horizontal=True, label_visibility="collapsed")
     VIEW_RENDERERS[view](ws, corpus, gold)

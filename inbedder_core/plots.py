@@ -191,7 +191,7 @@ def cluster_map(
     legend_title = "cluster" if color_by is None else plot_text(color_by[0], LABEL_CHARS)
     fig.update_layout(
         title=dict(text=plot_text(title, 90)) if title else None,
-        height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+        height=height, margin=dict(l=10, r=10, t=40, b=10),  # room for the toolbar above the legend
         xaxis=dict(visible=False), yaxis=dict(visible=False, scaleanchor="x", scaleratio=1),
         legend=dict(title=dict(text=legend_title), itemsizing="constant"),
         showlegend=show_legend, dragmode="lasso", hovermode="closest", uirevision="map",

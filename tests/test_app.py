@@ -504,6 +504,8 @@ def test_rejected_key_falls_back_to_keyword_names_without_showing_the_key(app_en
     assert table.loc[table["cluster"] >= 0, "named by"].eq("keywords").all()
     assert API_KEY not in displayed(at)
     assert "Incorrect API key" in displayed(at)  # the reason is shown, scrubbed
+    (status,) = [s.label for s in at.status if s.label.startswith("Done in ")]
+    assert "names by keywords where the LLM failed (1 of 1 instruction(s)" in status and "names by llm" not in status
 
 
 def test_malformed_uploads_show_a_clear_error_and_no_exception(app_env):
@@ -633,6 +635,14 @@ def test_unavailable_default_model_falls_back_to_the_bundled_inbedder_with_a_not
     at.button(key="run").click().run(timeout=RUN_TIMEOUT)  # the bundled model really runs offline
     assert_clean(at)
     assert not at.error
+    # another model in the sidebar shows no maps, says where they went; choosing the model again restores them
+    computed = at.session_state["workspace"]
+    at.selectbox(key="model_choice").set_value("BrandonZYW/roberta-large-InBedder").run()
+    assert not at.session_state["workspace"].results
+    assert any("inbedder\\-minilm are kept" in i.value for i in at.info)
+    at.selectbox(key="model_choice").set_value("inbedder-minilm").run()
+    assert_clean(at)
+    assert at.session_state["workspace"] is computed and computed.results and len(charts(at)) == 1
 
 
 def test_sessions_are_isolated_and_saved_runs_follow_the_corpus_content(app_env):
