@@ -975,7 +975,9 @@ def render_compare(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     if gold:
         st.subheader("Against the gold labels")
         st.text(f"Each clustering scored against the column {gold!r} (noise counts as one cluster).")
-        st.dataframe(pd.DataFrame(gold_scores(results, corpus.table[gold].tolist())), hide_index=True)
+        scores = pd.DataFrame(gold_scores(results, corpus.table[gold].tolist()))
+        st.dataframe(scores.drop(columns=["nmi"]), hide_index=True,  # NMI (arithmetic) is the V-measure
+                     column_config={"v_measure": st.column_config.NumberColumn("v_measure (= NMI)")})
 
 
 def render_export(ws: Workspace, corpus: Corpus, gold: str | None) -> None:

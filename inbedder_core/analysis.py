@@ -262,8 +262,11 @@ def compare_results(results: Sequence[InstructionResult]) -> PairwiseComparison:
 
 
 def compare_pair(a: InstructionResult, b: InstructionResult, noise: str = "separate"):
-    """Contingency table and best matches of two results, with cluster names."""
-    return compare_labelings(a.labels, b.labels, names_a=names_of(a), names_b=names_of(b), noise=noise,  # type: ignore[arg-type]
+    """Contingency table and best matches of two results, with cluster names (shown after the ids there,
+    so the plain names: ``"5: card declined"``, not ``"5: card declined #5"``)."""
+    plain_a = {c.cluster_id: c.name for c in a.clusters}
+    plain_b = {c.cluster_id: c.name for c in b.clusters}
+    return compare_labelings(a.labels, b.labels, names_a=plain_a, names_b=plain_b, noise=noise,  # type: ignore[arg-type]
                              label_a=a.instruction, label_b=b.instruction)
 
 

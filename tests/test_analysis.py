@@ -136,6 +136,8 @@ def test_clusters_sharing_a_name_are_told_apart_by_their_id():
     result = InstructionResult(instruction="q", answers=None, labels=labels, raw_labels=labels,
                                coords=np.zeros((6, 2), np.float32), clusters=summaries, quality={}, timings={})
     assert names_of(result) == {0: "card declined #0", 1: "card declined #1", 2: "refund", NOISE: "Noise"}
+    rows = compare_pair(result, result).contingency.index.tolist()  # ids already lead there: plain names
+    assert "0: card declined" in rows and "1: card declined" in rows and not any("#" in r for r in rows)
 
 
 def test_auto_min_cluster_size_scales_and_is_bounded():
