@@ -264,15 +264,17 @@ def _id_of(label: str) -> int:
 
 
 def cluster_sankey(contingency: pd.DataFrame, *, min_count: int = 1, title: str | None = None,
-                   height: int = 560) -> go.Figure:
+                   height: int | None = None) -> go.Figure:
     """Flows from clusters under A (left) to clusters under B (right), one link per non-empty cell.
 
     Node labels are the table's labels (escaped); node colours follow ``cluster_color``
     of each side's cluster id; links take their source's colour, translucent. Cells
-    below ``min_count`` are left out.
+    below ``min_count`` are left out. ``height`` defaults to 560 px, or more when a side
+    has many clusters (about 24 px each, so labels do not overlap).
     """
     values = contingency.to_numpy(dtype=np.int64)
     n_a, n_b = values.shape
+    height = height or max(560, 80 + 24 * max(n_a, n_b))
     labels = [plot_text(label, LABEL_CHARS) for label in [*contingency.index, *contingency.columns]]
     colors = [cluster_color(_id_of(label)) for label in [*contingency.index, *contingency.columns]]
     sources, targets, counts, link_colors = [], [], [], []

@@ -156,6 +156,15 @@ def test_contingency_heatmap_and_sankey_show_the_table_with_escaped_names():
     assert all(s < len(table.index) <= t for s, t in zip(link.source, link.target, strict=True))
     fewer = plots.cluster_sankey(table, min_count=2)
     assert all(v >= 2 for v in fewer.data[0].link.value)
+    assert sankey.layout.height == 560  # few clusters: the usual size
+
+
+def test_a_sankey_of_many_clusters_grows_so_labels_do_not_overlap():
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 56, 3000), rng.integers(0, 41, 3000)
+    table = compare_labelings(a, b).contingency
+    fig = plots.cluster_sankey(table)
+    assert fig.layout.height >= 24 * len(table.index) and len(fig.data[0].node.label) == 56 + 41
 
 
 def test_score_matrix_keeps_values_and_escapes_labels():
