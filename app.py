@@ -63,7 +63,7 @@ from inbedder_core.analysis import (
     names_of,
     run_report,
 )
-from inbedder_core.cache import CachedEncoder, EmbeddingCache
+from inbedder_core.cache import CACHE_FILE, CachedEncoder, EmbeddingCache
 from inbedder_core.clustering import warm_up
 from inbedder_core.corpus import (
     DEFAULT_MAX_BYTES,
@@ -203,7 +203,7 @@ def shared_encoder(model: str, device: str) -> Any:
 @st.cache_resource(show_spinner=False)
 def shared_embedding_cache(cache_dir: str) -> EmbeddingCache:
     """The on-disk embedding cache, one handle per process."""
-    return EmbeddingCache(Path(cache_dir) / "embeddings.sqlite3")
+    return EmbeddingCache(Path(cache_dir) / CACHE_FILE)
 
 
 def _warm_up(torch_ready: threading.Event) -> None:

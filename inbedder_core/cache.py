@@ -207,12 +207,6 @@ class EmbeddingCache:
         size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
         return CacheStats(str(self.path), int(n_vectors), int(n_prints), size)
 
-    def clear(self) -> None:
-        """Delete every stored vector."""
-        with self._transaction() as connection:
-            connection.execute("DELETE FROM vectors")
-            connection.execute("DELETE FROM fingerprints")
-
     def close(self) -> None:
         connection = getattr(self._local, "connection", None)
         if connection is not None:

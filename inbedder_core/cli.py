@@ -369,15 +369,13 @@ def _is_sentence_transformers(model: str | None, kind: str | None) -> bool:
     if kind is not None:
         return kind == "sentence-transformers"
     from .errors import ModelError
-    from .models import cached_hub_file, resolve_model
+    from .models import is_sentence_transformers, resolve_model
 
     try:
         resolved = resolve_model(model)
     except ModelError:
         return False
-    if resolved.is_local:
-        return (Path(resolved.location) / "modules.json").exists()
-    return cached_hub_file(resolved.location, "modules.json") is not None
+    return is_sentence_transformers(resolved.location, resolved.is_local)
 
 
 def load_eval_encoder(args: argparse.Namespace, reporter: Reporter) -> Any:

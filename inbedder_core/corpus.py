@@ -428,10 +428,11 @@ def _decode_detected(data: bytes, display: str) -> tuple[str, str, str]:
 
     nul = data.find(b"\x00")
     if nul >= 0:
-        utf16 = _detect_bomless_utf16(data)
-        if utf16 is not None:
+        detected = _detect_bomless_utf16(data)
+        if detected is not None:
+            utf16, decoded = detected
             return (
-                data.decode(utf16),
+                decoded,
                 utf16,
                 f"encoding: {utf16} (no byte-order mark; detected from the pattern of NUL bytes)",
             )
@@ -478,9 +479,9 @@ def _check_magic(data: bytes, display: str) -> None:
             )
 
 
-def _detect_bomless_utf16(data: bytes) -> str | None:
-    """``"utf-16-le"``/``"utf-16-be"`` when NUL bytes sit on one parity only, as in
-    mostly-ASCII UTF-16 text, and the whole file decodes to printable text; else ``None``."""
+def _detect_bomless_utf16(data: bytes) -> tuple[str, str] | None:
+    """``("utf-16-le" or "utf-16-be", decoded text)`` when NUL bytes sit on one parity only, as
+    in mostly-ASCII UTF-16 text, and the whole file decodes to printable text; else ``None``."""
     if len(data) % 2:
         return None
     sample = data[: 1 << 16]
@@ -498,7 +499,7 @@ def _detect_bomless_utf16(data: bytes) -> str | None:
     printable = sum(ch.isprintable() or ch in "\t\n\r" for ch in head)
     if "\x00" in text or printable < 0.98 * len(head):
         return None
-    return codec
+    return codec, text
 
 
 def _detect_single_byte(data: bytes) -> str | None:
@@ -565,8 +566,8 @@ def _read_delimited(text: str, sep: str, fmt: str, display: str, cap_rows: int) 
     raw = _parse_delimited(text, sep, fmt, display, cap_rows, csv.QUOTE_MINIMAL)
     notes: list[str] = []
     spanning = len(lines) - len(raw)
-    tabs = {line.count("\t") for line in lines if line}
-    if spanning > 0 and sep == "\t" and len(tabs) == 1 and tabs != {0}:
+    tabs = {line.count("\t") for line in lines if line} if spanning > 0 and sep == "\t" else set()
+    if len(tabs) == 1 and tabs != {0}:
         raw = _parse_delimited(text, sep, fmt, display, cap_rows, csv.QUOTE_NONE)
         notes.append("quote characters kept as text: read as plain TSV (no quoted fields), since every line "
                      "has the header's number of tabs")

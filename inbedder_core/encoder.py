@@ -20,6 +20,7 @@ response marker. Heavy libraries are imported when a model is loaded, not at imp
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from abc import ABC, abstractmethod
@@ -67,12 +68,19 @@ class Fingerprint:
 
     def digest(self) -> str:
         """The cache identity. A local model's revision is a hash of its files, so its path is
-        left out: the same weights under another path or a copy hit the same entries."""
-        fields = dict(self.__dict__)
-        if self.revision.startswith("sha256:"):
-            fields["model_id"] = ""
-        payload = json.dumps(fields, sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+        left out: the same weights under another path or a copy hit the same entries.
+
+        Memoised (the cache asks for it once per document)."""
+        return _fingerprint_digest(self)
+
+
+@functools.lru_cache(maxsize=64)
+def _fingerprint_digest(fingerprint: Fingerprint) -> str:
+    fields = dict(fingerprint.__dict__)
+    if fingerprint.revision.startswith("sha256:"):
+        fields["model_id"] = ""
+    payload = json.dumps(fields, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 @dataclass

