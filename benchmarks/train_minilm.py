@@ -75,8 +75,9 @@ QUOTAS = {
 
 
 def read(name: str) -> list[dict]:
-    with gzip.open(QA_DIR / name / f"{name}.jsonl.gz", "rt", encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    from inbedder_core.training import iter_jsonl
+
+    return list(iter_jsonl(QA_DIR / name / f"{name}.jsonl.gz"))
 
 
 def source_info(name: str) -> dict[str, str]:
@@ -97,7 +98,6 @@ def check_no_eval_instructions(questions: set[str]) -> None:
         for key, value in task.items():
             if "instruction" in key:
                 evaluation.update([value] if isinstance(value, str) else value)
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from build_aspects import INSTRUCTIONS as ASPECT_INSTRUCTIONS
 
     evaluation.update(ASPECT_INSTRUCTIONS.values())
@@ -188,12 +188,8 @@ def prepare(work: Path) -> None:
     with gzip.open(data / "train.jsonl.gz", "wt", encoding="utf-8") as handle:
         for e in mix:
             handle.write(json.dumps(e, ensure_ascii=False) + "\n")
-    names = {e["source"] for e in mix}
-    folders = {"qamr": "qamr", "clinc150": "clinc150", "goemotions": "goemotions",
-               "opentriviaqa": "opentriviaqa", "strategyqa": "strategyqa", "qed_dev": "qed_dev",
-               "nq_open": "nq_open", "webquestions": "webquestions", "pubmedqa": "pubmedqa", "covid_qa": "covid_qa",
-               "cosmosqa_valid": "cosmosqa_valid", "wikitablequestions": "wikitablequestions"}
-    (data / "sources.json").write_text(json.dumps({n: source_info(folders[n]) for n in sorted(names)}, indent=1),
+    names = {e["source"] for e in mix}  # each source is named after its folder in ../shared/data/qa
+    (data / "sources.json").write_text(json.dumps({n: source_info(n) for n in sorted(names)}, indent=1),
                                        encoding="utf-8")
     counts = Counter(e["source"] for e in mix)
     print(f"{len(mix)} examples ({len(singles)} single, {len(pairs)} paired) -> {data / 'train.jsonl.gz'}")

@@ -541,18 +541,18 @@ def evaluate(
         raise EvaluationError("no tasks to evaluate; pass --task, --triplets, --sts, --clustering or --aspects")
     if robustness and settings.no_instruction:
         raise EvaluationError("--robustness compares instructions, so it cannot run with --no-instruction")
+    robust = [(t, p) for t in tasks if t.kind == "clustering" for p in t.parts if p.paraphrases] if robustness else []
+    if robustness and not robust:  # said before anything is embedded
+        raise EvaluationError("--robustness needs a clustering task with correct/incorrect paraphrases: a "
+                              "published one (e.g. --task FeedbacksClustering) or --clustering FILE with "
+                              "--paraphrases FILE")
     embedder = _Embedder(encoder, settings, progress)
     results = []
     for task in tasks:
         result = _evaluate_task(embedder, task)
         result.details.update(_data_details(task))
         results.append(result)
-    if robustness:
-        robust = [(t, p) for t in tasks if t.kind == "clustering" for p in t.parts if p.paraphrases]
-        if not robust:
-            raise EvaluationError("--robustness needs a clustering task with correct/incorrect paraphrases: a "
-                                  "published one (e.g. --task FeedbacksClustering) or --clustering FILE with "
-                                  "--paraphrases FILE")
+    if robust:
         for task, part in robust:
             result = _evaluate_robustness(embedder, part, source=task.source)
             result.details.update(_data_details(task))
@@ -775,6 +775,11 @@ def sts_from_frame(frame: pd.DataFrame, source: str, instruction: str | None = N
     return Task(part.name, "sts", (part,), source)
 
 
+def _subset_options(max_labels: int | None, per_label: int | None) -> dict[str, Any]:
+    """The subset options that were given, as recorded with a task."""
+    return {k: v for k, v in (("max_labels", max_labels), ("per_label", per_label)) if v is not None}
+
+
 def _subset_rows(labels: Sequence[str], max_labels: int | None, per_label: int | None) -> list[int]:
     """Row indices: the first ``max_labels`` labels by first appearance, the first ``per_label`` rows of each."""
     for name, value in (("max_labels", max_labels), ("per_label", per_label)):
@@ -919,7 +924,7 @@ def load_clustering(path: str | os.PathLike[str], instruction: str | None = None
     part = clustering_from_frame(_read_local(path, text_column), str(path), instruction, text_column=text_column,
                                  label_column=label_column, max_labels=max_labels, per_label=per_label,
                                  paraphrases=paraphrases)
-    options = {k: v for k, v in (("max_labels", max_labels), ("per_label", per_label)) if v is not None}
+    options = _subset_options(max_labels, per_label)
     return Task(part.name, "clustering", (part,), str(path), options)
 
 
@@ -1052,7 +1057,7 @@ def load_task(name: str, *, max_labels: int | None = None, per_label: int | None
             paraphrases = {k: entry[f"{k}_instructions"] for k in ROBUSTNESS_KINDS}
         parts.append(clustering_from_frame(frame, entry["hf_hub_name"], entry["instruction"], max_labels=max_labels,
                                            per_label=per_label, paraphrases=paraphrases, name=member))
-    options = {k: v for k, v in (("max_labels", max_labels), ("per_label", per_label)) if v is not None}
+    options = _subset_options(max_labels, per_label)
     return Task(canonical, "clustering", tuple(parts), "; ".join(_hub_source(spec[m]) for m in members), options)
 
 
@@ -1070,8 +1075,7 @@ def _banking77_task(name: str, max_labels: int | None, per_label: int | None) ->
     frame = _read_local(_BANKING77_CSV, "text")
     part = clustering_from_frame(frame, str(_BANKING77_CSV), BANKING77_INSTRUCTION, label_column="intent",
                                  max_labels=max_labels, per_label=per_label, name=name)
-    options: dict[str, Any] = {k: v for k, v in (("max_labels", max_labels), ("per_label", per_label))
-                               if v is not None}
+    options: dict[str, Any] = _subset_options(max_labels, per_label)
     if name == "banking77-clustering":
         return Task(name, "clustering", (part,), str(_BANKING77_CSV), options)
     options["triplets"] = ("one per text: positive = random same-intent text, negative = random other-intent text, "

@@ -41,7 +41,6 @@ import os
 import random
 import shutil
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
@@ -922,7 +921,3 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterable[dict[str, Any]]:
         for line in handle:
             if line.strip():
                 yield json.loads(line)
-
-
-def source_counts(examples: Sequence[QAExample]) -> Counter[str]:
-    return Counter(e.source for e in examples)

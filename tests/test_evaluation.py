@@ -235,6 +235,11 @@ def test_robustness_end_to_end_with_constructed_encoder(tmp_path):
     assert robust.details["DCI"] == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(EvaluationError, match="no-instruction"):
         evaluate(AspectEncoder(), [task], EvalSettings(no_instruction=True), robustness=True)
+    # a task without paraphrases is refused before anything is embedded
+    encoder = HashEncoder()
+    with pytest.raises(EvaluationError, match="needs a clustering task with correct/incorrect paraphrases"):
+        evaluate(encoder, [load_clustering(path, "What is the topic?", label_column="topic")], robustness=True)
+    assert encoder.calls == 0
 
 
 def test_two_instruction_triplets_are_combined_by_harmonic_mean(tmp_path):
