@@ -84,10 +84,9 @@ _INT_TEXT = re.compile(r"-?[0-9]+")
 _TYPED_INT_COLUMNS = re.compile(r"cluster_[0-9]+|cluster_id|instruction_index|size")
 _TYPED_FLOAT_COLUMNS = ("share",)
 
-# Key names that look like credentials; run_payload refuses to write them.
+# Key names that look like credentials: run files (run_payload) and saved runs (runs.save_run) refuse them.
 _CREDENTIAL_KEY = re.compile(
-    r"api[_-]?key|secret|passw(?:or)?d|authorization|^token$|"
-    r"(?:^|[_-])(?:access|auth|bearer|api|hf|openai)[_-]?token$",
+    r"api[_-]?key|secret|passw(?:or)?d|authorization|^token$|(?:access|auth|bearer|api|hf|openai)[_-]?token",
     re.IGNORECASE,
 )
 
@@ -530,7 +529,10 @@ def run_payload(
         "gold_scores": gold_scores,
     }
     payload: dict[str, Any] = to_jsonable(document)
-    _refuse_credentials(payload["parameters"], "parameters")  # data (instructions, names) may say "password"
+    credential = credential_key(payload["parameters"], "parameters")  # data (instructions, names) may say "password"
+    if credential:
+        raise ExportError(f"{credential} looks like a credential; the run file must never hold API keys "
+                          "or secrets: remove it from the parameters before exporting")
     return payload
 
 
@@ -628,18 +630,23 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _refuse_credentials(value: Any, where: str) -> None:
-    if isinstance(value, dict):
+def credential_key(value: Any, where: str) -> str | None:
+    """The path (``where['a'][0]['api_key']``) of the first key in ``value``, through nested mappings,
+    lists and tuples, whose name looks like a credential; ``None`` when there is none."""
+    if isinstance(value, Mapping):
         for key, item in value.items():
-            if _CREDENTIAL_KEY.search(key):
-                raise ExportError(
-                    f"{where}[{key!r}] looks like a credential; the run file must never hold API keys "
-                    "or secrets: remove it from the parameters before exporting"
-                )
-            _refuse_credentials(item, f"{where}[{key!r}]")
-    elif isinstance(value, list):
+            path = f"{where}[{str(key)!r}]"
+            if _CREDENTIAL_KEY.search(str(key)):
+                return path
+            found = credential_key(item, path)
+            if found:
+                return found
+    elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            _refuse_credentials(item, f"{where}[{i}]")
+            found = credential_key(item, f"{where}[{i}]")
+            if found:
+                return found
+    return None
 
 
 @contextmanager

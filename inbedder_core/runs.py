@@ -49,7 +49,7 @@ import numpy as np
 
 from .corpus import Corpus
 from .errors import RunError
-from .export import to_jsonable
+from .export import credential_key, to_jsonable
 from .results import ClusterSummary, InstructionResult
 from .settings import default_cache_dir, positive_int_setting
 
@@ -64,7 +64,6 @@ DEFAULT_MAX_RUNS = 20
 
 _HASH = re.compile(r"[0-9a-f]{64}")
 _RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}")
-_CREDENTIAL = re.compile(r"(?i)(api[_-]?key|secret|passw(or)?d|(auth|access|bearer|hf|api)[_-]?token|authorization)")
 
 
 def runs_dir(root: str | os.PathLike[str] | None = None) -> Path:
@@ -174,18 +173,6 @@ def _check_run_id(value: str) -> str:
     return value
 
 
-def _refuse_credentials(value: Any, where: str) -> None:
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if _CREDENTIAL.search(str(key)):
-                raise RunError(f"{where} has a key {str(key)!r} that looks like a credential; "
-                               "runs are stored in plain files and must not hold secrets")
-            _refuse_credentials(item, f"{where}.{key}")
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            _refuse_credentials(item, where)
-
-
 def _summary_json(summary: ClusterSummary) -> dict[str, Any]:
     return {
         "cluster_id": int(summary.cluster_id), "size": int(summary.size), "share": float(summary.share),
@@ -235,8 +222,11 @@ def save_run(
         if shapes != ((n,), (n,), (n, 2)) or (result.answers is not None and len(result.answers) != n):
             raise RunError(f"result of {result.instruction!r} does not cover the {n} documents of the corpus "
                            f"(labels, raw labels, coords: {shapes})")
-    _refuse_credentials(dict(settings), "settings")
-    _refuse_credentials(dict(fingerprint or {}), "fingerprint")
+    for where, value in (("settings", settings), ("fingerprint", fingerprint or {})):
+        credential = credential_key(value, where)
+        if credential:
+            raise RunError(f"{credential} looks like a credential; runs are stored in plain files and must not "
+                           "hold secrets")
     stamp = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     info = RunInfo(
         run_id=f"{stamp:%Y%m%dT%H%M%SZ}-{stamp.microsecond:05x}{uuid.uuid4().hex[:3]}",

@@ -509,7 +509,7 @@ def test_run_payload_defaults_and_refuses_credentials(corpus: Corpus) -> None:
     results = [make_result("Q?", [0, 0, 0])]
     payload = run_payload(corpus, results, model="m", fingerprint="f", parameters={}, timings={})
     assert payload["comparisons"] is None and payload["gold_scores"] is None
-    for key in ("api_key", "OPENAI_API_KEY", "hf_token", "client_secret"):
+    for key in ("api_key", "OPENAI_API_KEY", "hf_token", "client_secret", "token", "openai_token", "auth_token_file"):
         with pytest.raises(ExportError, match="credential"):
             run_payload(corpus, results, model="m", fingerprint="f", parameters={key: "sk-1"}, timings={})
     with pytest.raises(ExportError, match="credential"):

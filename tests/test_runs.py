@@ -158,6 +158,9 @@ def test_save_refuses_credentials_empty_runs_and_misaligned_results(tmp_path):
     result = _result(corpus, "Need?", 0)
     with pytest.raises(runs.RunError, match="credential"):
         runs.save_run(corpus, [result], model="m", settings={"naming": {"api_key": "sk-test-123456"}}, root=tmp_path)
+    for key in ("token", "openai_token", "auth_token_file"):  # the same rule as run files (export.credential_key)
+        with pytest.raises(runs.RunError, match=rf"settings\['x'\]\[0\]\['{key}'\] looks like a credential"):
+            runs.save_run(corpus, [result], model="m", settings={"x": [{key: "v"}]}, root=tmp_path)
     with pytest.raises(runs.RunError, match="nothing to save"):
         runs.save_run(corpus, [], model="m", settings={}, root=tmp_path)
     short = _result(_corpus(b"id,text\nx,one\ny,two\n"), "Need?", 0)
