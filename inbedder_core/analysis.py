@@ -26,7 +26,7 @@ from .encoder import Encoding, Fingerprint
 from .errors import InBedderError
 from .export import run_payload
 from .labeling import KeywordLabeler, top_answers
-from .results import NOISE, ClusterName, ClusterSummary, InstructionResult
+from .results import NOISE, NOISE_NAME, ClusterName, ClusterSummary, InstructionResult
 
 Stage = Callable[[str], None]
 """Called with a short message as each stage finishes (for the app's status and the CLI)."""
@@ -70,17 +70,19 @@ class AnalysisSettings:
         """The clusterer these settings describe; ``memory`` caches HDBSCAN's spanning tree."""
         if self.k is not None:
             return KMeansClusterer(k=self.k, random_state=self.random_state)
-        size = self.min_cluster_size or auto_min_cluster_size(n_docs)
-        return HDBSCANClusterer(min_cluster_size=size, min_samples=self.effective_min_samples(n_docs),
-                                memory=memory)
+        return HDBSCANClusterer(min_cluster_size=self.effective_min_cluster_size(n_docs),
+                                min_samples=self.effective_min_samples(n_docs), memory=memory)
+
+    def effective_min_cluster_size(self, n_docs: int) -> int:
+        return self.min_cluster_size or auto_min_cluster_size(n_docs)
 
     def effective_min_samples(self, n_docs: int) -> int:
-        return self.min_samples or min(10, self.min_cluster_size or auto_min_cluster_size(n_docs))
+        return self.min_samples or min(10, self.effective_min_cluster_size(n_docs))
 
     def as_dict(self, n_docs: int) -> dict[str, Any]:
         out = asdict(self)
         if self.k is None:
-            out["min_cluster_size"] = self.min_cluster_size or auto_min_cluster_size(n_docs)
+            out["min_cluster_size"] = self.effective_min_cluster_size(n_docs)
             out["min_samples"] = self.effective_min_samples(n_docs)
             out["algorithm"] = "hdbscan"
         else:
@@ -239,7 +241,7 @@ def summarize_clusters(labels: np.ndarray, names: Sequence[ClusterName],
     for cluster_id, count in zip(ids.tolist(), counts.tolist(), strict=True):
         name = by_id.get(cluster_id)
         if name is None:
-            name = ClusterName(cluster_id, "Noise" if cluster_id == NOISE else f"Cluster {cluster_id}", "",
+            name = ClusterName(cluster_id, NOISE_NAME if cluster_id == NOISE else f"Cluster {cluster_id}", "",
                                source="noise" if cluster_id == NOISE else "keywords")
         keywords = name.answer_keywords or name.keywords
         out.append(ClusterSummary(cluster_id=cluster_id, size=count, share=count / n if n else 0.0,

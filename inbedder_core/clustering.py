@@ -164,12 +164,17 @@ def _as_points(X: Any, what: str = "embeddings") -> np.ndarray:
     return arr
 
 
-def _as_labels(labels: Any, n: int | None = None, what: str = "labels") -> np.ndarray:
+def as_labels(labels: Any, n: int | None = None, what: str = "labels") -> np.ndarray:
+    """``labels`` as ``int64 (n,)`` cluster ids (``NOISE`` = -1); whole-valued floats are accepted.
+
+    Raises:
+        ClusteringError: not 1-D, not whole numbers, below -1, or not ``n`` long (when given).
+    """
     arr = np.asarray(labels)
     if arr.ndim != 1:
         raise ClusteringError(f"{what} must be a 1-D array of cluster ids; got shape {arr.shape}")
     if arr.size and arr.dtype.kind not in "iu":
-        if arr.dtype.kind != "f" or not np.all(np.mod(arr, 1) == 0):
+        if arr.dtype.kind != "f" or not np.all(np.isfinite(arr)) or not np.all(np.mod(arr, 1) == 0):
             raise ClusteringError(f"{what} must hold integer cluster ids (-1 for noise); got dtype {arr.dtype}")
     arr = arr.astype(np.int64)
     if arr.size and arr.min() < NOISE:
@@ -694,7 +699,7 @@ def assign_noise(Z: np.ndarray, labels: np.ndarray) -> np.ndarray:
         ClusteringError: shapes that do not match, invalid labels.
     """
     Z = _as_points(Z, "reduced vectors")
-    return _assign_to_nearest_centroid(Z, _as_labels(labels, Z.shape[0]))
+    return _assign_to_nearest_centroid(Z, as_labels(labels, Z.shape[0]))
 
 
 def _assign_to_nearest_centroid(Z: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -748,7 +753,7 @@ def clustering_quality(
         ClusteringError: shapes that do not match, invalid labels.
     """
     Z = _as_points(Z, "reduced vectors")
-    labels = _as_labels(labels, Z.shape[0])
+    labels = as_labels(labels, Z.shape[0])
     n = int(labels.shape[0])
     noise = labels == NOISE
     n_noise = int(noise.sum())
@@ -886,10 +891,11 @@ class ClusteringSession:
         self._knn[key] = graph
         return graph
 
-    def _fit(self, reducer: Any) -> tuple[Hashable, np.ndarray, bool]:
+    def _fit(self, reducer: Any) -> tuple[np.ndarray, bool]:
+        """``(vectors, whether they were computed now)``, memoised by the reducer's configuration."""
         key = stage_key(reducer)
         if key in self._memo:
-            return key, self._memo[key], False
+            return self._memo[key], False
         if isinstance(reducer, UMAPReducer):
             knn = self._knn_for(reducer)
             out = reducer.fit_transform(self.embeddings, knn=knn)
@@ -904,7 +910,7 @@ class ClusteringSession:
         notes = list(getattr(reducer, "notes_", []))
         self._memo_notes[key] = notes
         self.notes_.extend(n for n in notes if n not in self.notes_)
-        return key, out, True
+        return out, True
 
     def reduced(self, reducer: Any = None) -> np.ndarray:
         """The clustering-space vectors, ``float32 (n, n_components)``, computed once per configuration.
@@ -914,7 +920,7 @@ class ClusteringSession:
         """
         with self._lock:
             start = time.perf_counter()
-            _, out, computed = self._fit(self.reducer if reducer is None else reducer)
+            out, computed = self._fit(self.reducer if reducer is None else reducer)
             if computed:
                 self.n_reductions_ += 1
                 self.timings_["reduce"] = time.perf_counter() - start
@@ -924,7 +930,7 @@ class ClusteringSession:
         """The 2-D map, ``float32 (n, 2)`` (for a 2-component map reducer), computed once per configuration."""
         with self._lock:
             start = time.perf_counter()
-            _, out, computed = self._fit(self.map_reducer if map_reducer is None else map_reducer)
+            out, computed = self._fit(self.map_reducer if map_reducer is None else map_reducer)
             if computed:
                 self.n_maps_ += 1
                 self.timings_["map"] = time.perf_counter() - start
@@ -953,7 +959,7 @@ class ClusteringSession:
         with self._lock:
             reducer_notes = list(self._memo_notes.get(stage_key(self.reducer if reducer is None else reducer), []))
         start = time.perf_counter()
-        raw = _as_labels(clusterer.fit_predict(Z), Z.shape[0], "clusterer labels")
+        raw = as_labels(clusterer.fit_predict(Z), Z.shape[0], "clusterer labels")
         timings["cluster"] = time.perf_counter() - start
         self.n_clusterings_ += 1
         start = time.perf_counter()

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 
+from inbedder_core.clustering import as_labels
 from inbedder_core.errors import ClusteringError, EvaluationError
 from inbedder_core.results import NOISE, NOISE_NAME
 
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 NoiseMode = Literal["separate", "singletons", "exclude"]
 NOISE_MODES: tuple[str, ...] = ("separate", "singletons", "exclude")
-NOISE_LABEL = NOISE_NAME
 
 
 class ClusterMatch(NamedTuple):
@@ -87,19 +87,6 @@ class PairwiseComparison:
     noise: str
 
 
-def _labels(labels: Any, what: str) -> np.ndarray:
-    arr = np.asarray(labels)
-    if arr.ndim != 1:
-        raise ClusteringError(f"{what} must be a 1-D sequence of cluster ids; got shape {arr.shape}")
-    if arr.size and arr.dtype.kind not in "iu":
-        if arr.dtype.kind != "f" or not np.all(np.isfinite(arr)) or not np.all(np.mod(arr, 1) == 0):
-            raise ClusteringError(f"{what} must hold integer cluster ids ({NOISE} for noise); got dtype {arr.dtype}")
-    arr = arr.astype(np.int64)
-    if arr.size and arr.min() < NOISE:
-        raise ClusteringError(f"{what} contain {int(arr.min())}; cluster ids must be >= 0, with {NOISE} for noise")
-    return arr
-
-
 def _check_noise_mode(noise: str) -> None:
     if noise not in NOISE_MODES:
         raise ClusteringError(f"noise={noise!r} is invalid; expected one of {list(NOISE_MODES)}")
@@ -132,7 +119,7 @@ def _axis_labels(ids: np.ndarray, names: Mapping[int, str] | None) -> list[str]:
     for i in ids:
         i = int(i)
         if i == NOISE:
-            out.append(NOISE_LABEL)
+            out.append(NOISE_NAME)
         elif names is not None and i in names and names[i]:
             out.append(f"{i}: {names[i]}")
         else:
@@ -178,8 +165,8 @@ def compare_labelings(
             unknown noise mode.
     """
     _check_noise_mode(noise)
-    a = _labels(labels_a, "labels_a")
-    b = _labels(labels_b, "labels_b")
+    a = as_labels(labels_a, what="labels_a")
+    b = as_labels(labels_b, what="labels_b")
     if a.shape != b.shape:
         raise ClusteringError(
             f"labels_a has {a.shape[0]} entries and labels_b {b.shape[0]}; "
@@ -250,7 +237,7 @@ def pairwise_comparisons(
     import pandas as pd
 
     names = list(labelings)
-    arrays = {name: _labels(labelings[name], f"labels of {name!r}") for name in names}
+    arrays = {name: as_labels(labelings[name], what=f"labels of {name!r}") for name in names}
     lengths = {name: arr.shape[0] for name, arr in arrays.items()}
     if len(set(lengths.values())) > 1:
         raise ClusteringError(f"labellings have different lengths {lengths}; they must cover the same documents")
@@ -294,7 +281,7 @@ def score_against_gold(labels: Sequence[int] | np.ndarray, gold: Sequence[Any]) 
         EvaluationError: lengths differ, no points, or labels that are not integer ids.
     """
     try:
-        pred = _labels(labels, "labels")
+        pred = as_labels(labels)
     except ClusteringError as exc:
         raise EvaluationError(str(exc)) from exc
     gold_list = list(gold)
@@ -306,18 +293,15 @@ def score_against_gold(labels: Sequence[int] | np.ndarray, gold: Sequence[Any]) 
     if pred.size == 0:
         raise EvaluationError("no documents to score: labels and gold are empty")
     import pandas as pd
-    from sklearn.metrics import (
-        adjusted_rand_score,
-        homogeneity_completeness_v_measure,
-        normalized_mutual_info_score,
-    )
+    from sklearn.metrics import homogeneity_completeness_v_measure
 
     gold_codes, _ = pd.factorize(pd.Series(gold_list, dtype=object), use_na_sentinel=False)
     homogeneity, completeness, v_measure = homogeneity_completeness_v_measure(gold_codes, pred)
+    ari, nmi = _scores(gold_codes, pred)
     return {
         "v_measure": float(v_measure),
         "homogeneity": float(homogeneity),
         "completeness": float(completeness),
-        "ari": float(adjusted_rand_score(gold_codes, pred)),
-        "nmi": float(normalized_mutual_info_score(gold_codes, pred)),
+        "ari": ari,
+        "nmi": nmi,
     }

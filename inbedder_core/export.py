@@ -48,7 +48,6 @@ from .corpus import Corpus
 from .errors import ExportError
 from .results import NOISE, NOISE_NAME, ClusterSummary, InstructionResult
 
-NOISE_LABEL = NOISE_NAME
 """``label_<i>`` (and the summary ``name``) of the noise bucket, cluster id -1."""
 
 INPUT_PREFIX = "input_"
@@ -73,9 +72,9 @@ PAYLOAD_SCHEMA = "inbedder-explorer/run/1"
 _FORMULA_STARTERS = "=+-@\t\r"
 # Cells that get a protective "'" on write: formula starters, and - so that the
 # escaping can be undone exactly - any run of "'" followed by a formula starter.
-_NEEDS_QUOTE = re.compile(r"'*[=+\-@\t\r]")
+_NEEDS_QUOTE = re.compile(f"'*[{re.escape(_FORMULA_STARTERS)}]")
 # Cells whose protective "'" is removed on read: at least one "'" then a starter.
-_QUOTED = re.compile(r"'+[=+\-@\t\r]")
+_QUOTED = re.compile(f"'+[{re.escape(_FORMULA_STARTERS)}]")
 # Plain decimal numbers ("-1", "+2.5", "-.5", "-1e-05") are data, not formulas; they
 # are written bare so that noise (-1) and negative values stay numbers in a spreadsheet.
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -142,7 +141,7 @@ def export_table(corpus: Corpus, results: Sequence[InstructionResult]) -> pd.Dat
         added[answer_col] = pd.Series(answers, dtype="str")
         added[cluster_col] = pd.Series(labels, dtype="int64")
         added[label_col] = pd.Series(
-            [NOISE_LABEL if label == NOISE else summaries[label].name for label in labels.tolist()],
+            [NOISE_NAME if label == NOISE else summaries[label].name for label in labels.tolist()],
             dtype="str",
         )
         added[description_col] = pd.Series(
@@ -600,7 +599,7 @@ def _summaries_by_id(result: InstructionResult, index: int, labels: np.ndarray) 
 
 
 def _display_name(summary: ClusterSummary) -> str:
-    return NOISE_LABEL if summary.cluster_id == NOISE else summary.name
+    return NOISE_NAME if summary.cluster_id == NOISE else summary.name
 
 
 def _cell_text(value: Any) -> str:

@@ -953,7 +953,7 @@ def make_client(api_key: str | None = None, base_url: str | None = None, timeout
     Raises:
         LabelingError: no key is configured, the timeout is not positive, or ``openai`` is missing.
     """
-    key = (api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")).strip()
+    key = _api_key(api_key)
     if not key:
         raise LabelingError("no OpenAI API key: set OPENAI_API_KEY (or pass api_key), or choose the keywords labeler")
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
@@ -966,6 +966,11 @@ def make_client(api_key: str | None = None, base_url: str | None = None, timeout
             "the 'openai' package is not installed: pip install openai, or choose the keywords labeler"
         ) from err
     return openai.OpenAI(api_key=key, base_url=url, timeout=float(timeout), max_retries=0)
+
+
+def _api_key(api_key: str | None) -> str:
+    """``api_key``, else ``OPENAI_API_KEY``, stripped ("" when neither is set)."""
+    return (api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")).strip()
 
 
 def llm_available(env: Mapping[str, str] = os.environ) -> bool:
@@ -997,7 +1002,7 @@ def choose_labeler(
         raise LabelingError(f"unknown labeler mode {mode!r}; expected one of {list(LABELER_MODES)}")
     if mode == "keywords":
         return KeywordLabeler(), "keywords (chosen)"
-    key = (api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")).strip()
+    key = _api_key(api_key)
     if mode == "auto":
         if not key:
             return KeywordLabeler(), "keywords (no OPENAI_API_KEY set)"

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .results import NOISE
+from .results import NOISE, NOISE_NAME
 
 NOISE_COLOR = "#b4b4b4"
 """Grey for the noise bucket (and for the "other" bucket when colouring by a column)."""
@@ -160,7 +160,7 @@ def cluster_map(
         ids, counts = np.unique(labels, return_counts=True)
         order = sorted(zip(ids.tolist(), counts.tolist(), strict=True), key=lambda p: (p[0] == NOISE, -p[1], p[0]))
         for cluster_id, _ in order:
-            name = names.get(cluster_id, "Noise" if cluster_id == NOISE else f"Cluster {cluster_id}")
+            name = names.get(cluster_id, NOISE_NAME if cluster_id == NOISE else f"Cluster {cluster_id}")
             groups.append((name, np.flatnonzero(labels == cluster_id), cluster_color(cluster_id), cluster_id == NOISE))
     else:
         kept, per_doc = _categories(color_by[1])

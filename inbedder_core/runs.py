@@ -173,14 +173,6 @@ def _check_run_id(value: str) -> str:
     return value
 
 
-def _summary_json(summary: ClusterSummary) -> dict[str, Any]:
-    return {
-        "cluster_id": int(summary.cluster_id), "size": int(summary.size), "share": float(summary.share),
-        "name": summary.name, "description": summary.description, "keywords": list(summary.keywords),
-        "top_answers": [[str(a), int(c)] for a, c in summary.top_answers], "source": summary.source,
-    }
-
-
 def _summary_from_json(data: Mapping[str, Any]) -> ClusterSummary:
     return ClusterSummary(
         cluster_id=int(data["cluster_id"]), size=int(data["size"]), share=float(data["share"]),
@@ -243,7 +235,7 @@ def save_run(
             {
                 "instruction": r.instruction,
                 "answers": None if r.answers is None else [None if a is None else str(a) for a in r.answers],
-                "clusters": [_summary_json(s) for s in r.clusters],
+                "clusters": to_jsonable(list(r.clusters), "clusters"),
                 "quality": to_jsonable(dict(r.quality), "quality"),
                 "timings": to_jsonable(dict(r.timings), "timings"),
             }
