@@ -188,6 +188,7 @@ class Workspace:
     fingerprint: dict[str, Any] = field(default_factory=dict)
     analysis: Analysis | None = None
     analysis_device: str | None = None
+    labeler_naming: tuple[str, str, str, str] | None = None  # the naming settings ``analysis.labeler`` was made for
     run_id: str | None = None
 
 
@@ -758,9 +759,11 @@ def ensure_analysis(ws: Workspace, corpus: Corpus, choices: Choices, config: App
         ws.analysis = Analysis(corpus, cached, choices.settings)
         ws.analysis_device = choices.device
         ws.fingerprint = dict(dataclasses.asdict(cached.fingerprint))
+        ws.labeler_naming = None
     ws.analysis.with_settings(**dataclasses.asdict(choices.settings))
-    labeler, ws.naming_note = make_labeler(choices.naming, choices.llm_api_key, config)
-    ws.analysis.labeler = labeler
+    if ws.labeler_naming != choices.naming:  # the same labeller object lets Analysis reuse names it already has
+        ws.analysis.labeler, ws.naming_note = make_labeler(choices.naming, choices.llm_api_key, config)
+        ws.labeler_naming = choices.naming
     return ws.analysis
 
 

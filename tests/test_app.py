@@ -315,6 +315,13 @@ def test_full_flow_upload_run_explore_compare_recluster_export(app_env, chat_ser
     assert clustered["name"].str.startswith("LLM topic").all()
     assert table["size"].sum() == n_docs
     assert API_KEY not in displayed(at)
+    # running the same questions again with the same settings names nothing again (no new LLM request)
+    sent = len(chat_server.requests)
+    at.button(key="run").click()
+    at.run(timeout=RUN_TIMEOUT)
+    assert_clean(at)
+    assert len(chat_server.requests) == sent and frame_by_key(at, "cluster_table_")["name"].tolist() == \
+        table["name"].tolist()
 
     # the map: WebGL, one trace per cluster, user text escaped in hovers
     (spec,) = charts(at)
