@@ -536,10 +536,11 @@ def _load(source_key: str, data: bytes, name: str, text_column: str | None,
             so a failed guess is not read again on every rerun).
     """
     memo: dict[tuple[str, str | None, bool], tuple[Corpus, str]] = st.session_state.setdefault("corpora", {})
-    failed: dict[tuple[str, str | None, bool], str] = st.session_state.setdefault("corpus_errors", {})
+    failed: dict[tuple[str, str | None, bool], tuple[str, list[str]]] = st.session_state.setdefault(
+        "corpus_errors", {})  # (message, columns): no traceback kept
     key = (source_key, text_column, drop_duplicates)
     if key in failed:
-        raise CorpusError(failed[key])
+        raise CorpusError(*failed[key])
     if key not in memo:
         try:
             corpus = load_corpus(data, name=name, text_column=text_column, max_bytes=config.max_bytes,
@@ -547,49 +548,12 @@ def _load(source_key: str, data: bytes, name: str, text_column: str | None,
         except CorpusError as error:
             if len(failed) >= 6:
                 failed.pop(next(iter(failed)))
-            failed[key] = str(error)
+            failed[key] = (str(error), error.columns)
             raise
         if len(memo) >= 3:
             memo.pop(next(iter(memo)))
         memo[key] = (corpus, runs.corpus_hash(corpus))
     return memo[key]
-
-
-_FORMATS = {"csv": "csv", "tsv": "tsv", "tab": "tsv", "jsonl": "jsonl", "ndjson": "jsonl", "parquet": "parquet",
-            "pq": "parquet"}
-
-
-def table_columns(data: bytes, name: str) -> list[str]:
-    """The column names of an uploaded table that has at least one data row; ``[]`` when unreadable.
-
-    Read cheaply (the header, the JSONL keys, the Parquet schema) so that a text column can be
-    chosen when loading with the guessed one failed. Only UTF-8 text is read here; TXT files have
-    one column, so they give ``[]``.
-    """
-    fmt = _FORMATS.get(Path(name).suffix.lower().lstrip("."), "")
-    try:
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            meta = pq.ParquetFile(io.BytesIO(data))
-            return [str(c) for c in meta.schema_arrow.names] if meta.metadata.num_rows else []
-        if not fmt:
-            return []
-        text = data.decode("utf-8-sig")
-        if "\x00" in text:
-            return []
-        if fmt == "jsonl":
-            keys: dict[str, None] = {}
-            for line in text.splitlines():
-                record = json.loads(line) if line.strip() else None
-                if isinstance(record, dict):
-                    keys.update(dict.fromkeys(map(str, record)))
-            return list(keys)
-        head = pd.read_csv(io.StringIO(text), sep="," if fmt == "csv" else "\t", header=None, nrows=2, dtype=str,
-                           keep_default_na=False)
-    except (ValueError, OSError, ImportError):  # decoding, parsing (pandas, json, pyarrow) errors are ValueErrors
-        return []
-    return list(dict.fromkeys(map(str, head.iloc[0].tolist()))) if len(head) == 2 else []
 
 
 _CLI_COLUMN_HINT = re.compile(r"(?:choose the column holding the texts with|pass) --text-column")
@@ -635,7 +599,7 @@ def render_corpus(config: AppConfig) -> tuple[Corpus, str, str | None, bool]:
     try:
         guessed, _ = _load(source_key, data, name, None, config)
     except CorpusError as error:  # perhaps only the guessed column is unusable: let the analyst choose one
-        columns = table_columns(data, name)
+        columns = error.columns
         if len(columns) < 2:
             raise CorpusError(column_hint(error, "upload a file whose text column holds the documents")) from error
         guessed_column = None

@@ -789,7 +789,8 @@ def _build_corpus(
 
     if text_column is not None:
         if text_column not in columns:
-            raise CorpusError(f"column {text_column!r} not found; available: {columns}; pass --text-column")
+            raise CorpusError(f"column {text_column!r} not found; available: {columns}; pass --text-column",
+                              columns)
         chosen, guessed = text_column, False
     elif fmt == "txt":
         chosen, guessed = "text", False
@@ -833,7 +834,8 @@ def _build_corpus(
         detail = ", ".join(f"{count:,} {why}" for why, count in skipped.items())
         raise CorpusError(
             f"no documents left in {display!r}: all {n_rows:,} rows were skipped ({detail}) in column "
-            f"{chosen!r}; choose the column holding the texts with --text-column"
+            f"{chosen!r}; choose the column holding the texts with --text-column",
+            columns,
         )
     if n_duplicates:
         noun = "text" if n_duplicates == 1 else "texts"

@@ -10,7 +10,15 @@ class InBedderError(Exception):
 
 
 class CorpusError(InBedderError):
-    """The input file or table cannot be read as a corpus."""
+    """The input file or table cannot be read as a corpus.
+
+    ``columns``: the table's column names when it was read but the text column was not found
+    or held no document (a front end can offer them); empty otherwise.
+    """
+
+    def __init__(self, message: str, columns: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.columns = list(columns or [])
 
 
 class ModelError(InBedderError):

@@ -557,6 +557,8 @@ def _reviews(fmt: str, n: int = 12) -> bytes:
                           "review_body": [f"review number {i}: the order was late" for i in range(n)]})
     if fmt == "csv":
         return frame.to_csv(index=False).encode("utf-8")
+    if fmt == "utf16.csv":  # the columns come from the library's reader, which decodes UTF-16 too
+        return frame.to_csv(index=False).encode("utf-16")
     if fmt == "jsonl":
         return frame.to_json(orient="records", lines=True).encode("utf-8")
     buffer = io.BytesIO()
@@ -564,7 +566,7 @@ def _reviews(fmt: str, n: int = 12) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+@pytest.mark.parametrize("fmt", ["csv", "utf16.csv", "jsonl", "parquet"])
 def test_an_empty_guessed_text_column_can_be_replaced_in_the_app(app_env, fmt):
     at = AppTest.from_file(APP, default_timeout=60).run()
     at.file_uploader(key="upload").set_value((f"reviews.{fmt}", _reviews(fmt), "application/octet-stream"))
