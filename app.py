@@ -39,7 +39,6 @@ import dataclasses
 import functools
 import hashlib
 import io
-import json
 import math
 import os
 import re
@@ -76,11 +75,11 @@ from inbedder_core.corpus import (
 )
 from inbedder_core.encoder import Fingerprint, choose_device, load_encoder
 from inbedder_core.errors import CorpusError, InBedderError
-from inbedder_core.export import csv_bytes, export_table, summary_table
+from inbedder_core.export import csv_bytes, export_table, json_bytes, summary_table
 from inbedder_core.labeling import choose_labeler, display_url
 from inbedder_core.models import BASELINE_MODEL, BUNDLED_MODEL, KNOWN_MODELS, default_model, is_available_offline
 from inbedder_core.results import NOISE, InstructionResult
-from inbedder_core.settings import default_cache_dir, positive_int_setting
+from inbedder_core.settings import default_cache_dir, default_llm_model, positive_int_setting
 
 APP_DIR = Path(__file__).resolve().parent
 SAMPLE_PATH = APP_DIR / "sample_data" / "banking77.csv"
@@ -102,7 +101,6 @@ DEVICES = ("auto", "cpu", "cuda")
 VIEWS = ("Explore", "Compare", "Export")
 ALGORITHMS = ("HDBSCAN", "KMeans")
 NAMING_MODES = ("LLM", "Keywords only")
-DEFAULT_LLM_MODEL = "gpt-4o-mini"
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
 CUSTOM_ENDPOINT_NEEDS_KEY = "a custom endpoint needs its own API key"
 MAX_INSTRUCTIONS = 8
@@ -155,7 +153,7 @@ def read_config() -> AppConfig:
         max_bytes=_env_int(MAX_BYTES_ENV, DEFAULT_MAX_BYTES),
         max_rows=_env_int(MAX_ROWS_ENV, DEFAULT_MAX_ROWS),
         llm_base_url=os.environ.get("OPENAI_BASE_URL", "").strip() or _secret("OPENAI_BASE_URL").strip(),
-        llm_model=os.environ.get("INBEDDER_LLM_MODEL", "").strip() or DEFAULT_LLM_MODEL,
+        llm_model=default_llm_model(),
         api_key=env_key or secret_key,
         api_key_source="environment" if env_key else ("secrets" if secret_key else ""),
         warm_up=os.environ.get("INBEDDER_WARM_UP", "1").strip().lower() not in ("0", "false", "no", "off"),
@@ -190,6 +188,18 @@ class Workspace:
     analysis_device: str | None = None
     labeler_naming: tuple[str, str, str, str] | None = None  # the naming settings ``analysis.labeler`` was made for
     run_id: str | None = None
+    derived: dict[Any, Any] = field(default_factory=dict)  # per_run: figures of the results of ``derived_run``
+    derived_run: str | None = None
+
+
+def per_run(ws: Workspace, key: Any, compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per run: results change only with a new ``ws.run_id`` (a run, a re-cluster,
+    a reopened run), so comparisons and scores are not recomputed on every click."""
+    if ws.derived_run != ws.run_id:
+        ws.derived, ws.derived_run = {}, ws.run_id
+    if key not in ws.derived:
+        ws.derived[key] = compute()
+    return ws.derived[key]
 
 
 # --------------------------------------------------------------------------- shared resources
@@ -304,7 +314,7 @@ def report_json(corpus: Corpus, ws: Workspace, gold: str | None) -> bytes:
     payload = run_report(corpus, list(ws.results.values()), settings=ws.settings or AnalysisSettings(),
                          model=ws.model, fingerprint=Fingerprint(**ws.fingerprint) if ws.fingerprint else None,
                          labeler=ws.naming_note, label_column=gold)
-    return json.dumps(payload, ensure_ascii=False, indent=2).encode("utf-8")
+    return json_bytes(payload)
 
 
 def document_frame(corpus: Corpus, result: InstructionResult, indices: Sequence[int], gold: str | None,
@@ -923,7 +933,7 @@ def render_compare(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
                 column.text(f"{side}: cluster {name}{answer}")
         if doc is not None:
             st.text(f"Picked document {corpus.ids[doc]}: {corpus.texts[doc]}")
-        comparison = compare_pair(ra, rb)
+        comparison = per_run(ws, ("pair", a, b), lambda: compare_pair(ra, rb))
         scores = st.columns(2)
         scores[0].metric("ARI (A vs B)", f"{comparison.ari:.3f}")
         scores[1].metric("NMI (A vs B)", f"{comparison.nmi:.3f}")
@@ -935,14 +945,14 @@ def render_compare(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
         with table_tab:
             st.dataframe(comparison.contingency)
         st.subheader("All instructions: pairwise agreement")
-        pairwise = compare_results(results)
+        pairwise = per_run(ws, ("pairwise",), lambda: compare_results(results))
         grid = st.columns(2)
         grid[0].plotly_chart(plots.score_matrix(pairwise.ari, title="ARI", zmin=-1.0), key="pairwise_ari")
         grid[1].plotly_chart(plots.score_matrix(pairwise.nmi, title="NMI"), key="pairwise_nmi")
     if gold:
         st.subheader("Against the gold labels")
         st.text(f"Each clustering scored against the column {gold!r} (noise counts as one cluster).")
-        scores = pd.DataFrame(gold_scores(results, corpus.table[gold].tolist()))
+        scores = per_run(ws, ("gold", gold), lambda: pd.DataFrame(gold_scores(results, corpus.table[gold].tolist())))
         st.dataframe(scores.drop(columns=["nmi"]), hide_index=True,  # NMI (arithmetic) is the V-measure
                      column_config={"v_measure": st.column_config.NumberColumn("v_measure (= NMI)")})
 

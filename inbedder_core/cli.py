@@ -228,7 +228,9 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
         raise InBedderError(f"label column '{args.label_column}' not found; available: "
                             f"{list(map(str, corpus.table.columns))}; pass --label-column")
     encoder = load_cli_encoder(args, reporter)
-    llm_model = args.llm_model or os.environ.get("INBEDDER_LLM_MODEL") or "gpt-4o-mini"
+    from .settings import default_llm_model
+
+    llm_model = args.llm_model or default_llm_model()
     labeler, why = choose_labeler(args.labeler, model=llm_model)
     reporter.note(f"naming clusters with {why}")
     settings = AnalysisSettings(n_neighbors=args.n_neighbors, n_components=args.n_components, metric=args.metric,

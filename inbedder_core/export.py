@@ -365,10 +365,19 @@ def write_json(payload: Any, path: str | os.PathLike[str]) -> None:
         ExportError: a value has no JSON form (the message gives its path), or the file
             cannot be written.
     """
-    text = json.dumps(to_jsonable(payload), ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+    text = json_bytes(payload).decode("utf-8")
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
+
+
+def json_bytes(payload: Any) -> bytes:
+    """``payload`` exactly as ``write_json`` writes it, as UTF-8 bytes (for downloads).
+
+    Raises:
+        ExportError: a value has no JSON form (the message gives its path).
+    """
+    return (json.dumps(to_jsonable(payload), ensure_ascii=False, indent=2, allow_nan=False) + "\n").encode("utf-8")
 
 
 def to_jsonable(value: Any, where: str = "payload") -> Any:

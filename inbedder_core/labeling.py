@@ -39,6 +39,7 @@ import numpy as np
 
 from .errors import LabelingError
 from .results import NOISE, NOISE_NAME, ClusterName
+from .settings import DEFAULT_LLM_MODEL
 
 if TYPE_CHECKING:
     import openai
@@ -589,7 +590,7 @@ class LLMLabeler:
     def __init__(
         self,
         client: openai.OpenAI | Any,
-        model: str = "gpt-4o-mini",
+        model: str = DEFAULT_LLM_MODEL,
         *,
         n_examples: int = 8,
         max_doc_chars: int = 300,
@@ -981,7 +982,7 @@ def llm_available(env: Mapping[str, str] = os.environ) -> bool:
 def choose_labeler(
     mode: LabelerMode = "auto",
     *,
-    model: str = "gpt-4o-mini",
+    model: str = DEFAULT_LLM_MODEL,
     api_key: str | None = None,
     base_url: str | None = None,
     timeout: float = 30.0,

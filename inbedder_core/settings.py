@@ -52,3 +52,12 @@ def positive_int_setting(value: int | None, env: str, default: int | None, param
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise error(f"{where} is not a positive whole number; set it to one, or unset it for the default")
     return value
+
+
+DEFAULT_LLM_MODEL = "gpt-4o-mini"
+LLM_MODEL_ENV = "INBEDDER_LLM_MODEL"
+
+
+def default_llm_model() -> str:
+    """The chat model that names clusters when none is chosen: ``INBEDDER_LLM_MODEL`` or gpt-4o-mini."""
+    return os.environ.get(LLM_MODEL_ENV, "").strip() or DEFAULT_LLM_MODEL

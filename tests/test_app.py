@@ -370,11 +370,17 @@ def test_full_flow_upload_run_explore_compare_recluster_export(app_env, chat_ser
     assert sum(sankey["link"]["value"]) == n_docs
     gold = frame_with(at, "instruction", "v_measure")
     assert len(gold) == 2 and gold["v_measure"].between(0, 1).all() and "nmi" not in gold.columns
+    computed = at.session_state["workspace"].derived  # computed once for this run, reused on the next click
+    assert {("pairwise",), ("gold", "intent")} <= set(computed)
+    pairwise = computed[("pairwise",)]
+    at.selectbox(key="compare_doc").set_value(8).run()
+    assert at.session_state["workspace"].derived[("pairwise",)] is pairwise
 
     # re-cluster from the sidebar: no new embeddings, a new saved run
     saved_before = len(runs.list_runs(ws.corpus_hash))
     ws = apply_settings(at, min_cluster_size=15)
     assert ws.analysis.n_embeddings_ == 2 and ws.settings.min_cluster_size == 15
+    assert ws.derived.get(("pairwise",)) is not pairwise  # new results: comparisons computed afresh
     assert len(runs.list_runs(ws.corpus_hash)) == saved_before + 1
     assert runs_expander(at) == f"Earlier runs on this corpus ({saved_before + 1})"  # listed at once
     steps = [t.value for t in at.text]
