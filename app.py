@@ -393,14 +393,17 @@ def _use_bundled() -> None:
     st.session_state["model_choice"] = BUNDLED_MODEL
 
 
+def model_options(config: AppConfig) -> list[str]:
+    """The models the sidebar lists by name: the configured default first when it is none of the known ones."""
+    known = [m.model_id for m in KNOWN_MODELS]
+    return known if config.default_model in known else [config.default_model, *known]
+
+
 def render_sidebar(config: AppConfig) -> Choices:
     """Model, device, clustering and naming settings; returns what is chosen."""
     sidebar = st.sidebar
     sidebar.header("Model")
-    options = [m.model_id for m in KNOWN_MODELS]
-    if config.default_model not in options:
-        options.insert(0, config.default_model)
-    options.append(LOCAL_MODEL)
+    options = [*model_options(config), LOCAL_MODEL]
     default_ok = model_available(config.default_model)
     st.session_state.setdefault("model_choice", config.default_model if default_ok else BUNDLED_MODEL)
     if st.session_state["model_choice"] not in options:
@@ -478,13 +481,13 @@ def render_sidebar(config: AppConfig) -> Choices:
 
 
 def naming_choice(mode: str, base_url: str, llm_model: str, user_key: str,
-                  default_llm_model: str) -> tuple[str, str, str, str]:
+                  fallback_model: str) -> tuple[str, str, str, str]:
     """The naming settings as compared between runs: a new endpoint, model or key re-names the clusters.
 
     The analyst's own key enters only as ``key_tag`` (a short digest), so the tuple holds no secret.
     """
     key = user_key.strip()
-    return (mode, base_url.strip(), llm_model.strip() or default_llm_model,
+    return (mode, base_url.strip(), llm_model.strip() or fallback_model,
             short_key("llm-key", key) if key else "")
 
 
@@ -652,7 +655,7 @@ def _settings_record(ws: Workspace, choices: Choices, n_docs: int) -> dict[str, 
             "device": choices.device}
 
 
-def _reopen(digest: str, run_id: str, default_llm_model: str) -> None:
+def _reopen(digest: str, run_id: str, config: AppConfig) -> None:
     """Button callback: restore a saved run into this session and set the widgets to its settings."""
     try:
         saved = runs.load_run(digest, run_id)
@@ -662,8 +665,7 @@ def _reopen(digest: str, run_id: str, default_llm_model: str) -> None:
     recorded = saved.info.settings
     known = {f.name for f in dataclasses.fields(AnalysisSettings)}
     settings = AnalysisSettings(**{k: v for k, v in (recorded.get("analysis") or {}).items() if k in known})
-    options = {m.model_id for m in KNOWN_MODELS} | {default_model()}
-    if saved.info.model in options:
+    if saved.info.model in model_options(config):
         st.session_state["model_choice"] = saved.info.model
     else:
         st.session_state["model_choice"] = LOCAL_MODEL
@@ -680,7 +682,7 @@ def _reopen(digest: str, run_id: str, default_llm_model: str) -> None:
         st.session_state["llm_model"] = recorded["llm_model"]
     naming = naming_choice(str(st.session_state.get("naming", NAMING_MODES[1])),
                            str(st.session_state.get("llm_base_url", "")), str(st.session_state.get("llm_model", "")),
-                           str(st.session_state.get("llm_api_key", "")), default_llm_model)
+                           str(st.session_state.get("llm_api_key", "")), config.llm_model)
     st.session_state["workspace"] = Workspace(
         corpus_hash=digest, model=saved.info.model, results={r.instruction: r for r in saved.results},
         settings=settings, naming=naming, naming_note=str(recorded.get("labeler", "")),
@@ -703,7 +705,7 @@ def render_saved_runs(digest: str, config: AppConfig, shown: str | None) -> None
             st.text(f"Shown below: {by_id[shown].describe()}")
         run_id = st.selectbox("Saved run", list(by_id), format_func=lambda r: by_id[r].describe(),
                               key=f"saved_run_{short_key(*by_id)}")  # a new list is a new box: no stale choice
-        st.button("Reopen this run", key="reopen_run", on_click=_reopen, args=(digest, run_id, config.llm_model))
+        st.button("Reopen this run", key="reopen_run", on_click=_reopen, args=(digest, run_id, config))
 
 
 # --------------------------------------------------------------------------- running
