@@ -72,6 +72,8 @@ class QAExample:
     question: str
     answer: str
     source: str = "unknown"
+    group: str = ""
+    """``kind:answer`` for the contrastive term (same question kind, same gold answer); empty: none."""
 
 
 @dataclass
@@ -155,7 +157,8 @@ def read_examples(paths: Sequence[str | os.PathLike[str]], *,
                 if not question or not answer:
                     continue
                 name = str(record.get("source") or path.parent.name or path.stem)
-                examples.append(QAExample(str(record.get("context") or ""), question, answer, name))
+                examples.append(QAExample(str(record.get("context") or ""), question, answer, name,
+                                          str(record.get("group") or "")))
                 if name not in sources:
                     info = per_source.get(name) or {}
                     fallback = whole or {}
@@ -201,6 +204,11 @@ class TrainSettings:
         precision: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32`` or ``bf16``.
         freeze_embeddings: keep the input embeddings (and a tied output layer) fixed.
         freeze_layers: also keep the first N transformer layers fixed.
+        contrastive_weight: weight of the answer-supervised contrastive term (masked only; 0 = the
+            paper's answer loss alone). Positives: examples of the batch with the same ``group``.
+        contrastive_temperature: temperature of that term.
+        kinds_per_batch: with grouped examples, each batch holds this many question kinds (0 = the
+            plain length-sorted order), so the contrastive term sees same-answer positives.
         pattern: the prompt pattern; must match the one used at inference.
         checkpoint_dir: default ``<cache dir>/training/<hash of output_dir>``.
     """
@@ -229,6 +237,9 @@ class TrainSettings:
     precision: str = "auto"
     freeze_embeddings: bool = False
     freeze_layers: int = 0
+    contrastive_weight: float = 0.0
+    contrastive_temperature: float = 0.05
+    kinds_per_batch: int = 0
     pattern: str = INBEDDER_PATTERN
     checkpoint_dir: str | None = None
     name: str | None = None
@@ -263,6 +274,11 @@ class TrainSettings:
         need(self.save_steps >= 1 and self.log_steps >= 1, "save_steps and log_steps must be at least 1")
         need(self.precision in PRECISIONS, f"precision '{self.precision}' is unknown; choose one of {PRECISIONS}")
         need(self.freeze_layers >= 0, f"freeze_layers must be 0 or more, got {self.freeze_layers}")
+        need(self.contrastive_weight >= 0, f"contrastive_weight must be 0 or more, got {self.contrastive_weight}")
+        need(self.contrastive_temperature > 0,
+             f"contrastive_temperature must be positive, got {self.contrastive_temperature}")
+        need(0 <= self.kinds_per_batch <= self.batch_size,
+             f"kinds_per_batch must be in [0, batch_size], got {self.kinds_per_batch}")
         validate_pattern(self.pattern)
         need("{instruction}" in self.pattern, "the training pattern needs an {instruction} field")
         return self
@@ -421,6 +437,7 @@ class Feature:
 
     input_ids: list[int]
     labels: list[int]
+    group: str = ""
 
 
 class FeatureBuilder:
@@ -472,7 +489,7 @@ class FeatureBuilder:
             return None
         if self.kind == "causal":
             full = ids + answer + [self.end_id]
-            return Feature(full, [IGNORE_INDEX] * len(ids) + answer + [self.end_id])
+            return Feature(full, [IGNORE_INDEX] * len(ids) + answer + [self.end_id], example.group)
         positions = [i for i, t in enumerate(ids) if t == self.mask_id][-self.n_masks:]
         if self.mask_fill == "variable" and len(answer) < len(positions):
             drop = set(positions[len(answer):])
@@ -484,7 +501,7 @@ class FeatureBuilder:
                 labels[position] = answer[slot]
             elif self.mask_fill == "eos":
                 labels[position] = self.end_id
-        return Feature(ids, labels)
+        return Feature(ids, labels, example.group)
 
     def build_all(self, examples: Sequence[QAExample]) -> tuple[list[Feature], int]:
         """Features of all examples in order, and how many were skipped (no answer token, question too long)."""
@@ -532,15 +549,82 @@ def batch_order(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) 
     return batches
 
 
-def answer_loss(model: Any, kind: str, batch: dict[str, Any]) -> Any:
+def grouped_batch_order(groups: Sequence[str], batch_size: int, kinds_per_batch: int, seed: int,
+                        epoch: int, lengths: Sequence[int] | None = None) -> list[list[int]]:
+    """Batches that each hold ``kinds_per_batch`` question kinds (the part of ``group`` before ':').
+
+    Examples without a group form their own kind. Each batch takes about ``batch_size /
+    kinds_per_batch`` examples from each of its kinds, drawn with probability proportional to
+    what a kind has left, so every example is used once per epoch and same-answer pairs meet in
+    a batch. With ``lengths``, a kind's examples are sorted by length inside pools of 50
+    slices, so a slice needs little padding. Deterministic for ``(seed, epoch)``.
+    """
+    rng = random.Random(f"grouped:{seed}:{epoch}")
+    buckets: dict[str, list[int]] = {}
+    for index, group in enumerate(groups):
+        buckets.setdefault(group.partition(":")[0], []).append(index)
+    share = max(1, batch_size // max(1, kinds_per_batch))
+    for key in sorted(buckets):
+        rng.shuffle(buckets[key])
+        if lengths is not None:
+            pool = share * 50
+            bucket = buckets[key]
+            buckets[key] = [i for start in range(0, len(bucket), pool)
+                            for i in sorted(bucket[start:start + pool], key=lambda j: lengths[j])]
+    batches: list[list[int]] = []
+    while any(buckets.values()):
+        names = sorted(k for k, v in buckets.items() if v)
+        batch: list[int] = []
+        while len(batch) < batch_size and names:
+            name = rng.choices(names, weights=[len(buckets[n]) for n in names])[0]
+            take = min(share, batch_size - len(batch))
+            batch += buckets[name][:take]
+            del buckets[name][:take]
+            names.remove(name)
+        batches.append(batch)
+    return batches
+
+
+def contrastive_loss(pooled: Any, groups: Sequence[str], temperature: float) -> Any:
+    """Supervised contrastive loss over unit ``pooled`` rows: positives share a non-empty ``group``.
+
+    Rows without a group, or without a positive in the batch, are not anchors (they still serve
+    as negatives). Returns a zero tensor when no row has a positive.
+    """
+    import torch
+
+    z = torch.nn.functional.normalize(pooled.float(), dim=-1)
+    ids = {g: i for i, g in enumerate(sorted({g for g in groups if g}))}
+    codes = torch.tensor([ids[g] if g else -1 - i for i, g in enumerate(groups)], device=z.device)
+    same = codes[:, None] == codes[None, :]
+    eye = torch.eye(len(groups), dtype=torch.bool, device=z.device)
+    positives = same & ~eye
+    anchors = positives.any(dim=1)
+    if not bool(anchors.any()):
+        return z.sum() * 0.0
+    logits = (z @ z.T / temperature).masked_fill(eye, float("-inf"))
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    mean_positive = (log_prob.masked_fill(~positives, 0.0).sum(dim=1)) / positives.sum(dim=1).clamp(min=1)
+    return -mean_positive[anchors].mean()
+
+
+def answer_loss(model: Any, kind: str, batch: dict[str, Any], *, contrastive_weight: float = 0.0,
+                temperature: float = 0.05, mask_id: int | None = None) -> Any:
     """Mean cross-entropy over labeled tokens; logits are computed at those positions only.
 
     Masked: a label at position ``t`` is predicted from the state at ``t``. Causal: from the
-    state at ``t - 1``.
+    state at ``t - 1``. With ``contrastive_weight`` (masked only), adds that times
+    ``contrastive_loss`` over the embedding the encoder uses (mean of the states at the mask
+    tokens ``mask_id``), grouped by ``batch["groups"]``.
     """
     import torch
 
     hidden = model.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    extra = None
+    if contrastive_weight and kind == "masked" and mask_id is not None and any(batch.get("groups") or ()):
+        at_mask = (batch["input_ids"] == mask_id).to(hidden.dtype).unsqueeze(-1)
+        pooled = (hidden * at_mask).sum(dim=1) / at_mask.sum(dim=1).clamp(min=1)
+        extra = contrastive_weight * contrastive_loss(pooled, batch["groups"], temperature)
     labels = batch["labels"]
     if kind == "causal":
         hidden, labels = hidden[:, :-1], labels[:, 1:]
@@ -552,7 +636,8 @@ def answer_loss(model: Any, kind: str, batch: dict[str, Any]) -> Any:
     cap = getattr(model.config, "final_logit_softcapping", None)
     if kind == "causal" and cap:
         logits = torch.tanh(logits / cap) * cap
-    return torch.nn.functional.cross_entropy(logits, labels[selected])
+    loss = torch.nn.functional.cross_entropy(logits, labels[selected])
+    return loss if extra is None else loss + extra
 
 
 # --- checkpoints ---------------------------------------------------------------------------------
@@ -745,12 +830,19 @@ def train(settings: TrainSettings, *, resume: bool = False, overwrite: bool = Fa
     window: list[float] = []
     epoch_batches: dict[int, list[list[int]]] = {}
 
+    groups = [f.group for f in features]
+    grouped = settings.kinds_per_batch > 0 and any(groups)
+
     def micro_batch(index: int) -> list[int]:
         epoch, within = divmod(index, batches_per_epoch)
         if epoch not in epoch_batches:
             epoch_batches.clear()
-            epoch_batches[epoch] = batch_order(lengths, settings.batch_size, settings.seed, epoch)
-        return epoch_batches[epoch][within]
+            epoch_batches[epoch] = (
+                grouped_batch_order(groups, settings.batch_size, settings.kinds_per_batch, settings.seed, epoch,
+                                    lengths)
+                if grouped else batch_order(lengths, settings.batch_size, settings.seed, epoch))
+        batches = epoch_batches[epoch]
+        return batches[within % len(batches)]
 
     try:
         while state.step < total_steps:
@@ -759,8 +851,11 @@ def train(settings: TrainSettings, *, resume: bool = False, overwrite: bool = Fa
             for micro in range(settings.grad_accum):
                 index = micro_batch(state.step * settings.grad_accum + micro)
                 batch = {k: v.to(device) for k, v in collate([features[i] for i in index], builder.pad_id).items()}
+                batch["groups"] = [features[i].group for i in index]
                 with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=use_bf16):
-                    loss = answer_loss(model, kind, batch) / settings.grad_accum
+                    loss = answer_loss(model, kind, batch, contrastive_weight=settings.contrastive_weight,
+                                       temperature=settings.contrastive_temperature,
+                                       mask_id=getattr(builder, "mask_id", None)) / settings.grad_accum
                 loss.backward()
                 step_loss += float(loss.detach())
                 state.examples_seen += len(index)
