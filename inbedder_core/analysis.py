@@ -19,13 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from .clustering import ClusteringSession, HDBSCANClusterer, KMeansClusterer, UMAPReducer
+from .cluster.clusterers import HDBSCANClusterer, KMeansClusterer
+from .cluster.reducers import UMAPReducer
+from .cluster.session import ClusteringSession
 from .comparison import PairwiseComparison, compare_labelings, pairwise_comparisons, score_against_gold
-from .corpus import Corpus
 from .encoder import Encoding, Fingerprint
 from .errors import InBedderError
 from .export import run_payload
-from .labeling import KeywordLabeler, top_answers
+from .io.corpus import Corpus
+from .name.keywords import KeywordLabeler, top_answers
 from .results import NOISE, NOISE_NAME, ClusterName, ClusterSummary, InstructionResult
 
 Stage = Callable[[str], None]

@@ -44,8 +44,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .corpus import Corpus
 from .errors import ExportError
+from .io.corpus import Corpus
 from .results import NOISE, NOISE_NAME, ClusterSummary, InstructionResult
 
 """``label_<i>`` (and the summary ``name``) of the noise bucket, cluster id -1."""
