@@ -1,5 +1,7 @@
 """Export: the per-document table, the cluster summary, and CSV / Parquet / JSON files.
 
+Over the ~600-line guide: the table builders and the injection-safe writers share the cell rules.
+
 The export table is the input table, untouched, plus four columns per instruction
 (numbered from 1 in the order the instructions were given)::
 

@@ -73,6 +73,8 @@ class NeighborGraph:
 class UMAPReducer(_Params):
     """UMAP to ``n_components`` dimensions (5 for clustering; 2 with ``min_dist=0.1`` for the map).
 
+    Over the ~150-line class guide: UMAP's small-input guards and the shared neighbour graph are one job.
+
     Args:
         n_components: output dimension.
         n_neighbors: neighbourhood size; clamped to ``n - 1`` on small inputs (see

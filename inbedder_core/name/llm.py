@@ -104,6 +104,8 @@ class _Retry(Exception):
 class LLMLabeler:
     """Names clusters with a chat-completions model, falling back to keywords per cluster.
 
+    Over the ~150-line class guide: request, retry, parse and fall back share state per call.
+
     Args:
         client: an ``openai.OpenAI`` client (see ``make_client``) or anything with the same
             ``chat.completions.create``; its own retries are switched off per request (via
