@@ -13,19 +13,21 @@ import tempfile
 import time
 import weakref
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
 
-from .clustering import ClusteringSession, HDBSCANClusterer, KMeansClusterer, UMAPReducer
+from .cluster.clusterers import HDBSCANClusterer, KMeansClusterer
+from .cluster.reducers import UMAPReducer
+from .cluster.session import ClusteringSession
 from .comparison import PairwiseComparison, compare_labelings, pairwise_comparisons, score_against_gold
-from .corpus import Corpus
 from .encoder import Encoding, Fingerprint
 from .errors import InBedderError
 from .export import run_payload
-from .labeling import KeywordLabeler, top_answers
+from .io.corpus import Corpus
+from .name.keywords import KeywordLabeler, top_answers
 from .results import NOISE, NOISE_NAME, ClusterName, ClusterSummary, InstructionResult
 
 Stage = Callable[[str], None]
@@ -221,6 +223,37 @@ class Analysis:
             inner = None if progress is None else (lambda d, t, n=number: progress(n, d, t))
             results.append(self.run(instruction, progress=inner, stage=stage))
         return results
+
+
+MAX_INSTRUCTIONS = 8
+
+
+def parse_instructions(text: str, max_instructions: int = MAX_INSTRUCTIONS) -> list[str]:
+    """One instruction per non-blank line, stripped, repeats dropped, in order.
+
+    Raises:
+        InBedderError: more than ``max_instructions`` distinct instructions.
+    """
+    seen: dict[str, None] = {}
+    for line in text.splitlines():
+        if line.strip():
+            seen.setdefault(line.strip(), None)
+    if len(seen) > max_instructions:
+        raise InBedderError(f"{len(seen)} instructions given; at most {max_instructions} per run. "
+                            "Remove some lines and run again")
+    return list(seen)
+
+
+def settings_record(settings: AnalysisSettings, n_docs: int, **extra: Any) -> dict[str, Any]:
+    """The settings a saved run records: the analysis settings as chosen and as in effect for ``n_docs``
+    documents, plus ``extra`` (naming mode, LLM model, labeller note, device)."""
+    return {"analysis": asdict(settings), "effective": settings.as_dict(n_docs), **extra}
+
+
+def settings_from_record(recorded: Mapping[str, Any]) -> AnalysisSettings:
+    """The ``AnalysisSettings`` of a ``settings_record``; fields this version does not know are ignored."""
+    known = {f.name for f in fields(AnalysisSettings)}
+    return AnalysisSettings(**{k: v for k, v in (recorded.get("analysis") or {}).items() if k in known})
 
 
 def _checked_instruction(instruction: str) -> str:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import EvaluationError, InBedderError
 
 if TYPE_CHECKING:
-    from .evaluation import Task
+    from .eval.tasks import Task
     from .training import TrainSettings
 
 EXIT_USAGE = 2
@@ -143,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace, reporter: Reporter):
-    from .corpus import describe_report, load_corpus
+    from .io.corpus import describe_report
+    from .io.load import load_corpus
 
     options: dict[str, Any] = {"text_column": args.text_column, "id_column": args.id_column,
                                "drop_duplicates": args.drop_duplicates, "format": args.format}
@@ -218,7 +219,7 @@ def cmd_embed(args: argparse.Namespace, reporter: Reporter) -> int:
 def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
     from .analysis import Analysis, AnalysisSettings, run_report
     from .export import export_table, summary_table, write_csv, write_json
-    from .labeling import choose_labeler
+    from .name.client import choose_labeler
 
     out = Path(args.out)
     if out.suffix.lower() != ".csv":
@@ -313,7 +314,7 @@ def add_eval_command(subparsers: Any) -> argparse.ArgumentParser:
                       help="also evaluate every correct/implicit/incorrect paraphrase (DCI, DII)")
     data.add_argument("--paraphrases", metavar="FILE",
                       help='for --clustering files: JSON {"correct": [...], "implicit": [...], "incorrect": [...]}')
-    from .evaluation import CLUSTERERS
+    from .eval.metrics import CLUSTERERS
 
     run = parser.add_argument_group("evaluation")
     run.add_argument("--seeds", type=int, default=5, help="KMeans seeds per clustering (default 5)")
@@ -330,13 +331,13 @@ def add_eval_command(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _eval_tasks(args: argparse.Namespace) -> list[Task]:
-    from .evaluation import (
+    from .eval.published import load_task
+    from .eval.tasks import (
         AWARENESS_TASKS,
         load_aspects,
         load_clustering,
         load_paraphrases,
         load_sts,
-        load_task,
         load_triplets,
         parse_aspects,
     )
@@ -398,7 +399,9 @@ def cmd_eval(args: argparse.Namespace, reporter: Reporter) -> int:
         InBedderError: (``EvaluationError``, ``ModelError``...) anything the user can fix: a bad
             option, an unreadable task file, a model that cannot be loaded.
     """
-    from .evaluation import EvalSettings, describe_part, evaluate, format_report, write_report
+    from .eval.report import format_report, write_report
+    from .eval.runner import EvalSettings, evaluate
+    from .eval.tasks import describe_part
 
     out = Path(args.out)
     if out.suffix.lower() != ".json":

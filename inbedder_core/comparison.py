@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 
-from inbedder_core.clustering import as_labels
+from inbedder_core.cluster.base import as_labels
 from inbedder_core.errors import ClusteringError, EvaluationError
 from inbedder_core.results import NOISE, NOISE_NAME
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpus import Corpus
 from .encoder import Encoding, Fingerprint
 from .errors import ExportError
 from .export import atomic_path
+from .io.corpus import Corpus
 
 
 def write_embeddings(out: str | Path, corpus: Corpus, instructions: Sequence[str], results: Sequence[Encoding],

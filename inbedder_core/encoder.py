@@ -1,5 +1,7 @@
 """Instruction-following encoders: one front door, ``Encoder.encode``.
 
+Over the ~600-line guide: the three encoder kinds and ``load_encoder`` that picks between them.
+
 Three kinds, all returning an ``Encoding`` (``float32 (n_docs, dim)`` plus answers):
 
 * ``masked`` (e.g. ``BrandonZYW/roberta-large-InBedder``): the prompt is followed by

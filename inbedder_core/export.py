@@ -1,5 +1,7 @@
 """Export: the per-document table, the cluster summary, and CSV / Parquet / JSON files.
 
+Over the ~600-line guide: the table builders and the injection-safe writers share the cell rules.
+
 The export table is the input table, untouched, plus four columns per instruction
 (numbered from 1 in the order the instructions were given)::
 
@@ -44,8 +46,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .corpus import Corpus
 from .errors import ExportError
+from .io.corpus import Corpus
 from .results import NOISE, NOISE_NAME, ClusterSummary, InstructionResult
 
 """``label_<i>`` (and the summary ``name``) of the noise bucket, cluster id -1."""

@@ -47,9 +47,9 @@ from typing import Any
 
 import numpy as np
 
-from .corpus import Corpus
 from .errors import RunError
 from .export import credential_key, to_jsonable
+from .io.corpus import Corpus
 from .results import ClusterSummary, InstructionResult
 from .settings import default_cache_dir, positive_int_setting
 

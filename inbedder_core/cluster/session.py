@@ -1,0 +1,192 @@
+"""``ClusteringSession``: one instruction's embeddings, with the reduced vectors and the 2-D map
+memoised so that changing ``min_cluster_size`` or ``k`` re-runs only the clusterer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from inbedder_core.errors import ClusteringError
+from inbedder_core.results import NOISE
+
+from .base import _as_points, _freeze, as_labels, stage_key
+from .clusterers import _assign_to_nearest_centroid, clustering_quality
+from .reducers import SHARED_KNN_MIN_POINTS, NeighborGraph, UMAPReducer
+
+# --------------------------------------------------------------------------- session
+
+
+@dataclass
+class ClusteringOutcome:
+    """One clustering of a session's embeddings.
+
+    Attributes:
+        labels: ``int64 (n,)`` final labels (noise assigned to the nearest cluster when
+            asked, else equal to ``raw_labels``).
+        raw_labels: ``int64 (n,)`` the clusterer's labels, ``NOISE`` for noise.
+        quality: ``clustering_quality`` of the raw labels, plus ``n_noise_assigned`` (int);
+            its ``notes`` also carry what the reducer and clusterer adjusted.
+        timings: seconds spent by this call: ``reduce`` (0 when reused), ``cluster``,
+            ``assign_noise``, ``quality``.
+    """
+
+    labels: np.ndarray
+    raw_labels: np.ndarray
+    quality: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class ClusteringSession:
+    """One set of embeddings, with memoised reduction and 2-D map, clustered on demand.
+
+    The reduced vectors are computed once per reducer configuration (class and
+    parameters) and the map once per map-reducer configuration; when both are UMAP with
+    the same metric on at least ``SHARED_KNN_MIN_POINTS`` documents, the neighbour graph
+    is computed once and shared. Changing the clusterer re-runs only the clusterer.
+
+    Args:
+        embeddings: ``float32 (n, d)``; not copied when already float32 (do not mutate it).
+        reducer: the clustering-space reducer; default ``UMAPReducer()`` (5-D).
+        map_reducer: the 2-D map reducer; default ``UMAPReducer(n_components=2, min_dist=0.1)``.
+        shared_knn_min_points: from this many documents both UMAP fits share one neighbour graph.
+
+    Attributes:
+        n_reductions_: reducer fits run for ``reduced()`` (a test can check it stays 1).
+        n_maps_: map-reducer fits run for ``coords()``.
+        n_knn_: neighbour graphs computed for sharing.
+        n_clusterings_: clusterer runs.
+        timings_: seconds of the last ``knn``, ``reduce`` and ``map`` computations.
+        notes_: what the reducers adjusted (e.g. n_neighbors clamped).
+
+    Thread-safe: concurrent calls compute each stage once.
+
+    Raises:
+        ClusteringError: on empty or non-finite embeddings.
+    """
+
+    def __init__(self, embeddings: np.ndarray, reducer: Any = None, map_reducer: Any = None,
+                 shared_knn_min_points: int = SHARED_KNN_MIN_POINTS) -> None:
+        self.embeddings = _as_points(embeddings)
+        self.shared_knn_min_points = shared_knn_min_points
+        self.reducer = UMAPReducer() if reducer is None else reducer
+        self.map_reducer = UMAPReducer(n_components=2, min_dist=0.1) if map_reducer is None else map_reducer
+        self.n_reductions_ = 0
+        self.n_maps_ = 0
+        self.n_knn_ = 0
+        self.n_clusterings_ = 0
+        self.timings_: dict[str, float] = {}
+        self.notes_: list[str] = []
+        self._memo: dict[Hashable, np.ndarray] = {}
+        self._memo_notes: dict[Hashable, list[str]] = {}
+        self._knn: dict[Hashable, NeighborGraph] = {}
+        self._lock = threading.RLock()
+
+    @property
+    def n_points(self) -> int:
+        return int(self.embeddings.shape[0])
+
+    def _knn_for(self, reducer: UMAPReducer) -> NeighborGraph | None:
+        n = self.n_points
+        if n < self.shared_knn_min_points:
+            return None
+        umaps = [r for r in (self.reducer, self.map_reducer, reducer) if isinstance(r, UMAPReducer)]
+        key = (reducer.metric, _freeze(reducer.random_state))
+        same = [r for r in umaps if (r.metric, _freeze(r.random_state)) == key]
+        need = reducer.effective_n_neighbors(n)
+        cached = self._knn.get(key)
+        if cached is not None and cached.k >= need:
+            return cached
+        k = max(r.effective_n_neighbors(n) for r in same)
+        start = time.perf_counter()
+        graph = reducer.nearest_neighbors(self.embeddings, n_neighbors=k)
+        self.timings_["knn"] = time.perf_counter() - start
+        self.n_knn_ += 1
+        self._knn[key] = graph
+        return graph
+
+    def _fit(self, reducer: Any) -> tuple[np.ndarray, bool]:
+        """``(vectors, whether they were computed now)``, memoised by the reducer's configuration."""
+        key = stage_key(reducer)
+        if key in self._memo:
+            return self._memo[key], False
+        if isinstance(reducer, UMAPReducer):
+            knn = self._knn_for(reducer)
+            out = reducer.fit_transform(self.embeddings, knn=knn)
+        else:
+            out = reducer.fit_transform(self.embeddings)
+        out = np.asarray(out, dtype=np.float32)
+        if out.ndim != 2 or out.shape[0] != self.n_points:
+            raise ClusteringError(
+                f"{type(reducer).__name__} returned shape {out.shape}; expected ({self.n_points}, n_components)"
+            )
+        self._memo[key] = out
+        notes = list(getattr(reducer, "notes_", []))
+        self._memo_notes[key] = notes
+        self.notes_.extend(n for n in notes if n not in self.notes_)
+        return out, True
+
+    def reduced(self, reducer: Any = None) -> np.ndarray:
+        """The clustering-space vectors, ``float32 (n, n_components)``, computed once per configuration.
+
+        Args:
+            reducer: use this reducer instead of the session's (memoised separately).
+        """
+        with self._lock:
+            start = time.perf_counter()
+            out, computed = self._fit(self.reducer if reducer is None else reducer)
+            if computed:
+                self.n_reductions_ += 1
+                self.timings_["reduce"] = time.perf_counter() - start
+            return out
+
+    def coords(self, map_reducer: Any = None) -> np.ndarray:
+        """The 2-D map, ``float32 (n, 2)`` (for a 2-component map reducer), computed once per configuration."""
+        with self._lock:
+            start = time.perf_counter()
+            out, computed = self._fit(self.map_reducer if map_reducer is None else map_reducer)
+            if computed:
+                self.n_maps_ += 1
+                self.timings_["map"] = time.perf_counter() - start
+            return out
+
+    def cluster(self, clusterer: Any, *, assign_noise: bool = False, reducer: Any = None) -> ClusteringOutcome:
+        """Cluster the (memoised) reduced vectors.
+
+        Args:
+            clusterer: any object with ``fit_predict(Z) -> int labels`` (``NOISE`` for noise).
+            assign_noise: give noise points the nearest cluster (raw labels are kept in
+                the outcome).
+            reducer: cluster in this reducer's space instead of the session's.
+
+        Returns:
+            A ``ClusteringOutcome``.
+
+        Raises:
+            ClusteringError: from the stages, or labels of the wrong shape.
+        """
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        before = self.n_reductions_
+        Z = self.reduced(reducer)
+        timings["reduce"] = time.perf_counter() - start if self.n_reductions_ != before else 0.0
+        with self._lock:
+            reducer_notes = list(self._memo_notes.get(stage_key(self.reducer if reducer is None else reducer), []))
+        start = time.perf_counter()
+        raw = as_labels(clusterer.fit_predict(Z), Z.shape[0], "clusterer labels")
+        timings["cluster"] = time.perf_counter() - start
+        self.n_clusterings_ += 1
+        start = time.perf_counter()
+        labels = _assign_to_nearest_centroid(Z, raw) if assign_noise else raw.copy()
+        timings["assign_noise"] = time.perf_counter() - start
+        start = time.perf_counter()
+        quality = clustering_quality(Z, raw)
+        timings["quality"] = time.perf_counter() - start
+        quality["n_noise_assigned"] = int(((raw == NOISE) & (labels != NOISE)).sum())
+        quality["notes"] = reducer_notes + list(getattr(clusterer, "notes_", [])) + quality["notes"]
+        return ClusteringOutcome(labels=labels, raw_labels=raw, quality=quality, timings=timings)

@@ -1,0 +1,246 @@
+"""Corpus readers, one per format (CSV/TSV, TXT, JSONL, Parquet): decoded text (or Parquet bytes)
+to a ``_Table`` of string cells, with row caps and per-line error messages.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from inbedder_core.errors import CorpusError
+
+from .corpus import MAX_ROWS_ENV
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+@dataclass
+class _Table:
+    """What a format reader hands back: every cell a ``str`` or ``None`` (missing)."""
+
+    frame: pd.DataFrame
+    string_columns: list[str]
+    notes: list[str] = field(default_factory=list)
+    encoding: str | None = None
+
+
+def _too_many_rows(display: str, cap: int) -> CorpusError:
+    return CorpusError(
+        f"{display!r} has more than {cap:,} rows (the row cap); raise the cap with max_rows= "
+        f"(CLI: --max-rows, or the {MAX_ROWS_ENV} environment variable) or load a sample of the file"
+    )
+
+
+def _header_only(display: str) -> CorpusError:
+    return CorpusError(f"{display!r} is empty: it has a header but no data rows; add one document per row")
+
+
+# --- format readers -------------------------------------------------------------------------------
+
+
+def _unique_names(names: Iterable[object]) -> list[str]:
+    """Header cells as column names: blanks become ``Unnamed: i``, repeats get ``.1``, ``.2``."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(names):
+        base = str(raw) if raw is not None and str(raw) != "" else f"Unnamed: {i}"
+        candidate, k = base, 0
+        while candidate in seen:
+            k += 1
+            candidate = f"{base}.{k}"
+        seen.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def _read_delimited(text: str, sep: str, fmt: str, display: str, cap_rows: int) -> _Table:
+    """CSV/TSV with a header row; every cell a string. Blank lines are rows (of empty cells).
+
+    Quoted fields are honoured (as pandas and spreadsheets write them). When that makes
+    fields span lines in a TSV whose every line has as many tabs as the header, the file is
+    plain TSV with stray quote characters: it is read again literally, quotes kept as text.
+    Rows whose quoted fields hold line breaks are counted in a note, so a quote left
+    unclosed never swallows rows silently.
+
+    Raises:
+        CorpusError: malformed (a row with more fields than the header, an unclosed
+            quote), empty, header-only, or more than ``cap_rows`` rows.
+    """
+    lines = _LINE_BREAK.split(re.sub(r"(\r\n|\r|\n)\Z", "", text))
+    raw = _parse_delimited(text, sep, fmt, display, cap_rows, csv.QUOTE_MINIMAL)
+    notes: list[str] = []
+    spanning = len(lines) - len(raw)
+    tabs = {line.count("\t") for line in lines if line} if spanning > 0 and sep == "\t" else set()
+    if len(tabs) == 1 and tabs != {0}:
+        raw = _parse_delimited(text, sep, fmt, display, cap_rows, csv.QUOTE_NONE)
+        notes.append("quote characters kept as text: read as plain TSV (no quoted fields), since every line "
+                     "has the header's number of tabs")
+    elif spanning > 0:
+        notes.append(f"{len(raw) - 1:,} rows span {len(lines) - 1:,} lines: quoted fields hold {spanning:,} line "
+                     "break(s); if that is unexpected, look for a quote left unclosed")
+    if len(raw) <= 1:
+        raise _header_only(display)
+    if len(raw) - 1 > cap_rows:
+        raise _too_many_rows(display, cap_rows)
+    columns = _unique_names(raw.iloc[0].tolist())
+    frame = raw.iloc[1:].reset_index(drop=True).astype(object)
+    frame.columns = pd.Index(columns)
+    return _Table(frame=frame, string_columns=list(columns), notes=notes)
+
+
+def _parse_delimited(text: str, sep: str, fmt: str, display: str, cap_rows: int, quoting: int) -> pd.DataFrame:
+    try:
+        return pd.read_csv(
+            io.StringIO(text),
+            sep=sep,
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,
+            nrows=cap_rows + 2,
+            engine="c",
+            quoting=quoting,
+        )
+    except pd.errors.EmptyDataError:
+        raise CorpusError(f"{display!r} is empty: it has no header and no rows") from None
+    except pd.errors.ParserError as err:
+        detail = " ".join(str(err).split()).replace("Error tokenizing data. C error: ", "")
+        raise CorpusError(
+            f"{display!r} is not valid {fmt.upper()}: {detail}; quote fields that contain the separator, "
+            'quotes or line breaks ("a, b"), or pass format= (--format) if it is not '
+            f"{'comma' if sep == ',' else 'tab'}-separated"
+        ) from None
+
+
+def _read_txt(text: str, display: str, cap_rows: int) -> _Table:
+    """One document per line (``\\n``, ``\\r\\n`` or ``\\r``), in a column ``text``.
+
+    Raises:
+        CorpusError: more than ``cap_rows`` lines.
+    """
+    lines = _LINE_BREAK.split(text)
+    if lines and lines[-1] == "":
+        lines.pop()
+    if len(lines) > cap_rows:
+        raise _too_many_rows(display, cap_rows)
+    return _Table(frame=pd.DataFrame({"text": pd.Series(lines, dtype=object)}), string_columns=["text"])
+
+
+def _jsonl_cell(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _read_jsonl(text: str, display: str, cap_rows: int) -> _Table:
+    """One JSON object per line; blank lines are ignored (and noted).
+
+    JSON ``null`` and NaN are missing cells; strings stay as they are; numbers,
+    booleans, arrays and objects become their JSON text (``1.5``, ``true``, ``[1, 2]``).
+
+    Raises:
+        CorpusError: a line that is not valid JSON or not an object (naming the
+            line number), no objects at all, or more than ``cap_rows`` rows.
+    """
+    records: list[dict[str, object]] = []
+    keys: dict[str, None] = {}
+    blank = 0
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            blank += 1
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            hint = ""
+            if number == 1 and line.lstrip().startswith("["):
+                hint = " (this looks like one JSON array; JSONL needs one object per line)"
+            raise CorpusError(
+                f"line {number} of {display!r} is not valid JSON: {err.msg} at column {err.colno}{hint}; "
+                'each line must be one JSON object like {"text": "..."}'
+            ) from None
+        if not isinstance(obj, dict):
+            raise CorpusError(
+                f"line {number} of {display!r} is not a JSON object (got {type(obj).__name__} "
+                f'{_preview(line)}); each line must be one JSON object like {{"text": "..."}}'
+            )
+        if len(records) >= cap_rows:
+            raise _too_many_rows(display, cap_rows)
+        records.append(obj)
+        for key in obj:
+            keys.setdefault(key, None)
+    if not records:
+        raise CorpusError(f"{display!r} has no JSON objects (only blank lines); add one object per line")
+    columns = {key: [_jsonl_cell(rec.get(key)) for rec in records] for key in keys}
+    string_columns = [
+        key for key in keys if all(isinstance(rec.get(key), str) for rec in records if rec.get(key) is not None)
+    ]
+    frame = pd.DataFrame({key: pd.Series(values, dtype=object) for key, values in columns.items()})
+    notes = [f"ignored {blank:,} blank line{'s' if blank != 1 else ''}"] if blank else []
+    return _Table(frame=frame, string_columns=string_columns, notes=notes)
+
+
+def _preview(line: str, limit: int = 40) -> str:
+    line = line.strip()
+    return repr(line if len(line) <= limit else line[:limit] + "...")
+
+
+def _arrow_cell(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _read_parquet(data: bytes, display: str, cap_rows: int) -> _Table:
+    """Every column as strings; nulls and NaN are missing cells. Pandas' stored
+    ``__index_level_N__`` columns are left out.
+
+    Raises:
+        CorpusError: not a valid Parquet file, no rows, or more than ``cap_rows`` rows.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet_file = pq.ParquetFile(io.BytesIO(data))
+        n_rows = parquet_file.metadata.num_rows
+        if n_rows > cap_rows:
+            raise _too_many_rows(display, cap_rows)
+        arrow_table = parquet_file.read()
+    except (pa.ArrowException, OSError, ValueError) as err:
+        detail = " ".join(str(err).split())
+        raise CorpusError(
+            f"{display!r} is not a valid Parquet file ({detail}); re-export it, or pass the right format= "
+            "if it is not Parquet"
+        ) from None
+    if arrow_table.num_rows == 0:
+        raise CorpusError(f"{display!r} is empty: the Parquet file has no rows")
+    frame_columns: dict[str, pd.Series] = {}
+    string_columns: list[str] = []
+    names = _unique_names(arrow_table.column_names)
+    for index, (raw_name, col_name) in enumerate(zip(arrow_table.column_names, names, strict=True)):
+        if re.fullmatch(r"__index_level_\d+__", raw_name):
+            continue
+        column = arrow_table.column(index)
+        kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+            string_columns.append(col_name)
+        frame_columns[col_name] = pd.Series([_arrow_cell(v) for v in column.to_pylist()], dtype=object)
+    return _Table(frame=pd.DataFrame(frame_columns), string_columns=string_columns)

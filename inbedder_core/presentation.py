@@ -1,0 +1,79 @@
+"""What the app (and the CLI) show and download, as data, with no Streamlit: the cluster and
+document tables of one result, and the bytes of each export (labeled CSV, summary, report, map).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from . import plots
+from .analysis import AnalysisSettings, names_of, run_report
+from .encoder import Fingerprint
+from .export import csv_bytes, export_table, json_bytes, summary_table
+from .io.corpus import Corpus
+from .results import InstructionResult
+
+
+def labeled_csv(corpus: Corpus, results: Sequence[InstructionResult]) -> bytes:
+    """The ``inbedder cluster`` CSV: every input column plus answer/cluster/label/description per instruction."""
+    return csv_bytes(export_table(corpus, results))
+
+
+def summary_csv(results: Sequence[InstructionResult]) -> bytes:
+    """One row per cluster per instruction (``export.SUMMARY_COLUMNS``)."""
+    return csv_bytes(summary_table(results))
+
+
+def map_html(corpus: Corpus, result: InstructionResult) -> bytes:
+    """One instruction's map as a standalone HTML page (plotly.js inlined, user text escaped)."""
+    fig = plots.cluster_map(result.coords, result.labels, names_of(result), corpus.texts, answers=result.answers,
+                            title=result.instruction, height=800)
+    return plots.figure_html(fig, title=f"InBedder map: {result.instruction}").encode("utf-8")
+
+
+def report_json(corpus: Corpus, results: Sequence[InstructionResult], *, settings: AnalysisSettings | None,
+                model: str, fingerprint: Mapping[str, Any] | None, labeler: str, gold: str | None) -> bytes:
+    """The run report (``analysis.run_report``) as UTF-8 JSON; ``fingerprint`` as ``Fingerprint``'s fields."""
+    payload = run_report(corpus, list(results), settings=settings or AnalysisSettings(), model=model,
+                         fingerprint=Fingerprint(**fingerprint) if fingerprint else None, labeler=labeler,
+                         label_column=gold)
+    return json_bytes(payload)
+
+
+def document_frame(corpus: Corpus, result: InstructionResult, indices: Sequence[int], gold: str | None,
+                   search: str) -> pd.DataFrame:
+    """The document list: id, text, answer, cluster (and gold), filtered by a case-insensitive search."""
+    names = names_of(result)
+    rows = list(indices)
+    frame = pd.DataFrame({
+        "id": [corpus.ids[i] for i in rows],
+        "text": [corpus.texts[i] for i in rows],
+    })
+    if result.answers is not None:
+        frame["answer"] = [result.answers[i] for i in rows]
+    frame["cluster"] = [names.get(int(result.labels[i]), str(int(result.labels[i]))) for i in rows]
+    if gold:
+        frame[gold if gold not in frame.columns else f"gold: {gold}"] = corpus.table[gold].iloc[rows].tolist()
+    if search.strip():
+        needle = search.strip().lower()
+        hit = frame["text"].str.lower().str.contains(needle, regex=False)
+        if "answer" in frame:
+            hit |= frame["answer"].fillna("").str.lower().str.contains(needle, regex=False)
+        frame = frame[hit]
+    return frame.reset_index(drop=True)
+
+
+def cluster_frame(result: InstructionResult) -> pd.DataFrame:
+    return pd.DataFrame({
+        "cluster": [c.cluster_id for c in result.clusters],
+        "name": [c.name for c in result.clusters],
+        "size": [c.size for c in result.clusters],
+        "share": [100.0 * c.share for c in result.clusters],
+        "description": [c.description for c in result.clusters],
+        "keywords": [", ".join(c.keywords) for c in result.clusters],
+        "top answers": ["; ".join(f"{a} ({n})" for a, n in c.top_answers) for c in result.clusters],
+        "named by": [c.source for c in result.clusters],
+    })
