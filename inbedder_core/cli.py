@@ -17,7 +17,7 @@ from .errors import EvaluationError, InBedderError
 
 if TYPE_CHECKING:
     from .eval.tasks import Task
-    from .training import TrainSettings
+    from .train.settings import TrainSettings
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -427,7 +427,7 @@ def cmd_eval(args: argparse.Namespace, reporter: Reporter) -> int:
 def add_train_command(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``inbedder train`` on an ``argparse`` subparsers object."""
     from .prompts import INBEDDER_PATTERN
-    from .training import MASK_FILLS, PRECISIONS
+    from .train.settings import MASK_FILLS, PRECISIONS
 
     parser = subparsers.add_parser(
         "train", help="fine-tune a masked or causal LM into an InBedder on short-answer QA data",
@@ -476,7 +476,7 @@ def add_train_command(subparsers: Any) -> argparse.ArgumentParser:
 
 def train_settings(args: argparse.Namespace) -> TrainSettings:
     """The ``TrainSettings`` the options of ``add_train_command`` describe."""
-    from .training import TrainSettings
+    from .train.settings import TrainSettings
 
     return TrainSettings(
         model=args.model, data=list(args.data), output_dir=args.output, kind=args.kind, n_masks=args.n_masks,
@@ -491,7 +491,7 @@ def train_settings(args: argparse.Namespace) -> TrainSettings:
 
 def cmd_train(args: argparse.Namespace, reporter: Reporter) -> int:
     """``inbedder train``: 0 when finished, 3 when stopped by ``--max-minutes`` (resume to continue)."""
-    from .training import format_duration, train
+    from .train.run import format_duration, train
 
     if args.threads:
         import torch

@@ -111,11 +111,14 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("eval.tasks",),
     ("eval.metrics", "eval.report"),
     ("eval.published",),
-    ("eval.runner", "training", "training_mix"),
+    ("eval.runner", "train.data", "train.settings", "train.checkpoints", "train.mix"),
+    ("train.base", "train.features", "train.card"),
+    ("train.loss",),
+    ("train.run",),
     ("cli",),
 )
 # Thin re-exports kept for users' imports (``from inbedder_core.clustering import ...``); the core never uses them.
-SHIMS = ("clustering", "labeling", "corpus", "evaluation")
+SHIMS = ("clustering", "labeling", "corpus", "evaluation", "training", "training_mix")
 RANK = {name: rank for rank, layer in enumerate(LAYERS) for name in layer}
 
 
