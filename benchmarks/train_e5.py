@@ -209,7 +209,17 @@ def settings(work: Path, base: Path, max_steps: int, minutes: float):
         checkpoint_dir=str(work / "checkpoints"), name="inbedder-e5", license="mit")
 
 
-def run_training(work: Path, base: Path, max_steps: int, minutes: float, threads: int) -> None:
+def continue_settings(work: Path, max_steps: int, minutes: float):
+    """Stage 2: from the stage-1 model, another seed (another batch order over the mix), a lower peak rate."""
+    from dataclasses import replace
+
+    first = settings(work, work / "model", max_steps, minutes)
+    return replace(first, model=str(work / "model"), output_dir=str(work / "model2"), seed=SEED + 1,
+                   learning_rate=5e-5, checkpoint_dir=str(work / "checkpoints2"))
+
+
+def run_training(work: Path, base: Path, max_steps: int, minutes: float, threads: int,
+                 stage2: bool = False) -> None:
     import torch
 
     from inbedder_core.training import train
@@ -220,8 +230,10 @@ def run_training(work: Path, base: Path, max_steps: int, minutes: float, threads
     def note(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
-    resume = (work / "checkpoints" / "last").exists() or (work / "checkpoints" / "previous").exists()
-    result = train(settings(work, base, max_steps, minutes), resume=resume, overwrite=not resume, note=note)
+    chosen = continue_settings(work, max_steps, minutes) if stage2 else settings(work, base, max_steps, minutes)
+    checkpoints = Path(chosen.checkpoint_dir or "")
+    resume = (checkpoints / "last").exists() or (checkpoints / "previous").exists()
+    result = train(chosen, resume=resume, overwrite=not resume, note=note)
     note(f"done: {result.state.step}/{result.state.total_steps} steps, {result.state.examples_seen} examples seen, "
          f"finished={result.finished}, {time.time() - start:.0f} s this session")
 
@@ -357,7 +369,8 @@ def export(work: Path, eval_dir: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=["prepare", "validation", "train", "evaluate", "answers", "export"])
+    parser.add_argument("step", choices=["prepare", "validation", "train", "continue", "evaluate", "answers",
+                                         "export"])
     parser.add_argument("--work", type=Path, default=Path("/tmp/inbedder-e5"))
     parser.add_argument("--base", type=Path, default=Path("/tmp/e5base/multilingual-e5-small-mlm"))
     parser.add_argument("--max-steps", type=int, default=1100)
@@ -373,6 +386,8 @@ def main() -> None:
         build_validation(args.work / "validation")
     elif args.step == "train":
         run_training(args.work, args.base, args.max_steps, args.minutes, args.threads)
+    elif args.step == "continue":
+        run_training(args.work, args.base, args.max_steps, args.minutes, args.threads, stage2=True)
     elif args.step == "export":
         print(f"bundle written to {export(args.work, args.work / 'eval')}")
     else:

