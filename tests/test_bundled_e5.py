@@ -51,7 +51,8 @@ def encoder(tmp_path_factory):
 
 def v_measure(vectors: np.ndarray, labels: list[str]) -> float:
     k = len(set(labels))
-    scores = [v_measure_score(labels, KMeans(k, n_init=10, random_state=seed).fit_predict(vectors)) for seed in range(3)]
+    scores = [v_measure_score(labels, KMeans(k, n_init=10, random_state=seed).fit_predict(vectors))
+              for seed in range(3)]
     return float(np.mean(scores))
 
 
