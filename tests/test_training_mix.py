@@ -10,8 +10,8 @@ import pytest
 
 from inbedder_core.training import (
     QAExample,
-    TrainSettings,
     TrainingError,
+    TrainSettings,
     contrastive_loss,
     grouped_batch_order,
     read_examples,
