@@ -137,6 +137,10 @@ class Analysis:
         """The (memoised) encoding of the corpus under ``instruction``."""
         return self._state(instruction, progress).encoding
 
+    def clustering_session(self, instruction: str) -> ClusteringSession:
+        """The (memoised) ``ClusteringSession`` of ``instruction``: its fitted reducers, for ``placement``."""
+        return self._state(instruction).session
+
     def _state(self, instruction: str, progress: Callable[[int, int], None] | None = None) -> _InstructionState:
         instruction = _checked_instruction(instruction)
         state = self._states.get(instruction)
