@@ -184,3 +184,30 @@ def sizes_with_new(edited: InstructionResult, new: InstructionResult) -> pd.Data
         rows.append({"cluster": cid, "name": "Noise" if cid == NOISE else str(cid), "fitted": 0,
                      "new": int(added[cid]), "total": int(added[cid])})
     return pd.DataFrame(rows).sort_values(["total", "cluster"], ascending=[False, True]).reset_index(drop=True)
+
+
+NEW_DOCUMENTS_NAME = "New documents"
+
+
+def map_with_new(edited: InstructionResult, texts: Sequence[str], new: InstructionResult | None = None,
+                 new_texts: Sequence[str] | None = None, *, show_new: bool = True) -> Any:
+    """The run's map (``plots.cluster_map``) with the placed documents on top as black crosses.
+
+    The added trace is named ``NEW_DOCUMENTS_NAME``; its ``customdata`` are the new documents'
+    row numbers (so a lasso on the map still selects only fitted documents by their traces).
+    """
+    from . import plots
+    from .analysis import names_of
+
+    fig = plots.cluster_map(edited.coords, edited.labels, names_of(edited), texts, answers=edited.answers)
+    if new is not None and new_texts is not None and show_new and len(new_texts):
+        import plotly.graph_objects as go
+
+        names = names_of(edited)
+        hovers = [plots.plot_text(f"NEW · {names.get(int(c), 'Noise')}: {t}", 200)
+                  for c, t in zip(new.labels, new_texts, strict=True)]
+        fig.add_trace(go.Scattergl(
+            x=new.coords[:, 0], y=new.coords[:, 1], mode="markers", name=f"{NEW_DOCUMENTS_NAME} ({len(new_texts):,})",
+            marker={"symbol": "x", "size": 7, "color": "#111111"}, text=hovers,
+            hovertemplate="%{text}<extra></extra>", legendrank=1))
+    return fig

@@ -366,3 +366,16 @@ def load_placement(run_folder: str | os.PathLike[str]) -> tuple[dict[str, Any], 
     except (OSError, ValueError, KeyError, TypeError, pickle.UnpicklingError, AttributeError) as error:
         raise PlacementError(f"the placement data in '{folder}' cannot be read ({error}); run it again") from error
     return dict(manifest["fingerprint"]), placers
+
+
+def reduced_vectors(run_folder: str | os.PathLike[str], index: int) -> np.ndarray | None:
+    """The fitted documents' clustering-space vectors of instruction ``index`` (0-based), read without
+    unpickling anything; ``None`` when the run has no placement data."""
+    path = Path(run_folder) / PLACEMENT_DIR / "arrays.npz"
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return arrays[f"reduced_{index}"].astype(np.float32)
+    except (OSError, ValueError, KeyError):
+        return None
