@@ -16,6 +16,7 @@ from inbedder_app.state import Workspace
 from inbedder_core.edits import Edit
 from inbedder_core.errors import InBedderError
 from inbedder_core.living import LivingRun, open_run, run_folder
+from inbedder_core.placement import load_placement
 
 RUNS_KEY = "living_runs"
 APPLIED_KEY = "living_applied"
@@ -48,9 +49,11 @@ def sync(ws: Workspace) -> None:
         return
     applied = st.session_state.setdefault(APPLIED_KEY, {})
     state = (ws.run_id, tuple(map(repr, run.log.edits)))
-    if applied.get("state") != state:
-        ws.results = {r.instruction: r for r in run.results}
-        ws.derived_run = None  # figures and comparisons of the unedited results are stale
+    earlier = applied.get("state")
+    if earlier != state:
+        if run.log.edits or (earlier and earlier[0] == ws.run_id and earlier[1]):  # unedited: results as they are
+            ws.results = {r.instruction: r for r in run.results}
+            ws.derived_run = None  # figures and comparisons of the earlier results are stale
         applied["state"] = state
 
 
@@ -72,6 +75,20 @@ def redo(ws: Workspace, run: LivingRun) -> None:
 def _saved(ws: Workspace, run: LivingRun) -> None:
     run.save_edits()
     sync(ws)
+
+
+def clusterer_of(run: LivingRun, number: int) -> Any:
+    """The fitted HDBSCAN of instruction ``number`` (0-based) of the run, for its condensed tree;
+    ``None`` for KMeans or a run without placement data. Loaded (hash-checked) once per run."""
+    kept = st.session_state.setdefault("living_clusterers", {})
+    if run.folder not in kept:
+        try:
+            kept.clear()
+            kept[run.folder] = [p.clusterer for p in load_placement(run.folder)[1]]
+        except InBedderError:
+            kept[run.folder] = []
+    models = kept[run.folder]
+    return models[number] if number < len(models) else None
 
 
 def edits_of(ws: Workspace) -> list[dict[str, Any]]:

@@ -23,10 +23,11 @@ nearest centroid, as in the fit. A saved run's edits are respected (``follow_edi
 document placed in a cluster that was merged lands in the merged cluster; in a split cluster,
 in the part whose documents are nearest on the map.
 
-**Drift**: a document fits poorly when it falls in noise or farther from its centroid than
-``FAR_QUANTILE`` of the fitted documents were from theirs. When the share of poorly fitting new
-documents exceeds that of the fitted documents by more than ``DRIFT_MARGIN`` (15 points), the CLI
-and the app say ``DRIFT_MESSAGE``.
+**Drift**: a document fits poorly when it falls in noise, farther from its centroid than
+``FAR_QUANTILE`` of the fitted documents were from theirs, or farther from its nearest fitted
+document (in the embedding space) than ``FAR_QUANTILE`` of the fitted documents were from theirs.
+When the share of poorly fitting new documents exceeds that of the fitted documents by more than
+``DRIFT_MARGIN`` (15 points), the CLI and the app say ``DRIFT_MESSAGE``.
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ class QuestionPlacer:
         fitted_poor_share: share of the fitted documents that fit poorly.
         assign_noise: noise goes to the nearest centroid (as in the fit).
         reduced: ``float32 (n, n_components)`` the fitted documents' reduced vectors.
+        far_input: a point whose nearest fitted document (in the embedding space, the UMAP
+            metric) is farther than this fits poorly (UMAP ``transform`` puts any point among
+            fitted ones, so unlike documents are told apart here); ``inf`` when not measured.
     """
 
     instruction: str
@@ -90,6 +94,7 @@ class QuestionPlacer:
     fitted_poor_share: float
     assign_noise: bool
     reduced: np.ndarray
+    far_input: float = float("inf")
 
 
 @dataclass
@@ -143,6 +148,45 @@ def _nearest(Z: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return nearest, np.sqrt(d2[np.arange(len(Z)), nearest])
 
 
+def _nearest_fitted_distance(model: Any, X: np.ndarray) -> np.ndarray | None:
+    """Distance from each row of ``X`` to its nearest fitted document in UMAP's input metric
+    (cosine or euclidean; ``None`` for other metrics)."""
+    raw = np.asarray(getattr(model, "_raw_data", np.zeros((0, X.shape[1]))), dtype=np.float32)
+    if getattr(model, "metric", "") not in ("cosine", "euclidean") or raw.shape[0] == 0:
+        return None
+    return np.concatenate([_distances(model, X[start:start + 512], raw).min(axis=1)
+                           for start in range(0, len(X), 512)])
+
+
+def _nearest_other_distance(model: Any) -> np.ndarray | None:
+    """Each fitted document's distance to its nearest *other* fitted document: from UMAP's own
+    neighbour graph when it kept one (4,096 documents and more), else computed exactly."""
+    knn = getattr(model, "_knn_dists", None)
+    if knn is not None and np.ndim(knn) == 2 and np.shape(knn)[1] > 1:
+        return np.asarray(knn, dtype=np.float64)[:, 1]  # column 0 is the document itself
+    raw = np.asarray(getattr(model, "_raw_data", np.zeros((0, 1))), dtype=np.float32)
+    if len(raw) < 2 or getattr(model, "metric", "") not in ("cosine", "euclidean"):
+        return None
+    out = np.empty(len(raw))
+    for start in range(0, len(raw), 512):
+        rows = slice(start, start + 512)
+        d = _distances(model, raw[rows], raw)
+        d[np.arange(d.shape[0]), np.arange(start, start + d.shape[0])] = np.inf
+        out[rows] = d.min(axis=1)
+    return out
+
+
+def _distances(model: Any, X: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """``float64 (len(X), len(raw))`` distances in UMAP's metric (cosine or euclidean)."""
+    A, B = X.astype(np.float64), raw.astype(np.float64)
+    if model.metric == "cosine":
+        A = A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), 1e-12)
+        B = B / np.maximum(np.linalg.norm(B, axis=1, keepdims=True), 1e-12)
+        return np.maximum(1.0 - A @ B.T, 0.0)
+    d2 = (A ** 2).sum(axis=1)[:, None] - 2.0 * A @ B.T + (B ** 2).sum(axis=1)[None, :]
+    return np.sqrt(np.maximum(d2, 0.0))
+
+
 def placer_from_analysis(analysis: Any, result: InstructionResult) -> QuestionPlacer:
     """The ``QuestionPlacer`` of one result just computed by ``analysis`` (an ``analysis.Analysis``).
 
@@ -179,10 +223,15 @@ def placer_from_analysis(analysis: Any, result: InstructionResult) -> QuestionPl
     own = np.linalg.norm(Z[member] - centroids[np.searchsorted(ids, raw[member])], axis=1)
     far = float(np.quantile(own, FAR_QUANTILE)) if own.size else float("inf")
     poor = (raw == NOISE) | (dist > far)
+    far_input = float("inf")
+    nearest_other = _nearest_other_distance(reducer.model_)
+    if nearest_other is not None:
+        far_input = float(np.quantile(nearest_other, FAR_QUANTILE))
+        poor |= nearest_other > far_input
     return QuestionPlacer(result.instruction, "kmeans" if settings.k is not None else "hdbscan",
                           reducer.model_, map_reducer.model_, clusterer, ids.astype(np.int64), centroids, far,
                           float(poor.mean()) if len(poor) else 0.0, bool(settings.assign_noise),
-                          np.asarray(Z, dtype=np.float32))
+                          np.asarray(Z, dtype=np.float32), far_input)
 
 
 # --------------------------------------------------------------------------- placing
@@ -219,6 +268,10 @@ def place(placer: QuestionPlacer, embeddings: np.ndarray) -> Placement:
     if placer.assign_noise and len(placer.centroid_ids):
         labels[raw == NOISE] = placer.centroid_ids[nearest[raw == NOISE]]
     poor = (raw == NOISE) | (dist > placer.far_distance)
+    if np.isfinite(placer.far_input):
+        nearest_fitted = _nearest_fitted_distance(placer.reducer, X)
+        if nearest_fitted is not None:
+            poor |= nearest_fitted > placer.far_input
     return Placement(placer.instruction, raw, labels, strength, Z, coords, poor)
 
 
@@ -306,7 +359,7 @@ def save_placement(run_folder: str | os.PathLike[str], placers: Sequence[Questio
             arrays[f"reduced_{i}"] = p.reduced
             questions.append({"instruction": p.instruction, "algorithm": p.algorithm,
                               "far_distance": p.far_distance, "fitted_poor_share": p.fitted_poor_share,
-                              "assign_noise": p.assign_noise, "files": files})
+                              "assign_noise": p.assign_noise, "far_input": p.far_input, "files": files})
         np.savez_compressed(folder / "arrays.npz", **arrays)
         manifest = {"schema": PLACEMENT_SCHEMA, "fingerprint": dict(fingerprint), "questions": questions,
                     "arrays_sha256": _sha256(folder / "arrays.npz")}
@@ -362,7 +415,8 @@ def load_placement(run_folder: str | os.PathLike[str]) -> tuple[dict[str, Any], 
                     str(q["instruction"]), str(q["algorithm"]), models["reducer"], models["map"],
                     models.get("clusterer"), arrays[f"centroid_ids_{i}"].astype(np.int64),
                     arrays[f"centroids_{i}"].astype(np.float32), float(q["far_distance"]),
-                    float(q["fitted_poor_share"]), bool(q["assign_noise"]), arrays[f"reduced_{i}"]))
+                    float(q["fitted_poor_share"]), bool(q["assign_noise"]), arrays[f"reduced_{i}"],
+                    float(q.get("far_input", float("inf")))))
     except (OSError, ValueError, KeyError, TypeError, pickle.UnpicklingError, AttributeError) as error:
         raise PlacementError(f"the placement data in '{folder}' cannot be read ({error}); run it again") from error
     return dict(manifest["fingerprint"]), placers

@@ -20,23 +20,17 @@ from inbedder_core.corpus import Corpus, load_corpus
 from inbedder_core.edits import merge_edit, move_edit, not_interesting_edit, rename_edit, split_edit
 from inbedder_core.errors import CorpusError, InBedderError
 from inbedder_core.living import assign, map_with_new, sizes_with_new
+from inbedder_core.placement import reduced_vectors
 from inbedder_core.results import NOISE
 from inbedder_core.settings import default_cache_dir
 
 ADDED_KEY = "living_added"
 
 
-def _vectors(ws: Workspace, instruction: str, result) -> np.ndarray:
-    """Where a split re-clusters: the reduced vectors of this session's analysis, else the 2-D map."""
-    if ws.analysis is not None and ws.settings is not None:
-        try:
-            session = ws.analysis.clustering_session(instruction)
-            fitted = session.fitted(ws.settings.reducer())
-            if fitted is not None:
-                return session.reduced(ws.settings.reducer())
-        except InBedderError:
-            pass
-    return np.asarray(result.coords)
+def _vectors(run, result) -> np.ndarray:
+    """Where a split re-clusters: the run's clustering-space vectors (kept with it), else the 2-D map."""
+    vectors = reduced_vectors(run.folder, [r.instruction for r in run.base].index(result.instruction))
+    return np.asarray(result.coords) if vectors is None else vectors
 
 
 def _encoder(ws: Workspace):
@@ -79,7 +73,7 @@ def _edit_forms(ws: Workspace, run, result, view: str, texts: list[str]) -> None
         cluster = st.selectbox("Cluster", ids, format_func=label, key=f"split_cluster_{view}")
         parts = st.number_input("Parts", min_value=2, max_value=10, value=2, key=f"split_parts_{view}")
         if st.form_submit_button("Split"):
-            edit = split_edit(result, cluster, _vectors(ws, result.instruction, result), int(parts))
+            edit = split_edit(result, cluster, _vectors(run, result), int(parts))
     with tabs[3]:
         fig = plots.cluster_map(result.coords, result.labels, names, texts,
                                 answers=result.answers, height=420)

@@ -14,14 +14,13 @@ from inbedder_core.analysis import names_of
 from inbedder_core.corpus import Corpus
 from inbedder_core.edits import merge_edit
 from inbedder_core.errors import InBedderError
-from inbedder_core.hierarchy import cut_merges, icicle_figure, linkage_tree, merge_suggestions
+from inbedder_core.hierarchy import condensed_tree, cut_merges, icicle_figure, linkage_tree, merge_suggestions
 from inbedder_core.placement import reduced_vectors
 
 
 def _vectors(ws: Workspace, run, instruction: str, result) -> np.ndarray:
     """The clustering-space vectors of the run (kept with it), else the 2-D map."""
-    number = [r.instruction for r in run.base].index(instruction)
-    vectors = reduced_vectors(run.folder, number)
+    vectors = reduced_vectors(run.folder, [r.instruction for r in run.base].index(instruction))
     return np.asarray(result.coords) if vectors is None else vectors
 
 
@@ -36,13 +35,23 @@ def render(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     result = by_instruction[instruction]
     view = short_key(ws.run_id, instruction, len(run.log.edits))
     names = names_of(result)
+    number = [r.instruction for r in run.base].index(instruction)
     try:
         vectors = _vectors(ws, run, instruction, result)
-        tree = linkage_tree(result, vectors)
+        tree = None
+        clusterer = None if run.log.for_instruction(instruction) else editing.clusterer_of(run, number)
+        if clusterer is not None:
+            try:
+                tree = condensed_tree(result, clusterer)
+            except InBedderError:
+                tree = None
+        tree = tree or linkage_tree(result, vectors)
     except InBedderError as error:
         st.info(md_text(str(error)))
         return
-    st.caption("Clusters joined by how close their centres are (Ward linkage). Each box is sized by documents.")
+    st.caption("HDBSCAN's own tree: clusters joined where HDBSCAN split them." if tree.source == "hdbscan" else
+               "Clusters joined by how close their centres are (Ward linkage of the centroids).")
+    st.caption("Each box is sized by documents; click one to zoom in.")
     st.plotly_chart(icicle_figure(tree, names), key=f"icicle_{view}", config={"displaylogo": False})
     n_leaves = len(tree.leaves())
     if n_leaves > 1:
@@ -50,8 +59,7 @@ def render(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
             level = st.slider("Cut the tree at this many clusters", 1, n_leaves, n_leaves, key=f"cut_level_{view}")
             if st.form_submit_button("Apply the cut (merges; undo in Edit clusters)"):
                 for group in cut_merges(tree, level):
-                    editing.do(ws, run, merge_edit(run.results[[r.instruction for r in run.base].index(
-                        instruction)], group))
+                    editing.do(ws, run, merge_edit(run.results[number], group))
                 st.rerun()
     st.subheader("Merge suggestions")
     suggestions = merge_suggestions(result, vectors, corpus.texts)
