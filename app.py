@@ -39,12 +39,13 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from inbedder_app import editing
 from inbedder_app.config import read_config
 from inbedder_app.resources import start_warm_up
 from inbedder_app.running import sync_settings
 from inbedder_app.state import Workspace, workspace_for
 from inbedder_app.text import column_hint, md_text
-from inbedder_app.views import ask, compare, corpus, explore, export, saved_runs, sidebar
+from inbedder_app.views import ask, compare, corpus, edit, explore, export, hierarchy, saved_runs, sidebar
 from inbedder_core.errors import InBedderError
 from inbedder_core.io.corpus import Corpus
 
@@ -52,6 +53,8 @@ RESULT_VIEWS: dict[str, Callable[[Workspace, Corpus, str | None], None]] = {
     "Explore": explore.render,
     "Compare": compare.render,
     "Export": export.render,
+    "Edit clusters": edit.render,  # issue 14: edits, undo/redo, add documents
+    "Hierarchy": hierarchy.render,  # issue 14: cluster tree, cut, merge suggestions
 }
 
 
@@ -88,6 +91,7 @@ def main() -> None:
         finally:
             with saved_runs_box:
                 saved_runs.render(digest, config, ws.run_id)
+        editing.sync(ws)  # the shown run's edits (issue 14)
         render_results(ws, loaded, gold)
     except InBedderError as error:
         st.error(md_text(column_hint(error)))

@@ -14,7 +14,6 @@ from inbedder_app.config import AppConfig
 from inbedder_app.resources import shared_embedding_cache, shared_encoder
 from inbedder_app.state import Choices, Workspace
 from inbedder_app.text import EmbeddingProgress, duration, md_text
-from inbedder_core import runs
 from inbedder_core.analysis import (
     Analysis,
     settings_record,
@@ -24,6 +23,7 @@ from inbedder_core.corpus import (
     Corpus,
 )
 from inbedder_core.errors import InBedderError
+from inbedder_core.living import save_living_run
 from inbedder_core.name.endpoint import make_labeler
 from inbedder_core.results import InstructionResult
 
@@ -69,11 +69,11 @@ def compute(ws: Workspace, corpus: Corpus, choices: Choices, config: AppConfig, 
         status.update(label=f"Done in {duration(time.monotonic() - started)}: {len(instructions)} instruction(s), "
                             f"{naming}", state="complete", expanded=False)
     ws.results, ws.settings, ws.naming = results, choices.settings, choices.naming
-    info = runs.save_run(corpus, list(results.values()), model=ws.model,
-                         settings=settings_record(choices.settings, len(corpus), naming_mode=choices.naming[0],
-                                                  llm_model=choices.naming[2], labeler=ws.naming_note,
-                                                  device=choices.device), fingerprint=ws.fingerprint,
-                         max_runs=config.max_runs)
+    info, _, _ = save_living_run(corpus, list(results.values()), analysis, model=ws.model,  # + placement data
+                                 settings=settings_record(choices.settings, len(corpus), naming_mode=choices.naming[0],
+                                                          llm_model=choices.naming[2], labeler=ws.naming_note,
+                                                          device=choices.device), fingerprint=ws.fingerprint,
+                                 max_runs=config.max_runs)
     ws.run_id = info.run_id
 
 

@@ -137,6 +137,10 @@ class Analysis:
         """The (memoised) encoding of the corpus under ``instruction``."""
         return self._state(instruction, progress).encoding
 
+    def clustering_session(self, instruction: str) -> ClusteringSession:
+        """The (memoised) ``ClusteringSession`` of ``instruction``: its fitted reducers, for ``placement``."""
+        return self._state(instruction).session
+
     def _state(self, instruction: str, progress: Callable[[int, int], None] | None = None) -> _InstructionState:
         instruction = _checked_instruction(instruction)
         state = self._states.get(instruction)
@@ -316,8 +320,12 @@ STAGES = ("embed", "reduce", "map", "cluster", "label")
 
 def run_report(corpus: Corpus, results: Sequence[InstructionResult], *, settings: AnalysisSettings, model: str,
                fingerprint: Fingerprint | None, labeler: str, label_column: str | None = None,
-               extra_parameters: dict[str, Any] | None = None) -> dict[str, Any]:
+               extra_parameters: dict[str, Any] | None = None,
+               edits: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """The JSON report of a run (``inbedder cluster``'s ``OUT.json`` and the app's download).
+
+    ``edits``: the cluster edits replayed on ``results`` (``edits.EditLog.as_json``), listed under
+    ``"edits"`` (an empty list when there are none).
 
     ``export.run_payload`` plus what both front ends add: pairwise ARI/NMI when several
     instructions were run, scores against ``label_column`` when given, the settings as
@@ -334,4 +342,5 @@ def run_report(corpus: Corpus, results: Sequence[InstructionResult], *, settings
     payload = run_payload(corpus, results, model=model, fingerprint=fingerprint.digest() if fingerprint else "",
                           parameters=parameters, timings=timings, comparisons=comparisons, gold_scores=scores)
     payload["encoder"] = dict(fingerprint.__dict__) if fingerprint else None
+    payload["edits"] = [dict(edit) for edit in edits or []]
     return payload

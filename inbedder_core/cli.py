@@ -128,7 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--llm-model", default=None, help="chat model for naming (default gpt-4o-mini; "
                                                            "INBEDDER_LLM_MODEL overrides)")
     cluster.add_argument("--out", "-o", required=True, help="labeled CSV; a JSON report is written beside it")
+    cluster.add_argument("--save-run", metavar="DIR", help="also save the run, with what placing new documents "
+                         "needs, under DIR (for 'inbedder assign DIR FILE')")
     cluster.set_defaults(func=cmd_cluster)
+
+    assign = sub.add_parser("assign", help="place new documents into a run saved with --save-run (no refit)")
+    assign.add_argument("run", metavar="DIR", help="the --save-run DIR (its newest run) or one run folder")
+    _add_corpus_options(assign)
+    add_encoder_options(assign)
+    assign.add_argument("--out", "-o", required=True, help="labeled CSV of the new documents, plus "
+                        "assigned_i and placement_strength_i")
+    assign.set_defaults(func=cmd_assign)
 
     models = sub.add_parser("models", help="list the known checkpoints and which are available locally")
     models.set_defaults(func=cmd_models)
@@ -265,6 +275,47 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
     json_path = out.with_suffix(".json")
     write_json(payload, json_path)
     reporter.note(f"wrote {out}, {summary_path} and {json_path}")
+    if args.save_run:  # issue 14: a run new documents can be placed into
+        import dataclasses
+
+        from .analysis import settings_record
+        from .living import save_living_run
+
+        info, folder, note = save_living_run(corpus, results, analysis, model=fingerprint.model_id,
+                                             settings=settings_record(settings, len(corpus), labeler=why),
+                                             fingerprint=dataclasses.asdict(fingerprint), root=args.save_run)
+        reporter.note(f"saved the run in {folder}" + (f"; {note}" if note else ""))
+    return 0
+
+
+def cmd_assign(args: argparse.Namespace, reporter: Reporter) -> int:
+    """Place FILE's documents into a saved run; the encoder defaults to the run's (model, kind, pattern, dtype)."""
+    from .export import write_csv
+    from .living import assign, assignment_table, open_run
+    from .placement import load_placement
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".csv":
+        raise InBedderError(f"--out '{out}' must end in .csv")
+    run = open_run(args.run)
+    recorded, _ = load_placement(run.folder)
+    reporter.note(f"run {run.folder} ({run.saved.info.model}, {len(run.log.edits)} edit(s))")
+    args.model = args.model or recorded.get("model_id")
+    args.kind = args.kind or recorded.get("kind")
+    args.dtype = recorded.get("dtype", args.dtype) if args.dtype == "auto" else args.dtype
+    corpus = _load(args, reporter)
+    encoder = load_cli_encoder(args, reporter, pattern=args.pattern or recorded.get("pattern"))
+    bar = reporter.progress("embedding the new documents")
+    try:
+        assignment = assign(run, corpus, encoder, batch_size=args.batch_size, answers=args.answers, progress=bar)
+    finally:
+        bar.close()
+    for number, figure in enumerate(assignment.drifts, start=1):
+        reporter.note(f"instruction {number}: {figure.describe()}")
+        if figure.drifted:
+            print(f"inbedder: warning: instruction {number}: {figure.describe()}", file=sys.stderr)
+    write_csv(assignment_table(corpus, assignment), out)
+    reporter.note(f"wrote {out}")
     return 0
 
 

@@ -66,6 +66,8 @@ SUMMARY_COLUMNS = (
     "keywords",
     "top_answers",
     "name_source",
+    "generated_name",  # edits (issue 14): the LLM/keyword name of a renamed cluster, else ""
+    "interesting",  # False for a cluster marked "not interesting"
 )
 
 PAYLOAD_SCHEMA = "inbedder-explorer/run/1"
@@ -182,7 +184,9 @@ def summary_table(results: Sequence[InstructionResult]) -> pd.DataFrame:
     (int64), ``name`` (str; ``"Noise"`` for -1, as in ``label_i``), ``description`` (str),
     ``size`` (int64), ``share`` (float64), ``keywords`` (str, ``"; "``-joined),
     ``top_answers`` (str, ``"answer (count); ..."``), ``name_source`` (str: llm, keywords
-    or noise). No results give an empty table with these columns.
+    or noise), ``generated_name`` (str: the generated name of a cluster the analyst renamed, else
+    ``""``) and ``interesting`` (bool: False when marked "not interesting"). No results give an
+    empty table with these columns.
     """
     rows: dict[str, list[Any]] = {name: [] for name in SUMMARY_COLUMNS}
     for index, result in enumerate(results, start=1):
@@ -197,7 +201,10 @@ def summary_table(results: Sequence[InstructionResult]) -> pd.DataFrame:
             rows["keywords"].append("; ".join(summary.keywords))
             rows["top_answers"].append("; ".join(f"{answer} ({int(count)})" for answer, count in summary.top_answers))
             rows["name_source"].append(summary.source)
-    dtypes = {"instruction_index": "int64", "cluster_id": "int64", "size": "int64", "share": "float64"}
+            rows["generated_name"].append(summary.generated_name or "")  # edits (issue 14)
+            rows["interesting"].append(bool(summary.interesting))
+    dtypes = {"instruction_index": "int64", "cluster_id": "int64", "size": "int64", "share": "float64",
+              "interesting": "bool"}
     return pd.DataFrame({name: pd.Series(values, dtype=dtypes.get(name, "str")) for name, values in rows.items()})
 
 
@@ -508,6 +515,8 @@ def run_payload(
                         "keywords": list(summary.keywords),
                         "top_answers": [{"answer": answer, "count": count} for answer, count in summary.top_answers],
                         "name_source": summary.source,
+                        "generated_name": summary.generated_name,  # edits (issue 14)
+                        "interesting": summary.interesting,
                     }
                     for summary in result.clusters
                 ],

@@ -35,11 +35,13 @@ def map_html(corpus: Corpus, result: InstructionResult) -> bytes:
 
 
 def report_json(corpus: Corpus, results: Sequence[InstructionResult], *, settings: AnalysisSettings | None,
-                model: str, fingerprint: Mapping[str, Any] | None, labeler: str, gold: str | None) -> bytes:
-    """The run report (``analysis.run_report``) as UTF-8 JSON; ``fingerprint`` as ``Fingerprint``'s fields."""
+                model: str, fingerprint: Mapping[str, Any] | None, labeler: str, gold: str | None,
+                edits: Sequence[Mapping[str, Any]] | None = None) -> bytes:
+    """The run report (``analysis.run_report``) as UTF-8 JSON; ``fingerprint`` as ``Fingerprint``'s fields;
+    ``edits`` the cluster edits replayed on ``results``."""
     payload = run_report(corpus, list(results), settings=settings or AnalysisSettings(), model=model,
                          fingerprint=Fingerprint(**fingerprint) if fingerprint else None, labeler=labeler,
-                         label_column=gold)
+                         label_column=gold, edits=edits)
     return json_bytes(payload)
 
 

@@ -38,7 +38,11 @@ class ClusterName:
 
 @dataclass
 class ClusterSummary:
-    """One row of the cluster table of one instruction's run."""
+    """One row of the cluster table of one instruction's run.
+
+    ``generated_name`` is the LLM/keyword name when the analyst renamed the cluster (``None``
+    otherwise); ``interesting`` is False for a cluster marked "not interesting" (``edits``).
+    """
 
     cluster_id: int
     size: int
@@ -48,6 +52,8 @@ class ClusterSummary:
     keywords: list[str]
     top_answers: list[tuple[str, int]]
     source: NameSource
+    generated_name: str | None = None
+    interesting: bool = True
 
 
 @dataclass

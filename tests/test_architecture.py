@@ -108,6 +108,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("export",),
     ("embedding_io", "plots", "runs", "analysis"),
     ("presentation",),
+    ("placement", "edits", "hierarchy"),  # living maps (issue 14): placing, cluster edits, the cluster tree
+    ("living",),
     ("eval.tasks",),
     ("eval.metrics", "eval.report"),
     ("eval.published",),

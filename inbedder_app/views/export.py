@@ -9,6 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from inbedder_app.editing import edits_of
 from inbedder_app.state import Workspace, kept
 from inbedder_core.corpus import (
     Corpus,
@@ -33,7 +34,8 @@ def render(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
                             on_click="ignore")
     cols[2].download_button("Run report (JSON)", data=functools.partial(
                                 report_json, corpus, results, settings=ws.settings, model=ws.model,
-                                fingerprint=ws.fingerprint, labeler=ws.naming_note, gold=gold),
+                                fingerprint=ws.fingerprint, labeler=ws.naming_note, gold=gold,
+                                edits=edits_of(ws)),
                             file_name=f"{stem}.json", mime="application/json", key="download_report",
                             on_click="ignore")
     number = results.index(by_instruction[chosen]) + 1

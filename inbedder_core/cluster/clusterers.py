@@ -42,11 +42,14 @@ class HDBSCANClusterer(_Params):
             minimum spanning tree there keyed on the data and ``min_samples``: a new
             ``min_cluster_size`` with the same ``min_samples`` then skips the expensive
             part (``None``: no caching).
+        prediction_data: keep HDBSCAN's prediction data, so that ``hdbscan.approximate_predict``
+            can place new points (``placement``); costs a little time and memory.
 
     The core-distance computation runs on one thread (``core_dist_n_jobs=1``).
 
     Fitted attributes: ``labels_`` (int64), ``probabilities_`` (float, 1.0 for the
-    trivial cases), ``min_cluster_size_``, ``min_samples_`` (used), ``notes_``.
+    trivial cases), ``min_cluster_size_``, ``min_samples_`` (used), ``notes_``, ``model_`` (the
+    fitted ``hdbscan.HDBSCAN``; ``None`` for the trivial cases).
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class HDBSCANClusterer(_Params):
         approx_min_span_tree: bool = True,
         leaf_size: int = 100,
         memory: Any = None,
+        prediction_data: bool = False,
     ) -> None:
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
@@ -70,6 +74,7 @@ class HDBSCANClusterer(_Params):
         self.approx_min_span_tree = approx_min_span_tree
         self.leaf_size = leaf_size
         self.memory = memory
+        self.prediction_data = prediction_data
 
     def fit(self, Z: np.ndarray) -> HDBSCANClusterer:
         self.fit_predict(Z)
@@ -94,6 +99,7 @@ class HDBSCANClusterer(_Params):
         self.notes_: list[str] = []
         self.min_cluster_size_ = min_cluster_size
         self.min_samples_ = min_cluster_size if min_samples is None else min_samples
+        self.model_: Any = None
         if n == 1 or _all_identical(Z):
             self.notes_.append(
                 "one document: it forms a single cluster" if n == 1
@@ -128,6 +134,7 @@ class HDBSCANClusterer(_Params):
             approx_min_span_tree=self.approx_min_span_tree,
             leaf_size=_check_int("leaf_size", self.leaf_size, 1),
             core_dist_n_jobs=1,
+            prediction_data=bool(self.prediction_data),
             **({} if self.memory is None else {"memory": self.memory}),
         )
         try:
@@ -139,6 +146,7 @@ class HDBSCANClusterer(_Params):
             ) from exc
         self.labels_ = np.asarray(labels, dtype=np.int64)
         self.probabilities_ = np.asarray(model.probabilities_, dtype=np.float64)
+        self.model_ = model
         if not (self.labels_ != NOISE).any():
             self.notes_.append(
                 f"HDBSCAN found no cluster: all {n} documents are noise; lower min_cluster_size "

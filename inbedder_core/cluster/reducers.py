@@ -92,6 +92,7 @@ class UMAPReducer(_Params):
         embedding_: ``float32 (n, n_components)``.
         n_neighbors_: the neighbourhood size actually used.
         method_: ``"umap"``, or ``"trivial"`` (a PCA layout) below ``MIN_UMAP_POINTS`` points.
+        model_: the fitted ``umap.UMAP`` (its ``transform`` places new points); absent for the trivial layout.
         init_: UMAP's starting layout (``"spectral"``, or ``"random"`` when there are too few
             points for a spectral start).
         notes_: human-readable lines about anything adjusted.
@@ -233,6 +234,7 @@ class UMAPReducer(_Params):
                 "UMAP produced non-finite coordinates; try a different random_state or PCAReducer"
             )
         self.embedding_ = embedding
+        self.model_ = model  # the fitted umap.UMAP, kept so a saved run can place new documents (placement)
         return embedding
 
 

@@ -85,6 +85,7 @@ class ClusteringSession:
         self._memo: dict[Hashable, np.ndarray] = {}
         self._memo_notes: dict[Hashable, list[str]] = {}
         self._knn: dict[Hashable, NeighborGraph] = {}
+        self._fitted: dict[Hashable, Any] = {}
         self._lock = threading.RLock()
 
     @property
@@ -126,10 +127,19 @@ class ClusteringSession:
                 f"{type(reducer).__name__} returned shape {out.shape}; expected ({self.n_points}, n_components)"
             )
         self._memo[key] = out
+        self._fitted[key] = reducer
         notes = list(getattr(reducer, "notes_", []))
         self._memo_notes[key] = notes
         self.notes_.extend(n for n in notes if n not in self.notes_)
         return out, True
+
+    def fitted(self, reducer: Any) -> Any:
+        """The reducer object fitted for ``reducer``'s configuration (``None`` if not computed yet).
+
+        Its ``model_`` (UMAP) can ``transform`` new points; ``placement`` saves it.
+        """
+        with self._lock:
+            return self._fitted.get(stage_key(reducer))
 
     def reduced(self, reducer: Any = None) -> np.ndarray:
         """The clustering-space vectors, ``float32 (n, n_components)``, computed once per configuration.
