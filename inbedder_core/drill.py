@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -146,8 +147,9 @@ def breadcrumb(root_instruction: str, path: Sequence[DrillLevel]) -> list[str]:
 
 def path_columns(n_docs: int, path: Sequence[DrillLevel], root_instruction: str = "") -> pd.DataFrame:
     """The labeled CSV's drill-down columns for a path: ``path`` (``root_instruction``, then the subsets and
-    questions that lead to each document, ``" > "``-joined; blank outside the last subset), then per level ``d`` (2, 3, ...) ``cluster_level<d>``
-    and ``label_level<d>`` (blank outside that level's subset). ``n_docs`` rows, in corpus order."""
+    questions that lead to each document, ``" > "``-joined; blank outside the last subset), then per level
+    ``d`` (2, 3, ...) ``cluster_level<d>`` and ``label_level<d>`` (blank outside that level's
+    subset). ``n_docs`` rows, in corpus order."""
     columns: dict[str, list[str]] = {}
     trail = [root_instruction] * n_docs
     inside = np.ones(n_docs, dtype=bool)
@@ -164,6 +166,89 @@ def path_columns(n_docs: int, path: Sequence[DrillLevel], root_instruction: str 
         columns[f"cluster_level{depth}"], columns[f"label_level{depth}"] = cluster, label
     path_text = [t if inside[i] and path else "" for i, t in enumerate(trail)]
     return pd.DataFrame({"path": path_text, **columns})
+
+
+# --------------------------------------------------------------------------- a labeled CSV (``inbedder drill``)
+
+
+_EXPORT_COLUMN = re.compile(r"(answer|cluster|label|description)_[0-9]+")
+
+
+@dataclass
+class RunFile:
+    """A labeled CSV written by ``inbedder cluster`` (or ``drill``) read back with its JSON report.
+
+    Attributes:
+        corpus: the input rows (the export's own columns removed, renamed input columns restored).
+        labels: ``int64 (n,)`` clusters of the chosen question; ``instruction``: that question.
+        names: cluster id -> name; ``model``: the report's model; ``settings``: its analysis settings.
+        paths: per row, the drill-down path so far (the question itself for a ``cluster`` CSV).
+    """
+
+    corpus: Corpus
+    labels: np.ndarray
+    instruction: str
+    names: dict[int, str]
+    model: str
+    settings: AnalysisSettings
+    paths: list[str]
+
+    def subset(self, rows: np.ndarray, cluster_ids: Sequence[int], instruction: str) -> Corpus:
+        """The chosen rows, their ``path`` column extended with the clusters and ``instruction``."""
+        part = subset(self.corpus, rows)
+        quoted = ", ".join(f'"{self.names.get(int(c), c)}"' for c in cluster_ids)
+        step = f"{'cluster' if len(cluster_ids) == 1 else 'clusters'} {quoted} > {instruction}"
+        part.table["path"] = [f"{self.paths[int(r)]} > {step}" for r in rows]
+        return part
+
+
+def read_run(path: str | os.PathLike[str], question: int = 1) -> RunFile:
+    """Read a labeled CSV and the JSON report beside it (``<name>.json``).
+
+    Raises:
+        InBedderError: no report beside the CSV, a question number out of range, columns missing.
+    """
+    from pathlib import Path
+
+    from .export import read_csv_export
+
+    csv_path = Path(path)
+    report_path = csv_path.with_suffix(".json")
+    if not report_path.is_file():
+        raise InBedderError(f"no JSON report '{report_path}' beside '{csv_path}'; drill reads the CSV and the report "
+                            "that `inbedder cluster` writes together: keep them side by side")
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        instructions = report["instructions"]
+        text_column = report["corpus"]["text_column"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InBedderError(f"'{report_path}' is not an `inbedder cluster` report ({error})") from error
+    if not 1 <= question <= len(instructions):
+        raise InBedderError(f"--question {question} is out of range; the run has questions 1..{len(instructions)}: "
+                            + "; ".join(f"{i['index']}: {i['instruction']}" for i in instructions))
+    chosen = instructions[question - 1]
+    frame = read_csv_export(csv_path)
+    column = chosen["columns"]["cluster"]
+    if column not in frame.columns:
+        raise InBedderError(f"column '{column}' not found in '{csv_path}'; is it the CSV of this report?")
+    labels = frame[column].astype(np.int64).to_numpy()
+    if "doc_id" in frame.columns and ("id" not in frame.columns or not frame["doc_id"].equals(frame["id"])):
+        ids = frame.pop("doc_id").tolist()
+    else:
+        ids = frame["id"].tolist() if "id" in frame.columns else [str(i + 1) for i in range(len(frame))]
+    table = frame[[c for c in frame.columns if not _EXPORT_COLUMN.fullmatch(str(c))]]
+    table = table.rename(columns={new: old for old, new in (report.get("renamed_columns") or {}).items()})
+    if text_column not in table.columns:
+        raise InBedderError(f"text column '{text_column}' of the report not found in '{csv_path}'")
+    paths = table["path"].tolist() if "path" in table.columns else [chosen["instruction"]] * len(table)
+    corpus = Corpus(ids=[str(i) for i in ids], texts=table[text_column].tolist(), table=table.reset_index(drop=True),
+                    text_column=text_column, source=csv_path.name,
+                    report=LoadReport(n_rows=len(table), n_kept=len(table), source=csv_path.name,
+                                      text_column=text_column))
+    known = {f for f in AnalysisSettings.__dataclass_fields__}
+    settings = AnalysisSettings(**{k: v for k, v in (report.get("parameters") or {}).items() if k in known})
+    names = {int(c["cluster_id"]): str(c["name"]) for c in chosen.get("clusters") or []}
+    return RunFile(corpus, labels, str(chosen["instruction"]), names, str(report.get("model") or ""), settings, paths)
 
 
 # --------------------------------------------------------------------------- saved with a run

@@ -115,7 +115,8 @@ def neighbour_keeping(base: np.ndarray, others: Sequence[np.ndarray], k: int = D
             raise InBedderError(f"embeddings of {np.shape(other)[0]} and {len(reference)} documents cannot be "
                                 "compared; embed one corpus")
         neighbours = nearest_neighbours(other, k)
-        shared = np.array([len(np.intersect1d(r, o, assume_unique=True)) for r, o in zip(reference, neighbours)])
+        shared = np.array([len(np.intersect1d(r, o, assume_unique=True))
+                           for r, o in zip(reference, neighbours, strict=True)])
         kept += shared >= keep_at * max(reference.shape[1], 1)
     return kept / len(others) if len(others) else np.ones(len(reference))
 

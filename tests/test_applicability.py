@@ -126,5 +126,5 @@ def test_the_map_gives_the_group_its_own_colour_and_legend_entry():
     out = separate(_result(), decide(_result().answers))
     fig = plots.cluster_map(out.coords, out.labels, names_of(out), list("abcdef"), answers=out.answers)
     traces = {t.name: t.marker.color for t in fig.data}
-    assert traces[NOT_APPLICABLE_NAME] == plots.NOT_APPLICABLE_COLOR != plots.NOISE_COLOR
+    assert traces[f"{NOT_APPLICABLE_NAME} (3)"] == plots.NOT_APPLICABLE_COLOR != plots.NOISE_COLOR
     assert plots.cluster_color(NOT_APPLICABLE) == plots.NOT_APPLICABLE_COLOR

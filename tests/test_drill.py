@@ -54,7 +54,8 @@ def test_scaled_settings():
 
 
 def test_two_levels_deep_with_the_cache_reused(sample, tmp_path):
-    cached = CachedEncoder(HashEncoder(dim=32), EmbeddingCache(tmp_path / "cache"))
+    hashed = HashEncoder(dim=32)
+    cached = CachedEncoder(hashed, EmbeddingCache(tmp_path / "cache"))
     settings = AnalysisSettings(random_state=0, k=4)
     root = Analysis(sample, cached, settings).run(NEED)
     biggest = max((c for c in root.clusters if c.cluster_id >= 0), key=lambda c: c.size)
@@ -64,9 +65,9 @@ def test_two_levels_deep_with_the_cache_reused(sample, tmp_path):
     assert first.labels.shape == (len(rows),) and sum(c.size for c in first.clusters) == len(rows)
     level1 = DrillLevel(-1, 1, [biggest.cluster_id], FEEL, rows, first, subset_label(root, [biggest.cluster_id], 0))
     inner = rows_of(first.labels, [first.clusters[0].cluster_id])
-    before = cached.inner.calls
+    before = hashed.calls
     again = ask(sample, cached, rows, FEEL, settings=settings)  # same subset, same question: all from the cache
-    assert cached.inner.calls == before and np.array_equal(again.labels, first.labels)
+    assert hashed.calls == before and np.array_equal(again.labels, first.labels)
     second = ask(sample, cached, rows[inner], WHEN, settings=settings)
     level2 = DrillLevel(0, 1, [first.clusters[0].cluster_id], WHEN, rows[inner], second,
                         subset_label(first, [first.clusters[0].cluster_id], 0))

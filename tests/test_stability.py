@@ -100,7 +100,8 @@ def test_template_rewordings_follow_the_paper_style():
 
 
 class _Chat(BaseHTTPRequestHandler):
-    reply = "1. Could you say what the customer wants?\n- What is it the customer needs?\n\nWhat does the customer need?"
+    reply = ("1. Could you say what the customer wants?\n- What is it the customer needs?\n\n"
+             "What does the customer need?")
 
     def do_POST(self):  # noqa: N802
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
