@@ -44,7 +44,7 @@ from inbedder_app.resources import start_warm_up
 from inbedder_app.running import sync_settings
 from inbedder_app.state import Workspace, workspace_for
 from inbedder_app.text import column_hint, md_text
-from inbedder_app.views import ask, compare, corpus, explore, export, saved_runs, sidebar
+from inbedder_app.views import ask, compare, corpus, explore, export, saved_runs, sidebar, stability
 from inbedder_core.errors import InBedderError
 from inbedder_core.io.corpus import Corpus
 
@@ -52,6 +52,7 @@ RESULT_VIEWS: dict[str, Callable[[Workspace, Corpus, str | None], None]] = {
     "Explore": explore.render,
     "Compare": compare.render,
     "Export": export.render,
+    "Stability": stability.render,  # issue 13
 }
 
 
