@@ -121,7 +121,8 @@ def _render_level(corpus: Corpus, level: drill.DrillLevel, levels: list[drill.Dr
     fig = plots.cluster_map(result.coords, result.labels, names_of(result), texts, answers=result.answers,
                             title=level.instruction, height=480)
     st.plotly_chart(fig, key=f"drill_map_{levels.index(level)}", config={"displaylogo": False})
-    st.dataframe(cluster_frame(result), hide_index=True, key=f"drill_table_{levels.index(level)}")
+    st.dataframe(cluster_frame(result), hide_index=True, key=f"drill_table_{levels.index(level)}",
+                 column_config={"share": st.column_config.NumberColumn("share", format="%.1f%%")})
     parent = levels[level.parent].result if level.parent >= 0 else root
     parent_rows = levels[level.parent].indices if level.parent >= 0 else np.arange(len(corpus))
     position = {int(r): p for p, r in enumerate(parent_rows.tolist())}
