@@ -45,7 +45,7 @@ from inbedder_app.resources import start_warm_up
 from inbedder_app.running import sync_settings
 from inbedder_app.state import Workspace, workspace_for
 from inbedder_app.text import column_hint, md_text
-from inbedder_app.views import ask, compare, corpus, edit, explore, export, hierarchy, saved_runs, sidebar
+from inbedder_app.views import ask, compare, corpus, edit, explore, export, hierarchy, saved_runs, sidebar, stability
 from inbedder_core.errors import InBedderError
 from inbedder_core.io.corpus import Corpus
 
@@ -55,16 +55,20 @@ RESULT_VIEWS: dict[str, Callable[[Workspace, Corpus, str | None], None]] = {
     "Export": export.render,
     "Edit clusters": edit.render,  # issue 14: edits, undo/redo, add documents
     "Hierarchy": hierarchy.render,  # issue 14: cluster tree, cut, merge suggestions
+    "Stability": stability.render,  # issue 13
 }
 
 
 def render_results(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
-    """"3 · Explore": the view picked in the radio, or a note until there is a run."""
+    """ "3 · Explore": the view picked in the radio, or a note until there is a run."""
     st.subheader("3 · Explore")
     if not ws.results:
         others = [model for digest, model in st.session_state.get("workspaces", {}) if digest == ws.corpus_hash]
-        kept_note = (f" The maps made with {', '.join(others)} are kept: choose that model again in the sidebar "
-                     "to see them." if others else "")
+        kept_note = (
+            f" The maps made with {', '.join(others)} are kept: choose that model again in the sidebar to see them."
+            if others
+            else ""
+        )
         st.info("Run an instruction to see the corpus clustered by its answers." + md_text(kept_note))
         return
     view = st.radio("View", list(RESULT_VIEWS), key="view", horizontal=True, label_visibility="collapsed")
@@ -74,8 +78,10 @@ def render_results(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
 def main() -> None:
     st.set_page_config(page_title="InBedder Explorer", layout="wide")
     st.title("InBedder Explorer")
-    st.caption("Cluster a corpus by the answer to a question (InBedder instruction-following embeddings, "
-               "Peng et al., ACL 2024).")
+    st.caption(
+        "Cluster a corpus by the answer to a question (InBedder instruction-following embeddings, "
+        "Peng et al., ACL 2024)."
+    )
     try:
         config = read_config()
         torch_ready = start_warm_up() if config.warm_up else None

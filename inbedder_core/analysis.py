@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from . import applicability
 from .cluster.clusterers import HDBSCANClusterer, KMeansClusterer
 from .cluster.reducers import UMAPReducer
 from .cluster.session import ClusteringSession
@@ -59,6 +60,8 @@ class AnalysisSettings:
     assign_noise: bool = False
     random_state: int | None = 42
     map_min_dist: float = 0.1
+    not_applicable: bool = False  # issue 13: documents without an answer in their own group (``applicability``)
+    not_applicable_threshold: float = applicability.DEFAULT_SIMILARITY_THRESHOLD
 
     def reducer(self) -> UMAPReducer:
         return UMAPReducer(n_components=self.n_components, n_neighbors=self.n_neighbors, min_dist=0.0,
@@ -97,6 +100,7 @@ class _InstructionState:
     encoding: Encoding
     session: ClusteringSession
     embed_seconds: float
+    null_embeddings: np.ndarray | None = None  # NULL_TEXTS under this instruction (encoders without answers)
     names: dict[tuple[int, bytes], tuple[Any, list[ClusterName]]] = field(default_factory=dict)
 
 
@@ -183,17 +187,33 @@ class Analysis:
         outcome = state.session.cluster(clusterer, assign_noise=settings.assign_noise, reducer=reducer)
         timings["cluster"] = outcome.timings.get("cluster", 0.0)
         report(f"found {outcome.quality.get('n_clusters', 0)} clusters")
+        applies = self._applicability(state, instruction) if settings.not_applicable else None
+        labels = outcome.labels if applies is None else np.where(applies.mask, NOISE, outcome.labels)
         start = time.perf_counter()
-        names, errors = self._names(state, instruction, outcome.labels, reduced)
+        names, errors = self._names(state, instruction, labels, reduced)  # named without "does not apply"
         timings["label"] = time.perf_counter() - start
         report("named the clusters")
         summaries = summarize_clusters(outcome.labels, names, encoding.answers)
         quality = dict(outcome.quality)
         if errors:
             quality["naming_errors"] = errors
-        return InstructionResult(instruction=instruction, answers=encoding.answers, labels=outcome.labels,
-                                 raw_labels=outcome.raw_labels, coords=coords, clusters=summaries,
-                                 quality=quality, timings=timings)
+        result = InstructionResult(instruction=instruction, answers=encoding.answers, labels=outcome.labels,
+                                   raw_labels=outcome.raw_labels, coords=coords, clusters=summaries,
+                                   quality=quality, timings=timings)
+        if applies is not None:
+            result = applicability.separate(result, applies)
+            report(f"{applies.count} documents: the question does not apply")
+        return result
+
+    def _applicability(self, state: _InstructionState, instruction: str) -> applicability.Applicability:
+        """Which documents ``instruction`` does not apply to: from the answers, else from closeness to the
+        embedding of ``applicability.NULL_TEXTS`` under the same instruction (embedded once)."""
+        encoding = state.encoding
+        if encoding.answers is None and state.null_embeddings is None:
+            state.null_embeddings = self.encoder.encode(list(applicability.NULL_TEXTS), instruction,
+                                                        batch_size=self.batch_size, answers=False).embeddings
+        return applicability.decide(encoding.answers, encoding.embeddings, state.null_embeddings,
+                                    self.settings.not_applicable_threshold)
 
     def _hdbscan_memory(self) -> str:
         """A private directory where HDBSCAN caches its spanning trees, removed with this object."""

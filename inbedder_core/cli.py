@@ -143,8 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list the known checkpoints and which are available locally")
     models.set_defaults(func=cmd_models)
 
+    cluster.add_argument("--not-applicable", action="store_true",
+                         help="put documents the question does not apply to (no answer) in their own group, "
+                              "'does not apply', apart from noise")
     add_eval_command(sub)
     add_train_command(sub)
+    add_drill_command(sub)
+    add_stability_command(sub)
 
     app = sub.add_parser("app", help="open the Streamlit app; other options go to `streamlit run` "
                                      "(e.g. inbedder app --server.port 8502)")
@@ -246,7 +251,8 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
     reporter.note(f"naming clusters with {why}")
     settings = AnalysisSettings(n_neighbors=args.n_neighbors, n_components=args.n_components, metric=args.metric,
                                 min_cluster_size=args.min_cluster_size, min_samples=args.min_samples, k=args.k,
-                                assign_noise=args.assign_noise, random_state=args.random_state)
+                                assign_noise=args.assign_noise, random_state=args.random_state,
+                                not_applicable=args.not_applicable)
     analysis = Analysis(corpus, encoder, settings, labeler, batch_size=args.batch_size, answers=args.answers)
     results = []
     for number, instruction in enumerate(args.instruction, start=1):
@@ -555,6 +561,113 @@ def cmd_train(args: argparse.Namespace, reporter: Reporter) -> int:
     reporter.note(f"{result.state.step} steps, {result.state.examples_seen} examples seen, loss {summary}, "
                   f"{format_duration(result.state.elapsed_s)}; model in {result.output_dir}")
     return 0 if result.finished else 3
+
+
+def add_drill_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``inbedder drill``: a follow-up question inside clusters of a labeled CSV (issue 13)."""
+    parser = subparsers.add_parser(
+        "drill", help="ask a follow-up question of some clusters of a labeled CSV written by `inbedder cluster`",
+        description="Cluster only the rows of the chosen clusters under a new question; the model and settings "
+                    "come from the JSON report beside the CSV. Writes the same format, rows of that subset only, "
+                    "with a 'path' column (and a JSON report beside it, so drill can run on it again).")
+    parser.add_argument("run_csv", help="labeled CSV written by `inbedder cluster` (or `inbedder drill`)")
+    parser.add_argument("--question", type=int, default=1, help="which question's clusters, 1-based (default 1)")
+    parser.add_argument("--cluster", type=int, action="append", required=True, metavar="ID",
+                        help="cluster id of that question; repeat for several")
+    parser.add_argument("--instruction", "-i", required=True, metavar="TEXT", help="the follow-up question")
+    parser.add_argument("--min-cluster-size", type=int, help="HDBSCAN minimum cluster size (default: scaled to "
+                                                               "the subset)")
+    parser.add_argument("--labeler", choices=["auto", "llm", "keywords"], default="auto",
+                        help="how clusters are named (as in cluster)")
+    parser.add_argument("--llm-model", default=None, help="chat model for naming")
+    parser.add_argument("--out", "-o", required=True, help="labeled CSV of the subset; a JSON report beside it")
+    add_encoder_options(parser)
+    parser.set_defaults(func=cmd_drill)
+    return parser
+
+
+def cmd_drill(args: argparse.Namespace, reporter: Reporter) -> int:
+    """``inbedder drill``: read the run, cluster the chosen rows under the new question, write CSV + JSON."""
+    from .analysis import AnalysisSettings, run_report
+    from .drill import ask, read_run, rows_of
+    from .export import export_table, write_csv, write_json
+    from .name.client import choose_labeler
+    from .settings import default_llm_model
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".csv":
+        raise InBedderError(f"--out '{out}' must end in .csv (a JSON report is written beside it)")
+    run = read_run(args.run_csv, args.question)
+    args.model = args.model or run.model
+    rows = rows_of(run.labels, args.cluster)
+    reporter.note(f"{len(rows)} of {len(run.corpus)} rows in cluster(s) {args.cluster} of question "
+                  f"{args.question} ({run.instruction!r})")
+    encoder = load_cli_encoder(args, reporter)
+    labeler, why = choose_labeler(args.labeler, model=args.llm_model or default_llm_model())
+    settings = AnalysisSettings(**{**run.settings.__dict__, "min_cluster_size": args.min_cluster_size,
+                                   "min_samples": None})
+    bar = reporter.progress(args.instruction[:40])
+    try:
+        result = ask(run.corpus, encoder, rows, args.instruction, settings=settings, labeler=labeler,
+                     batch_size=args.batch_size, answers=args.answers, progress=bar)
+    finally:
+        bar.close()
+    reporter.note(f"{result.quality.get('n_clusters')} clusters: " + "; ".join(c.name for c in result.clusters[:5]))
+    part = run.subset(rows, args.cluster, args.instruction)
+    write_csv(export_table(part, [result]), out)
+    write_json(run_report(part, [result], settings=settings, model=encoder.fingerprint.model_id,
+                          fingerprint=encoder.fingerprint, labeler=why,
+                          extra_parameters={"drill": {"from": str(args.run_csv), "question": args.question,
+                                                      "clusters": args.cluster}}), out.with_suffix(".json"))
+    reporter.note(f"wrote {out} and {out.with_suffix('.json')}")
+    return 0
+
+
+def add_stability_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``inbedder stability``: does the clustering survive rewordings of its question (issue 13)."""
+    parser = subparsers.add_parser(
+        "stability", help="cluster under a question and its rewordings; how much each cluster survives",
+        description="Per cluster: best-match Jaccard across the rewordings and a badge; ARI/NMI between the "
+                    "clusterings; per document the share of rewordings keeping its neighbours.")
+    _add_corpus_options(parser)
+    parser.add_argument("--instruction", "-i", required=True, metavar="TEXT", help="the question")
+    parser.add_argument("--rewording", action="append", default=[], metavar="TEXT",
+                        help="a rewording of the question; repeat (default: 3 built-in templates)")
+    parser.add_argument("--min-cluster-size", type=int, help="HDBSCAN minimum cluster size (default: automatic)")
+    parser.add_argument("--k", type=int, help="KMeans with k clusters instead of HDBSCAN")
+    parser.add_argument("--neighbours", type=int, default=10, help="neighbours compared per document (default 10)")
+    parser.add_argument("--out", "-o", required=True, help="report JSON; a per-document CSV is written beside it")
+    add_encoder_options(parser)
+    parser.set_defaults(func=cmd_stability)
+    return parser
+
+
+def cmd_stability(args: argparse.Namespace, reporter: Reporter) -> int:
+    """``inbedder stability``: print the per-cluster table, write the JSON report and the per-document CSV."""
+    from .analysis import Analysis, AnalysisSettings
+    from .export import export_table, write_csv, write_json
+    from .stability import document_columns, measure, template_rewordings
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".json":
+        raise InBedderError(f"--out '{out}' must end in .json (a per-document CSV is written beside it)")
+    rewordings = args.rewording or template_rewordings(args.instruction)
+    corpus = _load(args, reporter)
+    encoder = load_cli_encoder(args, reporter)
+    analysis = Analysis(corpus, encoder, AnalysisSettings(min_cluster_size=args.min_cluster_size, k=args.k),
+                        batch_size=args.batch_size, answers=args.answers)
+    report = measure(analysis, args.instruction, rewordings, k=args.neighbours)
+    table = report.cluster_frame()
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"), flush=True)
+    means = report.mean_pairwise()
+    print(f"ARI {means['ari']:.3f}, NMI {means['nmi']:.3f} (original vs each rewording, mean); documents keeping "
+          f"their neighbours: {100 * report.document_share.mean():.1f}% of rewordings on average", flush=True)
+    write_json({"model": encoder.fingerprint.model_id, **report.to_dict()}, out)
+    csv_path = out.with_suffix(".csv")
+    frame = export_table(corpus, report.results[:1])
+    write_csv(frame.join(document_columns(report)), csv_path)
+    reporter.note(f"wrote {out} and {csv_path}")
+    return 0
 
 
 def cmd_models(args: argparse.Namespace, reporter: Reporter) -> int:

@@ -22,10 +22,12 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .results import NOISE, NOISE_NAME
+from .results import NOISE, NOISE_NAME, NOT_APPLICABLE
 
 NOISE_COLOR = "#b4b4b4"
 """Grey for the noise bucket (and for the "other" bucket when colouring by a column)."""
+
+NOT_APPLICABLE_COLOR = "#5c4033"  # issue 13: the "does not apply" group, dark brown, apart from noise's grey
 
 HIGHLIGHT_COLOR = "#111111"
 
@@ -72,6 +74,8 @@ def cluster_color(cluster_id: int) -> str:
     """The colour of a cluster: grey for ``NOISE``, else a palette colour chosen by id."""
     if int(cluster_id) == NOISE:
         return NOISE_COLOR
+    if int(cluster_id) == NOT_APPLICABLE:  # issue 13
+        return NOT_APPLICABLE_COLOR
     return PALETTE[int(cluster_id) % len(PALETTE)]
 
 

@@ -15,7 +15,11 @@ NOISE = -1
 NOISE_NAME = "Noise"
 """What the noise bucket is called everywhere: tables, maps, exports, contingency tables."""
 
-NameSource = Literal["llm", "keywords", "noise"]
+NOT_APPLICABLE = -2
+NOT_APPLICABLE_NAME = "does not apply"
+"""The group of documents the question does not apply to (no answer; ``applicability``), apart from noise."""
+
+NameSource = Literal["llm", "keywords", "noise", "not applicable"]
 
 
 @dataclass

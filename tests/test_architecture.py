@@ -104,10 +104,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("name.llm",),
     ("name.client",),
     ("name.endpoint",),
-    ("comparison",),
+    ("comparison", "applicability"),  # applicability: the "does not apply" decision (issue 13)
     ("export",),
     ("embedding_io", "plots", "runs", "analysis"),
-    ("presentation",),
+    ("presentation", "drill", "stability"),  # drill, stability: follow-up questions, rewordings (issue 13)
     ("placement", "edits", "hierarchy"),  # living maps (issue 14): placing, cluster edits, the cluster tree
     ("living",),
     ("eval.tasks",),

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import streamlit as st
 
 from inbedder_app.state import Workspace, _bump, kept, short_key
+from inbedder_app.views import drill as drill_view  # issue 13: follow-up questions
 from inbedder_core import plots
 from inbedder_core.analysis import (
     AnalysisSettings,
@@ -104,3 +105,4 @@ def render(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     st.caption(f"{len(frame):,} documents")
     st.dataframe(frame, hide_index=True, column_config={"text": st.column_config.TextColumn(
         "text", width="large")})
+    drill_view.render(ws, corpus, result, pick, lassoed)  # issue 13: follow-up question inside clusters

@@ -88,6 +88,8 @@ def render(config: AppConfig) -> Choices:
         k = st.number_input("KMeans k (clusters)", min_value=2, max_value=1000, step=1, key="k")
         n_neighbors = st.number_input("UMAP neighbours", min_value=2, max_value=500, step=1, key="n_neighbors")
         assign_noise = st.checkbox("Assign noise to the nearest cluster", key="assign_noise")
+        not_applicable = st.checkbox("'Does not apply' group", key="not_applicable",  # issue 13
+                                     help="Documents with no answer (none, n/a, not mentioned...) in their own group")
         st.subheader("Cluster names")
         naming = st.radio("Naming", NAMING_MODES, key="naming", horizontal=True)
         configured = configured_endpoint(config.llm_base_url)
@@ -114,6 +116,7 @@ def render(config: AppConfig) -> Choices:
         min_cluster_size=int(min_size) or None,
         k=int(k) if algorithm == "KMeans" else None,
         assign_noise=bool(assign_noise),
+        not_applicable=bool(not_applicable),
     )
     return Choices(model=model.strip(), device=device, settings=settings,
                    naming=naming_choice(naming, base_url, llm_model, user_key, config.llm_model),
