@@ -104,7 +104,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("name.llm",),
     ("name.client",),
     ("name.endpoint",),
-    ("comparison",),
+    ("comparison", "landmarks"),  # landmarks: cluster centres, neighbours and representative documents
     ("export",),
     ("embedding_io", "plots", "runs", "analysis"),
     ("presentation",),
