@@ -51,6 +51,8 @@ HOVER_ANSWER_LINES = 2
 HOVER_TEXT_CHARS = HOVER_WRAP * HOVER_TEXT_LINES
 HOVER_ANSWER_CHARS = 60
 LABEL_CHARS = 48
+LEGEND_CHARS = 40
+"""Legend entries are cut to this length, so that the legend leaves the map its room."""
 MAP_NAME_CHARS = 28
 """Cluster names drawn on the map are cut to this length (the hover and legend show them whole)."""
 MAX_CATEGORIES = 20
@@ -262,7 +264,8 @@ def name_positions(coords: np.ndarray, labels: np.ndarray, names: Mapping[int, s
         half_w = (len(name) * font_px * 0.58 + 10) / 2 * per_px
         half_h = (font_px * 1.4 + 6) / 2 * per_px
         x, y = (float(v) for v in centres[cluster_id])
-        box = (x - half_w, x + half_w, y - half_h, y + half_h)
+        bottom = y + 6 * per_px  # drawn just above the centre (``cluster_map``: yanchor bottom, yshift 6)
+        box = (x - half_w, x + half_w, bottom, bottom + 2 * half_h)
         if any(box[0] < b[1] and b[0] < box[1] and box[2] < b[3] and b[2] < box[3] for b in placed):
             continue
         placed.append(box)
@@ -367,7 +370,7 @@ def cluster_map(
         doc_colors[members] = color
         fig.add_trace(go.Scattergl(
             x=coords[members, 0], y=coords[members, 1], mode="markers",
-            name=plot_text(f"{name} ({len(members):,})", LABEL_CHARS + 12),
+            name=f"{plot_text(name, LEGEND_CHARS)} ({len(members):,})",
             marker=dict(color=color, size=5 if background else 6, opacity=(0.45 if background else 0.8) * faded),
             customdata=members.astype(np.int64), text=hovers[members].tolist(),
             hovertemplate="%{text}<extra></extra>",
@@ -407,7 +410,8 @@ def cluster_map(
                                                                    height_px=height)
     for cluster_id, x, y, name in placed:
         fig.add_annotation(x=x, y=y, text=plot_text(name), showarrow=False, font=dict(size=12, color="#111111"),
-                           bgcolor="rgba(255,255,255,0.78)", bordercolor=palette.get(cluster_id, NOISE_COLOR),
+                           yanchor="bottom", yshift=6,  # just above the centre: the cluster stays visible
+                           bgcolor="rgba(255,255,255,0.7)", bordercolor=palette.get(cluster_id, NOISE_COLOR),
                            borderwidth=1.5, borderpad=2, opacity=1.0 if not focus_idx.size else 0.85)
     legend_title = "cluster" if color_by is None else plot_text(color_by[0], LABEL_CHARS)
     fig.update_layout(

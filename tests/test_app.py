@@ -26,6 +26,7 @@ from streamlit.testing.v1 import AppTest
 
 from inbedder_core import runs
 from inbedder_core.export import read_csv_export
+from inbedder_core.plots import LEGEND_CHARS, truncate
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -138,8 +139,8 @@ def upload_csv(n_rows: int = 200) -> bytes:
     return frame.to_csv(index=False).encode("utf-8")
 
 
-def displayed(at: AppTest) -> str:
-    """Every element the app sent (main area and sidebar), as protobuf text."""
+def displayed(at: AppTest, *roots) -> str:
+    """Every element the app sent (main area and sidebar, or under ``roots``), as protobuf text."""
     parts: list[str] = []
 
     def walk(node) -> None:
@@ -149,8 +150,8 @@ def displayed(at: AppTest) -> str:
         for child in getattr(node, "children", {}).values():
             walk(child)
 
-    walk(at.main)
-    walk(at.sidebar)
+    for root in roots or (at.main, at.sidebar):
+        walk(root)
     return "\n".join(parts)
 
 
@@ -346,7 +347,7 @@ def test_full_flow_upload_run_explore_compare_recluster_export(app_env, chat_ser
     (other,) = [t["name"] for t in spec["data"] if t["name"].startswith("other (")]  # the tail, said explicitly
     tail = re.fullmatch(r"other \((\d+) values, (\d+) documents\) \((\d+)\)", other)
     assert tail and tail.group(2) == tail.group(3) and int(tail.group(1)) == len(intents) - 20
-    assert legend - {other.rsplit(" (", 1)[0], "search hits"} <= intents
+    assert legend - {other.rsplit(" (", 1)[0], "search hits"} <= {truncate(i, LEGEND_CHARS) for i in intents}
     assert "search hits" in legend  # the search ("card") is still on: its hits stand out on the map
 
     # compare: two maps with the same document starred, contingency, Sankey, pairwise scores, gold scores
@@ -712,20 +713,6 @@ def test_sessions_are_isolated_and_saved_runs_follow_the_corpus_content(app_env)
 # --------------------------------------------------------------------------- state rules (issue 19)
 
 
-def sidebar_shown(at: AppTest) -> str:
-    parts: list[str] = []
-
-    def walk(node) -> None:
-        proto = getattr(node, "proto", None)
-        if proto is not None:
-            parts.append(str(proto))
-        for child in getattr(node, "children", {}).values():
-            walk(child)
-
-    walk(at.sidebar)
-    return "\n".join(parts)
-
-
 def map_traces(at: AppTest) -> dict[str, list[int]]:
     """The explore map's traces: legend name (without the count) -> document indices."""
     (spec,) = charts(at)
@@ -797,10 +784,10 @@ def test_apply_sits_with_its_knobs_and_a_reclustering_shows_its_progress_there(a
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert {b.key for b in at.sidebar.button} >= {"apply_settings", "apply_naming"}
     at.button(key="run").click().run(timeout=RUN_TIMEOUT)
-    before = sidebar_shown(at)
+    before = displayed(at, at.sidebar)
     assert "Re-clustering" not in before
     apply_settings(at, min_cluster_size=6)
-    shown = sidebar_shown(at)
+    shown = displayed(at, at.sidebar)
     assert "reused the embeddings of" in shown and "Done in " in shown  # under the Apply buttons
     assert not any("reused the embeddings of" in t.value for t in at.main.text)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -71,8 +72,9 @@ def _clear(*keys: str, bump: str | None = None) -> None:
 
 
 def _column_choices(corpus: Corpus, gold: str | None) -> tuple[list[str | None], list[str]]:
-    """(colour options, hover options): every column but the texts; colour leaves out text columns whose
-    every value differs (ids: one colour each says nothing), numbers are kept (they get a colour scale)."""
+    """(colour options, hover options): every column but the texts. Colour leaves out columns whose every
+    value differs (ids: one colour each says nothing) unless they hold fractional numbers (a measurement,
+    coloured on a scale); the hover card may show any column."""
     table = corpus.table
     columns = [c for c in map(str, table.columns) if c != corpus.text_column]
 
@@ -80,7 +82,8 @@ def _column_choices(corpus: Corpus, gold: str | None) -> tuple[list[str | None],
         values = table[column]
         if len(table) < 2 or values.nunique(dropna=False) < len(table):
             return True
-        return bool(plots._numeric(values.tolist()) is not None)
+        numbers = pd.to_numeric(values, errors="coerce")
+        return bool(numbers.notna().all() and (numbers != numbers.round()).any())
 
     colour = [None, *([gold] if gold else []), *[c for c in columns if c != gold and colourable(c)]]
     return colour, columns
