@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from inbedder_app.state import short_key
 from inbedder_core import runs
 from inbedder_core.export import read_csv_export
 from inbedder_core.plots import LEGEND_CHARS, truncate
@@ -757,14 +758,14 @@ def test_explore_filters_are_shown_on_the_map_said_and_undone_one_by_one(app_env
     assert at.text_input(key="doc_search").value == ""
     at.button(key=next(b.key for b in at.button if (b.key or "").startswith("clear_pick_"))).click().run()
     assert_clean(at)
-    assert next(s for s in at.selectbox if s.label == "Show documents of").value is None
+    picker = next(s for s in at.selectbox if s.label == "Show documents of")
+    assert picker.value is None and shows_a_choice(picker)  # "All clusters" shown, not an empty box
     assert len(frame_with(at, "id", "text", "cluster")) == n_docs
     assert not [name for name in map_traces(at) if name.startswith(("cluster ", "search hits"))]  # nothing faded
 
     # a map selection (kept in the session, not in the chart) survives a change of colouring and hover columns
     chosen = members[:7]
-    pick_key = next(k for k in at.session_state if str(k).startswith("cluster_pick_"))
-    lasso_key = "lasso_" + pick_key.removeprefix("cluster_pick_")
+    lasso_key = f"lasso_{short_key(ws.run_id, result.instruction)}"  # the view's keys (explore.render)
     at.session_state[lasso_key] = chosen  # what the map's selection callback stores
     at.run()
     assert map_traces(at)["selection"] == chosen and len(frame_with(at, "id", "text", "cluster")) == 7

@@ -158,7 +158,9 @@ def test_run_explore_pick_lasso_compare_and_download(server, page, tmp_path):
     second = page.get_by_role("combobox", name="Show documents of", exact=True).input_value()
     second_size = int(re.search(r"\(([\d,]+)\)$", second).group(1).replace(",", ""))
     assert _documents_listed(page) == second_size
-    # unticking the row shows all clusters again (the picker follows)
+    # unticking the row shows all clusters again (the picker follows); the table moved: a button appeared above
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
     page.mouse.click(box["x"] + 14, box["y"] + 35 + 35 * 1 + 17)
     page.wait_for_function("""() => [...document.querySelectorAll('input[aria-label="Show documents of"]')]
                               .some(e => e.value === 'All clusters')""", timeout=60_000)

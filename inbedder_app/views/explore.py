@@ -39,10 +39,14 @@ from inbedder_core.results import NOISE
 # --------------------------------------------------------------------------- callbacks
 
 
-def _pick_cluster_from_table(table_key: str, pick_key: str, cluster_ids: list[int], lasso_key: str) -> None:
+def _pick_cluster_from_table(table_key: str, pick_key: str, pick_version_key: str, cluster_ids: list[int],
+                             lasso_key: str) -> None:
     """A ticked row shows its cluster (and ends a map selection); an unticked row shows all clusters."""
     rows = st.session_state[table_key].selection.rows
-    st.session_state[pick_key] = cluster_ids[rows[0]] if rows else None
+    if rows:
+        st.session_state[pick_key] = cluster_ids[rows[0]]
+    else:  # a new picker, at its default: set to None, a selectbox would keep showing the old choice
+        _bump(pick_version_key)
     st.session_state.pop(lasso_key, None)
 
 
@@ -56,16 +60,15 @@ def _keep_selection(map_key: str, lasso_key: str, fig: go.Figure) -> None:
         st.session_state.pop(lasso_key, None)
 
 
-def _clear(*keys: str, bump: str | None = None) -> None:
+def _clear(*keys: str, bump: tuple[str, ...] = ()) -> None:
+    """Button callback: end a filter (the search is emptied, other keys dropped; ``bump``: widgets to renew)."""
     for key in keys:
         if key == "doc_search":
             st.session_state[key] = ""
-        elif key.startswith("cluster_pick_"):
-            st.session_state[key] = None
         else:
             st.session_state.pop(key, None)
-    if bump:
-        _bump(bump)
+    for counter in bump:
+        _bump(counter)
 
 
 # --------------------------------------------------------------------------- view
@@ -119,7 +122,8 @@ def render(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     names = names_of(result)
     sizes = {c.cluster_id: c.size for c in result.clusters}
     cluster_ids = [c.cluster_id for c in result.clusters]
-    pick_key, lasso_key = f"cluster_pick_{view}", f"lasso_{view}"
+    pick_version_key, lasso_key = f"cluster_pick_version_{view}", f"lasso_{view}"
+    pick_key = f"cluster_pick_{view}_{st.session_state.get(pick_version_key, 0)}"
     table_version_key = f"cluster_table_version_{view}"
     map_version_key = f"map_version_{view}"
     colour_options, hover_options = _column_choices(corpus, gold)
@@ -169,10 +173,10 @@ def render(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     active = st.columns(4)
     if lassoed:
         active[0].button(f"Clear selection ({len(lassoed):,})", key=f"clear_lasso_{view}",
-                         on_click=_clear, args=(lasso_key,), kwargs={"bump": map_version_key})
+                         on_click=_clear, args=(lasso_key,), kwargs={"bump": (map_version_key,)})
     if pick is not None and not lassoed:
-        active[1].button("Show all clusters", key=f"clear_pick_{view}", on_click=_clear, args=(pick_key,),
-                         kwargs={"bump": table_version_key})
+        active[1].button("Show all clusters", key=f"clear_pick_{view}", on_click=_clear,
+                         kwargs={"bump": (pick_version_key, table_version_key)})
     if hits is not None:
         active[2].button("Clear search", key=f"clear_search_{view}", on_click=_clear, args=("doc_search",))
     if lassoed:
@@ -184,7 +188,7 @@ def render(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     st.caption("Click a row to list its documents; untick it to list all again. Representative documents are "
                "the ones closest to the cluster's centre on the map.")
     st.dataframe(cluster_frame(result, corpus), hide_index=True, key=table_key, on_select=functools.partial(
-                     _pick_cluster_from_table, table_key, pick_key, cluster_ids, lasso_key),
+                     _pick_cluster_from_table, table_key, pick_key, pick_version_key, cluster_ids, lasso_key),
                  selection_mode="single-row", height=min(420, 38 + 35 * len(cluster_ids)),
                  column_config={"share": st.column_config.NumberColumn("share", format="%.1f%%"),
                                 "representative documents": st.column_config.TextColumn(
