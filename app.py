@@ -86,13 +86,14 @@ def main() -> None:
         config = read_config()
         torch_ready = start_warm_up() if config.warm_up else None
         choices = sidebar.render(config)
+        recluster_box = st.sidebar.container()  # a re-clustering's progress shows under the Apply buttons
         loaded, digest, gold, is_sample = corpus.render(config)
         saved_runs_box = st.container()  # filled after the run below, so a run saved now is listed now
         ws = workspace_for(digest, choices)
         try:
             if torch_ready is not None:
                 torch_ready.wait(timeout=120)
-            sync_settings(ws, loaded, choices, config)
+            sync_settings(ws, loaded, choices, config, where=recluster_box)
             ask.render(ws, loaded, choices, config, is_sample)
         finally:
             with saved_runs_box:

@@ -4,15 +4,17 @@ its progress shown in ``st.status``, then saved (``runs``); re-clustering when s
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import streamlit as st
 
 from inbedder_app.config import AppConfig
 from inbedder_app.resources import shared_embedding_cache, shared_encoder
-from inbedder_app.state import Choices, Workspace
+from inbedder_app.state import Choices, Workspace, view_columns
 from inbedder_app.text import EmbeddingProgress, duration, md_text
 from inbedder_core.analysis import (
     Analysis,
@@ -49,12 +51,16 @@ def ensure_analysis(ws: Workspace, corpus: Corpus, choices: Choices, config: App
 
 
 def compute(ws: Workspace, corpus: Corpus, choices: Choices, config: AppConfig, instructions: Sequence[str],
-            heading: str) -> None:
-    """Run ``instructions`` (memoised stages make repeats instant), then save the run."""
+            heading: str, where: Any = None) -> None:
+    """Run ``instructions`` (memoised stages make repeats instant), then save the run (with the label
+    and colour columns in view, ``view_columns``, so that reopening it restores them).
+
+    ``where``: the container that shows the progress (default: here in the page).
+    """
     started = time.monotonic()
     analysis = ensure_analysis(ws, corpus, choices, config)
     results: dict[str, InstructionResult] = {}
-    with st.status(heading, expanded=True) as status:
+    with where if where is not None else contextlib.nullcontext(), st.status(heading, expanded=True) as status:
         bar = st.progress(0.0, text="Starting…")
         for number, instruction in enumerate(instructions, start=1):
             label = f"Instruction {number} of {len(instructions)}"
@@ -72,13 +78,15 @@ def compute(ws: Workspace, corpus: Corpus, choices: Choices, config: AppConfig, 
     info, _, _ = save_living_run(corpus, list(results.values()), analysis, model=ws.model,  # + placement data
                                  settings=settings_record(choices.settings, len(corpus), naming_mode=choices.naming[0],
                                                           llm_model=choices.naming[2], labeler=ws.naming_note,
-                                                          device=choices.device), fingerprint=ws.fingerprint,
+                                                          device=choices.device, view=view_columns()),
+                                 fingerprint=ws.fingerprint,
                                  max_runs=config.max_runs)
     ws.run_id = info.run_id
 
 
-def sync_settings(ws: Workspace, corpus: Corpus, choices: Choices, config: AppConfig) -> None:
-    """Re-cluster (and re-name) the current maps when the applied settings changed; embeddings are reused."""
+def sync_settings(ws: Workspace, corpus: Corpus, choices: Choices, config: AppConfig, where: Any = None) -> None:
+    """Re-cluster (and re-name) the current maps when the applied settings changed; embeddings are reused.
+    ``where``: the container for the progress (the app puts it under the sidebar's Apply buttons)."""
     if ws.results and (ws.settings != choices.settings or ws.naming != choices.naming):
         compute(ws, corpus, choices, config, list(ws.results),
-                "Re-clustering with the new settings (embeddings are reused)…")
+                "Re-clustering with the new settings (embeddings are reused)…", where=where)

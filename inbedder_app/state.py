@@ -69,12 +69,17 @@ def kept(widget: Callable[..., Any], label: str, *args: Any, key: str, options: 
     shadow = f"kept::{key}"
     restorable = st.session_state.get(shadow) is not None  # a selectbox set to None shows an empty box,
     # even where None is an option ("Cluster", "All clusters"): those are the defaults anyway, so not restored
-    if key not in st.session_state and restorable and (options is None or st.session_state[shadow] in options):
+    if key not in st.session_state and restorable and (options is None or _allowed(st.session_state[shadow], options)):
         st.session_state[key] = st.session_state[shadow]
         kwargs.pop("index", None)  # the restored value is the default
     value = widget(label, *args, key=key, **kwargs)
     st.session_state[shadow] = value
     return value
+
+
+def _allowed(value: Any, options: Sequence[Any]) -> bool:
+    """Whether a kept value is still valid: one of ``options`` (each of them, for a multiselect's list)."""
+    return all(v in options for v in value) if isinstance(value, list) else value in options
 
 
 short_key = key_tag  # widget keys: a short digest of what the widget depends on
@@ -96,6 +101,36 @@ def workspace_for(digest: str, choices: Choices) -> Workspace:
         ws = kept_spaces.pop((digest, choices.model), None) or Workspace(corpus_hash=digest, model=choices.model)
         st.session_state["workspace"] = ws
     return ws
+
+
+GOLD_IN_VIEW = "gold_in_view"  # the gold column chosen in "1 · Corpus", for runs to record
+RESTORE_GOLD = "restore_gold"  # a reopened run's gold column, for the corpus view to put back
+VIEW_WIDGETS = {"colour_by": "colour_by", "hover_columns": "hover_columns"}  # record name -> widget key
+
+
+def view_columns() -> dict[str, Any]:
+    """The columns the analyst is looking through: gold, colour and hover columns (saved with a run)."""
+    out: dict[str, Any] = {"gold": st.session_state.get(GOLD_IN_VIEW)}
+    for name, key in VIEW_WIDGETS.items():
+        out[name] = st.session_state.get(key, st.session_state.get(f"kept::{key}"))
+    return out
+
+
+def restore_view_columns(recorded: Any) -> None:
+    """Put back the view columns a saved run recorded (callback time: before any widget is drawn).
+
+    The gold column is applied by the corpus view (``RESTORE_GOLD``), where its box is drawn; the
+    colour and hover columns are set where their widgets read them (``kept`` checks they still exist).
+    """
+    if not isinstance(recorded, dict):
+        return
+    st.session_state[RESTORE_GOLD] = recorded.get("gold")
+    for name, key in VIEW_WIDGETS.items():
+        value = recorded.get(name)
+        if name == "hover_columns":
+            value = list(value or [])
+        st.session_state.pop(key, None)  # the kept copy below is restored when the widget is drawn
+        st.session_state[f"kept::{key}"] = value
 
 
 def _bump(counter_key: str) -> None:

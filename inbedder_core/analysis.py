@@ -23,10 +23,17 @@ from . import applicability
 from .cluster.clusterers import HDBSCANClusterer, KMeansClusterer
 from .cluster.reducers import UMAPReducer
 from .cluster.session import ClusteringSession
-from .comparison import PairwiseComparison, compare_labelings, pairwise_comparisons, score_against_gold
+from .comparison import (
+    PairwiseComparison,
+    compare_labelings,
+    label_columns,
+    label_matrix,
+    pairwise_comparisons,
+    score_against_gold,
+)
 from .encoder import Encoding, Fingerprint
 from .errors import InBedderError
-from .export import run_payload
+from .export import run_payload, to_jsonable
 from .io.corpus import Corpus
 from .name.keywords import KeywordLabeler, top_answers
 from .results import NOISE, NOISE_NAME, ClusterName, ClusterSummary, InstructionResult
@@ -335,6 +342,23 @@ def gold_scores(results: Sequence[InstructionResult], gold: Sequence[str]) -> li
             for i, r in enumerate(results, start=1)]
 
 
+def corpus_label_matrix(corpus: Corpus, results: Sequence[InstructionResult],
+                        columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """``comparison.label_matrix`` of ``results`` (questions named ``"i: instruction"``) against
+    ``columns`` of the corpus (``None``: every column that looks like a label,
+    ``comparison.label_columns``); ``[]`` when there is none."""
+    if columns is None:
+        columns = label_columns(corpus.table, exclude=[corpus.text_column])
+    if not columns or not results:
+        return []
+    rows = label_matrix({f"{i}: {r.instruction}": r.labels for i, r in enumerate(results, start=1)},
+                        {c: corpus.table[c].tolist() for c in columns})
+    for row in rows:
+        index, _, instruction = row["question"].partition(": ")
+        row.update(instruction_index=int(index), instruction=instruction)
+    return rows
+
+
 STAGES = ("embed", "reduce", "map", "cluster", "label")
 
 
@@ -349,7 +373,9 @@ def run_report(corpus: Corpus, results: Sequence[InstructionResult], *, settings
 
     ``export.run_payload`` plus what both front ends add: pairwise ARI/NMI when several
     instructions were run, scores against ``label_column`` when given, the settings as
-    used, summed per-stage timings and the encoder fingerprint.
+    used, summed per-stage timings and the encoder fingerprint, and ``label_matrix``: every
+    instruction scored against every label column of the corpus (``corpus_label_matrix``, with
+    ``label_column`` added when it is not detected as one), the best instruction per column marked.
     """
     comparisons = None
     if len(results) > 1:
@@ -363,4 +389,9 @@ def run_report(corpus: Corpus, results: Sequence[InstructionResult], *, settings
                           parameters=parameters, timings=timings, comparisons=comparisons, gold_scores=scores)
     payload["encoder"] = dict(fingerprint.__dict__) if fingerprint else None
     payload["edits"] = [dict(edit) for edit in edits or []]
+    columns = label_columns(corpus.table, exclude=[corpus.text_column])
+    if label_column and label_column not in columns:
+        columns.append(label_column)
+    payload["label_matrix"] = {"columns": columns, "noise": "one cluster",
+                               "rows": to_jsonable(corpus_label_matrix(corpus, results, columns))}
     return payload

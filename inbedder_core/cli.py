@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace, reporter: Reporter):
-    from .io.corpus import describe_report
+    from .errors import CorpusError
+    from .io.corpus import describe_report, text_column_problem
     from .io.load import load_corpus
 
     options: dict[str, Any] = {"text_column": args.text_column, "id_column": args.id_column,
@@ -172,6 +173,11 @@ def _load(args: argparse.Namespace, reporter: Reporter):
     corpus = load_corpus(args.input, **options)
     for line in describe_report(corpus.report):
         reporter.note(line)
+    problem = text_column_problem(corpus) if corpus.report.text_column_guessed else None
+    if problem:  # a column the analyst names is used as given: naming it is the confirmation
+        columns = list(map(str, corpus.table.columns))
+        raise CorpusError(f"{problem}; columns seen: {columns}; pass --text-column with the column holding "
+                          "the documents", columns)
     return corpus
 
 
@@ -277,7 +283,7 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
                       f"V-measure {row['v_measure']:.3f}, ARI {row['ari']:.3f}")
     write_csv(export_table(corpus, results), out)
     summary_path = out.with_name(out.stem + ".clusters.csv")
-    write_csv(summary_table(results), summary_path)
+    write_csv(summary_table(results, corpus), summary_path)
     json_path = out.with_suffix(".json")
     write_json(payload, json_path)
     reporter.note(f"wrote {out}, {summary_path} and {json_path}")

@@ -305,3 +305,108 @@ def score_against_gold(labels: Sequence[int] | np.ndarray, gold: Sequence[Any]) 
         "ari": ari,
         "nmi": nmi,
     }
+
+
+def label_columns(table: pd.DataFrame, exclude: Sequence[str] = (), max_values: int = 200) -> list[str]:
+    """The columns of ``table`` that look like labels to score clusterings against, in table order.
+
+    A label column has at least 2 distinct values (missing not counted), at most ``max_values``
+    and fewer than half as many as there are rows (so ids and free text are not labels), and is
+    not a column of non-integer numbers (a measurement, not a class). ``exclude``: the text column.
+    """
+    import pandas as pd
+
+    out = []
+    n_rows = len(table)
+    for column in table.columns:
+        if str(column) in exclude:
+            continue
+        values = table[column]
+        distinct = values.dropna().nunique()
+        if distinct < 2 or distinct > max_values or distinct > n_rows / 2:
+            continue
+        numbers = pd.to_numeric(values.dropna(), errors="coerce")
+        if numbers.notna().all() and not (numbers == numbers.round()).all():
+            continue
+        out.append(str(column))
+    return out
+
+
+def label_matrix(labelings: Mapping[str, Sequence[int] | np.ndarray],
+                 label_table: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Every labelling scored against every label column: the question x label-column matrix.
+
+    Args:
+        labelings: name (the instruction) -> ``int (n,)`` cluster labels, ``NOISE`` for noise.
+        label_table: label column name -> ``n`` gold values.
+
+    Returns:
+        One row per (labelling, column), labellings in order, then columns in order: ``question``,
+        ``column``, ``v_measure``, ``homogeneity``, ``completeness``, ``ari``, ``nmi`` (as
+        ``score_against_gold``, noise as one cluster), ``noise_share`` (of the labelling) and
+        ``best`` (True for the labelling with the highest V-measure for that column; ties: the
+        first). The best question per column is the one whose map follows that label most.
+
+    Raises:
+        EvaluationError: lengths differ, or no documents.
+    """
+    rows: list[dict[str, Any]] = []
+    for question, labels in labelings.items():
+        labels = np.asarray(labels)
+        noise_share = float(np.mean(labels == NOISE)) if labels.size else 0.0
+        for column, gold in label_table.items():
+            rows.append({"question": question, "column": column, **score_against_gold(labels, gold),
+                         "noise_share": noise_share, "best": False})
+    for column in label_table:
+        best: dict[str, Any] | None = None
+        for row in rows:
+            if row["column"] == column and (best is None or _v(row) > _v(best)):  # ties: the first question
+                best = row
+        if best is not None:
+            best["best"] = True
+    return rows
+
+
+def _v(row: Mapping[str, Any]) -> float:
+    value = float(row["v_measure"])
+    return -1.0 if np.isnan(value) else value
+
+
+def diagonal_order(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column orders that put matching clusters on the diagonal of a contingency table.
+
+    Rows and columns are paired by the assignment that maximises the documents on the diagonal
+    (Hungarian algorithm, ``scipy.optimize.linear_sum_assignment``); pairs come largest overlap
+    first, then the unpaired rows (or columns) in order of their largest cell's column (row), so
+    that they sit near their best match. Returns two permutations (``int`` arrays).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    values = np.asarray(table, dtype=np.float64)
+    n_rows, n_cols = values.shape
+    if values.size == 0:
+        return np.arange(n_rows), np.arange(n_cols)
+    rows, cols = linear_sum_assignment(-values)
+    pairs = sorted(zip(rows.tolist(), cols.tolist(), strict=True), key=lambda p: (-values[p[0], p[1]], p[0]))
+    row_order = [r for r, _ in pairs]
+    col_order = [c for _, c in pairs]
+    col_rank = {c: i for i, c in enumerate(col_order)}
+    row_rank = {r: i for i, r in enumerate(row_order)}
+    rest_rows = [r for r in range(n_rows) if r not in row_rank]
+    rest_cols = [c for c in range(n_cols) if c not in col_rank]
+    # an unpaired row goes after the pairs, ordered by where its best column sits
+    rest_rows.sort(key=lambda r: (col_rank.get(int(np.argmax(values[r])), n_cols), r))
+    rest_cols.sort(key=lambda c: (row_rank.get(int(np.argmax(values[:, c])), n_rows), c))
+    return np.array(row_order + rest_rows, dtype=int), np.array(col_order + rest_cols, dtype=int)
+
+
+def diagonal_contingency(contingency: pd.DataFrame) -> pd.DataFrame:
+    """``contingency`` with rows and columns reordered by ``diagonal_order``, noise kept last."""
+    index, columns = list(contingency.index), list(contingency.columns)
+    inner_rows = [i for i, label in enumerate(index) if label != NOISE_NAME]
+    inner_cols = [i for i, label in enumerate(columns) if label != NOISE_NAME]
+    values = contingency.to_numpy()[np.ix_(inner_rows, inner_cols)]
+    row_order, col_order = diagonal_order(values)
+    rows = [inner_rows[i] for i in row_order] + [i for i, label in enumerate(index) if label == NOISE_NAME]
+    cols = [inner_cols[i] for i in col_order] + [i for i, label in enumerate(columns) if label == NOISE_NAME]
+    return contingency.iloc[rows, cols]

@@ -2,13 +2,14 @@
 
 Over the ~600-line guide: the table builders and the injection-safe writers share the cell rules.
 
-The export table is the input table, untouched, plus four columns per instruction
+The export table is the input table, untouched, plus six columns per instruction
 (numbered from 1 in the order the instructions were given)::
 
     answer_<i>       the model's short answer (missing when the run produced none)
     cluster_<i>      int64 cluster id, -1 (``NOISE``) for noise
     label_<i>        the cluster's name; "Noise" for -1
     description_<i>  the cluster's description ("" for noise without a summary)
+    x_<i>, y_<i>     float64 map coordinates of the document (the 2-D map the app draws)
 
 and a ``doc_id`` column in front when the input has no ``id`` column.
 
@@ -48,6 +49,7 @@ import pandas as pd
 
 from .errors import ExportError
 from .io.corpus import Corpus
+from .landmarks import N_REPRESENTATIVES, representative_documents
 from .results import NOISE, NOISE_NAME, ClusterSummary, InstructionResult
 
 """``label_<i>`` (and the summary ``name``) of the noise bucket, cluster id -1."""
@@ -85,7 +87,7 @@ _PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0
 
 _INT_TEXT = re.compile(r"-?[0-9]+")
 _TYPED_INT_COLUMNS = re.compile(r"cluster_[0-9]+|cluster_id|instruction_index|size")
-_TYPED_FLOAT_COLUMNS = ("share",)
+_TYPED_FLOAT_COLUMNS = re.compile(r"share|[xy]_[0-9]+")
 
 # Key names that look like credentials: run files (run_payload) and saved runs (runs.save_run) refuse them.
 _CREDENTIAL_KEY = re.compile(
@@ -106,6 +108,11 @@ def instruction_columns(index: int) -> tuple[str, str, str, str]:
     return (f"answer_{index}", f"cluster_{index}", f"label_{index}", f"description_{index}")
 
 
+def map_columns(index: int) -> tuple[str, str]:
+    """The export columns of instruction ``index``'s map coordinates: ``('x_2', 'y_2')`` for 2."""
+    return (f"x_{index}", f"y_{index}")
+
+
 def export_table(corpus: Corpus, results: Sequence[InstructionResult]) -> pd.DataFrame:
     """One row per document: every input column, then four columns per instruction.
 
@@ -114,7 +121,7 @@ def export_table(corpus: Corpus, results: Sequence[InstructionResult]) -> pd.Dat
     ``corpus.table`` in its order, then for instruction ``i`` (1-based, in the order of
     ``results``) ``answer_i`` (str; all missing when ``answers`` is None), ``cluster_i``
     (int64, -1 for noise), ``label_i`` (str, the cluster name, ``"Noise"`` for -1) and
-    ``description_i`` (str).
+    ``description_i`` (str), ``x_i`` and ``y_i`` (float64, the document's place on the map).
 
     An input column whose name equals one of the added names is renamed by prefixing
     ``"input_"`` (repeated until unique); it keeps its position and data. Nothing is
@@ -152,6 +159,12 @@ def export_table(corpus: Corpus, results: Sequence[InstructionResult]) -> pd.Dat
             [summaries[label].description if label in summaries else "" for label in labels.tolist()],
             dtype="str",
         )
+        coords = np.asarray(result.coords, dtype=np.float64)
+        if coords.shape != (n_docs, 2):
+            raise ExportError(f"instruction {index} has map coordinates of shape {coords.shape} for {n_docs} "
+                              f"documents; expected ({n_docs}, 2) (rerun the instruction)")
+        for axis, column in enumerate(map_columns(index)):
+            added[column] = pd.Series(np.round(coords[:, axis], 5), dtype="float64")
     parts = [out]
     if added:
         parts.append(pd.DataFrame(added, index=out.index))
@@ -177,7 +190,8 @@ def _needs_doc_id(corpus: Corpus) -> bool:
     return "id" not in table.columns or [str(v) for v in table["id"].tolist()] != list(corpus.ids)
 
 
-def summary_table(results: Sequence[InstructionResult]) -> pd.DataFrame:
+def summary_table(results: Sequence[InstructionResult], corpus: Corpus | None = None,
+                  n_representatives: int = N_REPRESENTATIVES) -> pd.DataFrame:
     """One row per (instruction, cluster), in the order of ``results`` and their ``clusters``.
 
     Columns: ``instruction_index`` (int64, 1-based), ``instruction`` (str), ``cluster_id``
@@ -187,8 +201,15 @@ def summary_table(results: Sequence[InstructionResult]) -> pd.DataFrame:
     or noise), ``generated_name`` (str: the generated name of a cluster the analyst renamed, else
     ``""``) and ``interesting`` (bool: False when marked "not interesting"). No results give an
     empty table with these columns.
+
+    With ``corpus``, two more columns name each cluster's representative documents (the
+    ``n_representatives`` closest to its centre on the map, ``landmarks.representative_documents``;
+    none for noise): ``representative_ids`` (``"; "``-joined ids) and ``representative_texts``
+    (the texts, one per line).
     """
     rows: dict[str, list[Any]] = {name: [] for name in SUMMARY_COLUMNS}
+    if corpus is not None:
+        rows.update({"representative_ids": [], "representative_texts": []})
     for index, result in enumerate(results, start=1):
         for summary in result.clusters:
             rows["instruction_index"].append(index)
@@ -203,6 +224,12 @@ def summary_table(results: Sequence[InstructionResult]) -> pd.DataFrame:
             rows["name_source"].append(summary.source)
             rows["generated_name"].append(summary.generated_name or "")  # edits (issue 14)
             rows["interesting"].append(bool(summary.interesting))
+        if corpus is not None:
+            central = representative_documents(result.coords, result.labels, n_representatives)
+            for summary in result.clusters:
+                docs = central.get(int(summary.cluster_id), [])
+                rows["representative_ids"].append("; ".join(corpus.ids[i] for i in docs))
+                rows["representative_texts"].append("\n".join(corpus.texts[i] for i in docs))
     dtypes = {"instruction_index": "int64", "cluster_id": "int64", "size": "int64", "share": "float64",
               "interesting": "bool"}
     return pd.DataFrame({name: pd.Series(values, dtype=dtypes.get(name, "str")) for name, values in rows.items()})
@@ -290,7 +317,7 @@ def read_csv_export(path: str | os.PathLike[str], *, typed: bool = False) -> pd.
     Duplicate column names are kept as they are.
 
     ``typed=True`` converts, when every value parses, ``cluster_<i>``, ``cluster_id``,
-    ``instruction_index`` and ``size`` to int64 and ``share`` to float64; a column of
+    ``instruction_index`` and ``size`` to int64 and ``share``, ``x_<i>`` and ``y_<i>`` to float64; a column of
     those names with any other value (an input column that happens to share the name)
     stays ``str``.
 
@@ -561,7 +588,7 @@ def run_payload(
 def _plan_columns(input_columns: list[Any], n_instructions: int, *, add_doc_id: bool) -> tuple[list[Any], list[str]]:
     """(input column names after renaming, our added column names)."""
     ours = (["doc_id"] if add_doc_id else []) + [
-        name for index in range(1, n_instructions + 1) for name in instruction_columns(index)
+        name for index in range(1, n_instructions + 1) for name in (*instruction_columns(index), *map_columns(index))
     ]
     reserved = set(ours)
     taken = set(input_columns) | reserved
@@ -640,7 +667,7 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         if _TYPED_INT_COLUMNS.fullmatch(name) and all(_INT_TEXT.fullmatch(v) for v in values):
             out.isetitem(position, pd.Series([int(v) for v in values], dtype="int64"))
-        elif name in _TYPED_FLOAT_COLUMNS:
+        elif _TYPED_FLOAT_COLUMNS.fullmatch(name):
             try:
                 numbers = [float(v) for v in values]
             except ValueError:

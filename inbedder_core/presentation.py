@@ -14,6 +14,7 @@ from .analysis import AnalysisSettings, names_of, run_report
 from .encoder import Fingerprint
 from .export import csv_bytes, export_table, json_bytes, summary_table
 from .io.corpus import Corpus
+from .landmarks import representative_documents
 from .results import InstructionResult
 
 
@@ -22,9 +23,10 @@ def labeled_csv(corpus: Corpus, results: Sequence[InstructionResult]) -> bytes:
     return csv_bytes(export_table(corpus, results))
 
 
-def summary_csv(results: Sequence[InstructionResult]) -> bytes:
-    """One row per cluster per instruction (``export.SUMMARY_COLUMNS``)."""
-    return csv_bytes(summary_table(results))
+def summary_csv(results: Sequence[InstructionResult], corpus: Corpus | None = None) -> bytes:
+    """One row per cluster per instruction (``export.SUMMARY_COLUMNS``; with ``corpus``, also each
+    cluster's representative documents)."""
+    return csv_bytes(summary_table(results, corpus))
 
 
 def map_html(corpus: Corpus, result: InstructionResult) -> bytes:
@@ -43,6 +45,16 @@ def report_json(corpus: Corpus, results: Sequence[InstructionResult], *, setting
                          fingerprint=Fingerprint(**fingerprint) if fingerprint else None, labeler=labeler,
                          label_column=gold, edits=edits)
     return json_bytes(payload)
+
+
+def search_hits(corpus: Corpus, result: InstructionResult, search: str) -> list[int]:
+    """Documents whose text or answer contains ``search`` (case-insensitive; blank: none), in order."""
+    needle = search.strip().lower()
+    if not needle:
+        return []
+    answers = result.answers or [None] * len(corpus)
+    return [i for i, (text, answer) in enumerate(zip(corpus.texts, answers, strict=True))
+            if needle in text.lower() or (answer is not None and needle in answer.lower())]
 
 
 def document_frame(corpus: Corpus, result: InstructionResult, indices: Sequence[int], gold: str | None,
@@ -68,8 +80,11 @@ def document_frame(corpus: Corpus, result: InstructionResult, indices: Sequence[
     return frame.reset_index(drop=True)
 
 
-def cluster_frame(result: InstructionResult) -> pd.DataFrame:
-    return pd.DataFrame({
+def cluster_frame(result: InstructionResult, corpus: Corpus | None = None) -> pd.DataFrame:
+    """The cluster table: id, name, size, share (%), description, keywords, top answers, how it
+    was named; with ``corpus``, its representative documents (closest to the centre on the map,
+    ``landmarks.representative_documents``) as one text, ``" ¶ "`` between documents."""
+    frame = pd.DataFrame({
         "cluster": [c.cluster_id for c in result.clusters],
         "name": [c.name for c in result.clusters],
         "size": [c.size for c in result.clusters],
@@ -79,3 +94,9 @@ def cluster_frame(result: InstructionResult) -> pd.DataFrame:
         "top answers": ["; ".join(f"{a} ({n})" for a, n in c.top_answers) for c in result.clusters],
         "named by": [c.source for c in result.clusters],
     })
+    if corpus is not None:
+        central = representative_documents(result.coords, result.labels)
+        frame.insert(3, "representative documents", [
+            " ¶ ".join(plots.truncate(" ".join(corpus.texts[i].split()), 160) for i in central.get(c.cluster_id, []))
+            for c in result.clusters])
+    return frame

@@ -266,8 +266,10 @@ def save_run(
 
 
 def _identity(info: RunInfo) -> str:
-    """What makes two runs of one corpus the same run: model, fingerprint, settings, instructions."""
-    return json.dumps([info.model, info.fingerprint, info.settings, info.instructions], sort_keys=True,
+    """What makes two runs of one corpus the same run: model, fingerprint, settings, instructions (not the
+    columns the analyst was looking through, ``settings["view"]``: they do not change the results)."""
+    settings = {k: v for k, v in info.settings.items() if k != "view"}
+    return json.dumps([info.model, info.fingerprint, settings, info.instructions], sort_keys=True,
                       ensure_ascii=False)
 
 

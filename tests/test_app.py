@@ -14,6 +14,7 @@ import base64
 import io
 import json
 import os
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,8 +24,10 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from inbedder_app.state import short_key
 from inbedder_core import runs
 from inbedder_core.export import read_csv_export
+from inbedder_core.plots import LEGEND_CHARS, truncate
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -137,8 +140,8 @@ def upload_csv(n_rows: int = 200) -> bytes:
     return frame.to_csv(index=False).encode("utf-8")
 
 
-def displayed(at: AppTest) -> str:
-    """Every element the app sent (main area and sidebar), as protobuf text."""
+def displayed(at: AppTest, *roots) -> str:
+    """Every element the app sent (main area and sidebar, or under ``roots``), as protobuf text."""
     parts: list[str] = []
 
     def walk(node) -> None:
@@ -148,8 +151,8 @@ def displayed(at: AppTest) -> str:
         for child in getattr(node, "children", {}).values():
             walk(child)
 
-    walk(at.main)
-    walk(at.sidebar)
+    for root in roots or (at.main, at.sidebar):
+        walk(root)
     return "\n".join(parts)
 
 
@@ -207,12 +210,13 @@ class RecordingBar:
         self.calls.append((value, text))
 
 
-def apply_settings(at: AppTest, **values):
-    """Set sidebar settings (number inputs, or the algorithm radio), press Apply; returns the workspace."""
+def apply_settings(at: AppTest, button: str = "apply_settings", **values):
+    """Set sidebar clustering settings (number inputs, or the algorithm radio), press the Apply button under
+    them (``apply_naming`` for the naming section's); returns the workspace."""
     for key, value in values.items():
         widget = at.radio(key=key) if key == "algorithm" else at.number_input(key=key)
         widget.set_value(value)
-    at.button(key="apply_settings").click()
+    at.button(key=button).click()
     at.run(timeout=RUN_TIMEOUT)
     assert_clean(at)
     return at.session_state["workspace"]
@@ -340,7 +344,12 @@ def test_full_flow_upload_run_explore_compare_recluster_export(app_env, chat_ser
     assert_clean(at)
     (spec,) = charts(at)
     intents = set(pd.read_csv(io.BytesIO(data))["intent"])
-    assert {t["name"].rsplit(" (", 1)[0] for t in spec["data"]} <= intents | {"(other)"}
+    legend = {t["name"].rsplit(" (", 1)[0] for t in spec["data"]}
+    (other,) = [t["name"] for t in spec["data"] if t["name"].startswith("other (")]  # the tail, said explicitly
+    tail = re.fullmatch(r"other \((\d+) values, (\d+) documents\) \((\d+)\)", other)
+    assert tail and tail.group(2) == tail.group(3) and int(tail.group(1)) == len(intents) - 20
+    assert legend - {other.rsplit(" (", 1)[0], "search hits"} <= {truncate(i, LEGEND_CHARS) for i in intents}
+    assert "search hits" in legend  # the search ("card") is still on: its hits stand out on the map
 
     # compare: two maps with the same document starred, contingency, Sankey, pairwise scores, gold scores
     at.radio(key="view").set_value("Compare").run()
@@ -349,17 +358,19 @@ def test_full_flow_upload_run_explore_compare_recluster_export(app_env, chat_ser
     assert_clean(at)
     specs = charts(at)
     assert [s["data"][0]["type"] for s in specs] == ["scattergl", "scattergl", "sankey", "heatmap", "heatmap",
-                                                     "heatmap"]
+                                                     "heatmap", "heatmap"]  # the last: questions x label columns
     for side in specs[:2]:
         star = side["data"][-1]
         assert star["name"] == "picked document" and array(star["customdata"]) == [7]
     assert {m.label for m in at.metric} >= {"ARI (A vs B)", "NMI (A vs B)"}
     sankey = specs[2]["data"][0]
-    assert sum(sankey["link"]["value"]) == n_docs
-    gold = frame_with(at, "instruction", "v_measure")
+    left_out = re.search(r"\(([\d,]+) documents\)</sup>", specs[2]["layout"]["title"]["text"])
+    assert sum(sankey["link"]["value"]) + (int(left_out.group(1)) if left_out else 0) == n_docs
+    gold = frame_with(at, "instruction", "column", "v_measure")
     assert len(gold) == 2 and gold["v_measure"].between(0, 1).all() and "nmi" not in gold.columns
+    assert set(gold["column"]) == {"intent"} and gold["best"].tolist().count("★ best") == 1
     computed = at.session_state["workspace"].derived  # computed once for this run, reused on the next click
-    assert {("pairwise",), ("gold", "intent")} <= set(computed)
+    assert {("pairwise",), ("label_matrix", "intent")} <= set(computed)
     pairwise = computed[("pairwise",)]
     at.selectbox(key="compare_doc").set_value(8).run()
     assert at.session_state["workspace"].derived[("pairwise",)] is pairwise
@@ -442,7 +453,7 @@ def test_the_servers_key_goes_only_to_the_configured_endpoint(app_env):
 
         # an analyst types another endpoint and no key: the server's key is not sent there, names are keywords
         at.text_input(key="llm_base_url").input(custom.url)
-        ws = apply_settings(at)
+        ws = apply_settings(at, "apply_naming")
         assert custom.requests == [] and len(configured.requests) == sent_to_configured
         assert ws.naming_note == "keywords (a custom endpoint needs its own API key)"
         assert any("A custom endpoint needs its own API key" in w.value for w in at.sidebar.warning)
@@ -451,7 +462,7 @@ def test_the_servers_key_goes_only_to_the_configured_endpoint(app_env):
 
         # with their own key, typed in the password field, the custom endpoint names the clusters
         at.text_input(key="llm_api_key").input(USER_KEY)
-        ws = apply_settings(at)
+        ws = apply_settings(at, "apply_naming")
         assert custom.requests and auths(custom) == {f"Bearer {USER_KEY}"}
         assert len(configured.requests) == sent_to_configured
         assert ws.naming_note == f"llm (gpt-4o-mini at {custom.url})"
@@ -461,7 +472,7 @@ def test_the_servers_key_goes_only_to_the_configured_endpoint(app_env):
 
         # back to the configured endpoint (empty box): the server's key goes there, the analyst's stays theirs
         at.text_input(key="llm_base_url").input("")
-        apply_settings(at)
+        apply_settings(at, "apply_naming")
         assert len(configured.requests) > sent_to_configured
         assert auths(configured) == {f"Bearer {API_KEY}"} and auths(custom) == {f"Bearer {USER_KEY}"}
         # neither key is shown or saved with the runs
@@ -542,6 +553,13 @@ def test_other_formats_and_another_text_column(app_env):
     assert_clean(at)
     assert selectbox_labelled(at, "Text column").value == "body"
     selectbox_labelled(at, "Text column").set_value("tag").run()
+    # one-letter tags do not look like documents: the app asks first, and says what it saw
+    assert not at.exception and len(at.error) == 1
+    assert "does not look like documents" in at.error[0].value and "median text is 1 characters" in at.error[0].value
+    assert "body" in at.error[0].value  # the columns seen
+    assert not [b for b in at.button if b.key == "run"]  # nothing can run on it yet
+    confirm = next(c for c in at.checkbox if c.label.startswith("Use 'tag' as the text column anyway"))
+    confirm.check().run()
     assert_clean(at)
     assert any(t.value.startswith("Loaded 2 of 2 rows from 'rows.jsonl' (column 'tag', given)") for t in at.text)
 
@@ -691,3 +709,124 @@ def test_sessions_are_isolated_and_saved_runs_follow_the_corpus_content(app_env)
     # and the first session still has only its own state
     first.run()
     assert first.session_state["workspace"] is not reopened
+
+
+# --------------------------------------------------------------------------- state rules (issue 19)
+
+
+def map_traces(at: AppTest) -> dict[str, list[int]]:
+    """The explore map's traces: legend name (without the count) -> document indices."""
+    (spec,) = charts(at)
+    return {t["name"].rsplit(" (", 1)[0]: array(t["customdata"]) for t in spec["data"]}
+
+
+def test_explore_filters_are_shown_on_the_map_said_and_undone_one_by_one(app_env):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.button(key="run").click().run(timeout=RUN_TIMEOUT)
+    assert_clean(at)
+    ws = at.session_state["workspace"]
+    result = next(iter(ws.results.values()))
+    n_docs = len(result.labels)
+    (spec,) = charts(at)
+    names = [a["text"] for a in spec["layout"]["annotations"]]  # the map names its clusters
+    assert names and spec["layout"]["meta"]["names_drawn"] == len(names)
+    table = frame_by_key(at, "cluster_table_")
+    assert "representative documents" in table.columns
+    assert table.loc[table["cluster"] >= 0, "representative documents"].str.len().gt(0).all()
+
+    # a cluster: its documents are listed, brought forward on the map, and one button undoes it
+    biggest = int(table.loc[table["cluster"] >= 0].iloc[0]["cluster"])
+    members = np.flatnonzero(result.labels == biggest).tolist()
+    next(s for s in at.selectbox if s.label == "Show documents of").set_value(biggest).run()
+    assert_clean(at)
+    focused = [docs for name, docs in map_traces(at).items() if name.startswith("cluster ")]
+    assert focused == [members] and len(frame_with(at, "id", "text", "cluster")) == len(members)
+
+    # a search inside the cluster that finds nothing there says why, and how to undo it
+    word = next(w for w in ("card", "money", "account", "transfer")
+                if any(w in t.lower() for t in ws.analysis.corpus.texts))
+    outside = [i for i, t in enumerate(ws.analysis.corpus.texts) if word in t.lower() and i not in members]
+    inside = [i for i in members if word in ws.analysis.corpus.texts[i].lower()
+              or word in (result.answers[i] or "").lower()]
+    at.text_input(key="doc_search").input("zzqx-nothing").run()
+    assert any("No document in cluster" in i.value and "zzqx" in i.value for i in at.info)
+    at.text_input(key="doc_search").input(word).run()
+    assert len(frame_with(at, "id", "text", "cluster")) == len(inside)
+    if not inside and outside:
+        assert any("in the whole corpus" in i.value for i in at.info)
+    at.button(key=next(b.key for b in at.button if (b.key or "").startswith("clear_search_"))).click().run()
+    assert at.text_input(key="doc_search").value == ""
+    at.button(key=next(b.key for b in at.button if (b.key or "").startswith("clear_pick_"))).click().run()
+    assert_clean(at)
+    picker = next(s for s in at.selectbox if s.label == "Show documents of")
+    assert picker.value is None and shows_a_choice(picker)  # "All clusters" shown, not an empty box
+    assert len(frame_with(at, "id", "text", "cluster")) == n_docs
+    assert not [name for name in map_traces(at) if name.startswith(("cluster ", "search hits"))]  # nothing faded
+
+    # a map selection (kept in the session, not in the chart) survives a change of colouring and hover columns
+    chosen = members[:7]
+    lasso_key = f"lasso_{short_key(ws.run_id, result.instruction)}"  # the view's keys (explore.render)
+    at.session_state[lasso_key] = chosen  # what the map's selection callback stores
+    at.run()
+    assert map_traces(at)["selection"] == chosen and len(frame_with(at, "id", "text", "cluster")) == 7
+    at.selectbox(key="colour_by").set_value("intent").run()
+    at.multiselect(key="hover_columns").select("id").run()
+    assert_clean(at)
+    traces = map_traces(at)
+    assert traces["selection"] == chosen and len(frame_with(at, "id", "text", "cluster")) == 7
+    assert "<i>id:</i>" in json.dumps(charts(at)[0]["data"][0]["text"])  # the picked column is on the hover card
+    assert next(s for s in at.selectbox if s.label == "Show documents of").disabled
+    at.button(key=next(b.key for b in at.button if (b.key or "").startswith("clear_lasso_"))).click().run()
+    assert_clean(at)
+    assert "selection" not in map_traces(at) and len(frame_with(at, "id", "text", "cluster")) == n_docs
+
+
+def test_apply_sits_with_its_knobs_and_a_reclustering_shows_its_progress_there(app_env):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert {b.key for b in at.sidebar.button} >= {"apply_settings", "apply_naming"}
+    at.button(key="run").click().run(timeout=RUN_TIMEOUT)
+    before = displayed(at, at.sidebar)
+    assert "Re-clustering" not in before
+    apply_settings(at, min_cluster_size=6)
+    shown = displayed(at, at.sidebar)
+    assert "reused the embeddings of" in shown and "Done in " in shown  # under the Apply buttons
+    assert not any("reused the embeddings of" in t.value for t in at.main.text)
+
+
+def test_the_questions_box_keeps_what_was_typed_on_every_upload_and_examples_add_a_line(app_env):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert at.text_area(key="instructions").value == "What does the customer need?"
+    at.button(key="example_1").click().run()
+    assert at.text_area(key="instructions").value == "What does the customer need?\nHow does the customer feel?"
+    at.button(key="example_1").click().run()  # once only
+    assert at.text_area(key="instructions").value.count("How does the customer feel?") == 1
+    kept_text = at.text_area(key="instructions").value
+    for name, data in (("one.csv", upload_csv(40)), ("broken.csv", b"\x89PNG\r\n\x1a\n" + bytes(64)),
+                       ("two.txt", b"first note\nsecond note\n")):
+        at.file_uploader(key="upload").set_value((name, data, "text/csv"))
+        at.run()
+        if name != "broken.csv":  # (an unreadable file shows its error and no questions box)
+            assert at.text_area(key="instructions").value == kept_text, name  # not the new corpus's examples
+    at.button(key="example_0").click().run()  # a new upload offers its own examples; a click adds one
+    assert at.text_area(key="instructions").value == kept_text + "\nWhat is the main topic?"
+
+
+def test_a_reopened_run_restores_its_gold_colour_and_hover_columns(app_env):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.button(key="run").click().run(timeout=RUN_TIMEOUT)
+    at.selectbox(key="colour_by").set_value("intent").run()
+    at.multiselect(key="hover_columns").select("id").run()
+    at.button(key="run").click().run(timeout=RUN_TIMEOUT)  # the run records the columns in view
+    assert_clean(at)
+    ws = at.session_state["workspace"]
+    (info,) = runs.list_runs(ws.corpus_hash)
+    assert info.settings["view"] == {"gold": "intent", "colour_by": "intent", "hover_columns": ["id"]}
+    selectbox_labelled(at, "Gold label column").set_value("(none)").run()
+    at.selectbox(key="colour_by").set_value(None).run()
+    at.multiselect(key="hover_columns").unselect("id").run()
+    assert selectbox_labelled(at, "Gold label column").value == "(none)"
+    at.button(key="reopen_run").click().run()
+    assert_clean(at)
+    assert selectbox_labelled(at, "Gold label column").value == "intent"
+    assert at.selectbox(key="colour_by").value == "intent"
+    assert at.multiselect(key="hover_columns").value == ["id"]

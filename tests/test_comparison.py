@@ -16,6 +16,10 @@ from inbedder_core.comparison import (
     Comparison,
     PairwiseComparison,
     compare_labelings,
+    diagonal_contingency,
+    diagonal_order,
+    label_columns,
+    label_matrix,
     pairwise_comparisons,
     score_against_gold,
 )
@@ -182,3 +186,65 @@ def test_scores_are_symmetric_and_bounded(pair, noise):
     # Renaming the ids of one side changes nothing.
     renamed = [x if x == NOISE else 10 - x for x in a]
     assert compare_labelings(renamed, b, noise=noise).ari == pytest.approx(ab.ari)
+
+
+# --------------------------------------------------------------------------- label columns and the matrix
+
+
+def test_label_columns_are_the_columns_with_a_few_repeated_values():
+    n = 40
+    table = pd.DataFrame({
+        "id": [str(i) for i in range(n)],  # every value differs: an id, not a label
+        "text": [f"document {i}" for i in range(n)],
+        "sentiment": ["positive", "negative"] * (n // 2),
+        "domain": ["movie", "product", "restaurant", "movie"] * (n // 4),
+        "stars": [str(1 + i % 5) for i in range(n)],  # integers: a label
+        "price": [f"{i % 7}.5" for i in range(n)],  # a measurement, not a class
+        "constant": ["x"] * n,
+    })
+    assert label_columns(table, exclude=["text"]) == ["sentiment", "domain", "stars"]
+    assert label_columns(table, exclude=["text"], max_values=4) == ["sentiment", "domain"]
+
+
+def test_label_matrix_scores_every_question_against_every_column_and_marks_the_best():
+    sentiment = ["pos", "neg"] * 6
+    domain = ["movie"] * 6 + ["food"] * 6
+    by_sentiment = np.array([0, 1] * 6)
+    by_domain = np.array([2] * 6 + [3] * 5 + [NOISE])
+    rows = label_matrix({"1: feel?": by_sentiment, "2: about?": by_domain},
+                        {"sentiment": sentiment, "domain": domain})
+    assert [(r["question"], r["column"]) for r in rows] == [("1: feel?", "sentiment"), ("1: feel?", "domain"),
+                                                            ("2: about?", "sentiment"), ("2: about?", "domain")]
+    cell = {(r["question"], r["column"]): r for r in rows}
+    assert cell[("1: feel?", "sentiment")]["v_measure"] == pytest.approx(1.0)
+    assert cell[("1: feel?", "sentiment")]["ari"] == pytest.approx(1.0)
+    assert cell[("2: about?", "domain")]["noise_share"] == pytest.approx(1 / 12)
+    assert cell[("1: feel?", "sentiment")]["noise_share"] == 0.0
+    assert [r["best"] for r in rows] == [True, False, False, True]
+    assert cell[("2: about?", "domain")] == {**score_against_gold(by_domain, domain), "question": "2: about?",
+                                             "column": "domain", "noise_share": pytest.approx(1 / 12), "best": True}
+    tie = label_matrix({"a": by_sentiment, "b": by_sentiment}, {"sentiment": sentiment})
+    assert [r["best"] for r in tie] == [True, False]  # a tie goes to the first question
+
+
+def test_diagonal_order_pairs_matching_clusters_largest_first():
+    table = np.array([[0, 9, 0, 1],
+                      [5, 0, 0, 0],
+                      [0, 0, 2, 0]])
+    rows, cols = diagonal_order(table)
+    reordered = table[np.ix_(rows, cols)]
+    assert np.diag(reordered).tolist() == [9, 5, 2]
+    assert cols.tolist() == [1, 0, 2, 3]  # the unpaired column last
+    assert sorted(rows.tolist()) == [0, 1, 2]
+
+
+def test_diagonal_contingency_keeps_noise_last_and_every_count():
+    a = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, NOISE])
+    b = np.array([5, 5, 5, 4, 4, 3, 3, 3, NOISE, 3])
+    table = compare_labelings(a, b).contingency
+    diagonal = diagonal_contingency(table)
+    assert diagonal.index[-1] == "Noise" and diagonal.columns[-1] == "Noise"
+    assert diagonal.to_numpy().sum() == table.to_numpy().sum()
+    assert np.diag(diagonal.to_numpy())[:3].tolist() == [3, 3, 2]
+    # ties (3 and 3) keep the row order
+    assert list(diagonal.index[:3]) == ["0", "2", "1"] and list(diagonal.columns[:3]) == ["5", "3", "4"]

@@ -137,6 +137,8 @@ def test_columns_for_one_instruction(corpus: Corpus) -> None:
         "cluster_1",
         "label_1",
         "description_1",
+        "x_1",
+        "y_1",
     ]
     assert table["doc_id"].tolist() == ["1", "2", "3"]
     assert table["text"].tolist() == corpus.texts
@@ -157,11 +159,42 @@ def test_columns_for_three_instructions_in_order(corpus: Corpus) -> None:
     table = export_table(corpus, results)
     expected = ["doc_id", "text", "topic"]
     for i in (1, 2, 3):
-        expected += [f"answer_{i}", f"cluster_{i}", f"label_{i}", f"description_{i}"]
+        expected += [f"answer_{i}", f"cluster_{i}", f"label_{i}", f"description_{i}", f"x_{i}", f"y_{i}"]
     assert list(table.columns) == expected
     assert table["cluster_2"].tolist() == [1, 0, -1]
     assert table["label_3"].tolist() == ["name 2"] * 3
     assert table["answer_2"].tolist() == ["d", "e", "f"]
+
+
+def test_map_coordinates_are_exported_per_instruction_and_read_back_as_numbers(corpus: Corpus, tmp_path) -> None:
+    result = make_result("Q?", [0, -1, 0])
+    result.coords = np.array([[0.5, -1.25], [3.0, 2.0], [-0.125, 7.5]], dtype=np.float32)
+    clash = make_corpus(["t1", "t2", "t3"], x_1=["a", "b", "c"])
+    table = export_table(clash, [result])
+    assert table["x_1"].dtype == np.float64 and table["x_1"].tolist() == [0.5, 3.0, -0.125]
+    assert table["y_1"].tolist() == [-1.25, 2.0, 7.5]
+    assert table["input_x_1"].tolist() == ["a", "b", "c"]  # an input column of that name is kept, renamed
+    path = tmp_path / "labeled.csv"
+    write_csv(table, path)
+    back = read_csv_export(path, typed=True)
+    assert back["x_1"].dtype == np.float64 and back["y_1"].tolist() == [-1.25, 2.0, 7.5]
+    result.coords = np.zeros((2, 2), dtype=np.float32)
+    with pytest.raises(ExportError, match="map coordinates"):
+        export_table(corpus, [result])
+
+
+def test_summary_with_the_corpus_names_each_clusters_representative_documents() -> None:
+    corpus = make_corpus([f"t{i}" for i in range(8)])
+    result = make_result("Q?", [0, 0, 0, 0, 0, 1, 1, -1])
+    result.coords = np.array([[0, 0], [1, 0], [5, 5], [-1, 0.5], [0.2, 0.1], [9, 9], [9.5, 9], [0.2, 0.1]],
+                             dtype=np.float32)
+    summary = summary_table([result], corpus, n_representatives=2)
+    by_id = summary.set_index("cluster_id")
+    assert by_id.loc[0, "representative_texts"] == "t4\nt0"  # the median (0.2, 0.1) itself, then the nearest
+    assert by_id.loc[0, "representative_ids"] == "5; 1"
+    assert sorted(by_id.loc[1, "representative_texts"].split("\n")) == ["t5", "t6"]
+    assert by_id.loc[-1, "representative_texts"] == ""  # noise has no centre
+    assert "representative_texts" not in summary_table([result]).columns
 
 
 def test_noise_is_labelled_noise_even_without_a_noise_summary(corpus: Corpus) -> None:
@@ -197,6 +230,8 @@ def test_input_column_named_like_an_export_column_is_renamed_not_overwritten() -
         "cluster_1",
         "label_1",
         "description_1",
+        "x_1",
+        "y_1",
     ]
     assert table["input_input_cluster_1"].tolist() == ["user a", "user b"]
     assert table["input_cluster_1"].tolist() == ["taken", "too"]

@@ -1,5 +1,6 @@
 """The compare view: two instructions' maps side by side with one document followed in both, their
-flows and contingency, pairwise agreement over all instructions, and scores against gold labels.
+flows (a Sankey of the largest clusters) and contingency (reordered to a diagonal), pairwise agreement
+over all instructions, and the question x label-column matrix whenever the corpus has label columns.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from inbedder_core import plots
 from inbedder_core.analysis import (
     compare_pair,
     compare_results,
-    gold_scores,
+    corpus_label_matrix,
     names_of,
 )
+from inbedder_core.comparison import diagonal_contingency, label_columns
 from inbedder_core.corpus import (
     Corpus,
 )
+from inbedder_core.results import InstructionResult
 
 
 def _document_label(corpus: Corpus, i: int) -> str:
@@ -54,7 +57,7 @@ def render(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
         for column, result, side in ((maps[0], ra, "A"), (maps[1], rb, "B")):
             fig = plots.cluster_map(result.coords, result.labels, names_of(result), corpus.texts,
                                     answers=result.answers, highlight=doc, title=f"{side}: {result.instruction}",
-                                    height=460, show_legend=False)
+                                    height=460, show_legend=False, width_hint=560)
             column.plotly_chart(fig, key=f"compare_map_{side}", config={"displaylogo": False})
             if doc is not None:
                 name = names_of(result).get(int(result.labels[doc]), "")
@@ -62,25 +65,53 @@ def render(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
                 column.text(f"{side}: cluster {name}{answer}")
         if doc is not None:
             st.text(f"Picked document {corpus.ids[doc]}: {corpus.texts[doc]}")
-        comparison = per_run(ws, ("pair", a, b), lambda: compare_pair(ra, rb))
+        with st.spinner("Comparing the two maps…"):  # shown here, where the analyst is looking
+            comparison = per_run(ws, ("pair", a, b), lambda: compare_pair(ra, rb))
+            colors_a = per_run(ws, ("palette", a), lambda: plots.cluster_palette(ra.coords, ra.labels))
+            colors_b = per_run(ws, ("palette", b), lambda: plots.cluster_palette(rb.coords, rb.labels))
         scores = st.columns(2)
         scores[0].metric("ARI (A vs B)", f"{comparison.ari:.3f}")
         scores[1].metric("NMI (A vs B)", f"{comparison.nmi:.3f}")
         sankey_tab, heatmap_tab, table_tab = st.tabs(["Flows (Sankey)", "Contingency heatmap", "Contingency table"])
         with sankey_tab:
-            st.plotly_chart(plots.cluster_sankey(comparison.contingency), key="compare_sankey")
+            st.caption(f"The {plots.SANKEY_NODES} largest clusters of each side; the rest flow through one "
+                       "'other' node, and the smallest flows are left out (the title counts them).")
+            st.plotly_chart(plots.cluster_sankey(comparison.contingency, colors_a=colors_a, colors_b=colors_b),
+                            key="compare_sankey")
         with heatmap_tab:
+            st.caption("Rows and columns are reordered so that matching clusters sit on the diagonal.")
             st.plotly_chart(plots.contingency_heatmap(comparison.contingency), key="compare_heatmap")
         with table_tab:
-            st.dataframe(comparison.contingency)
+            st.dataframe(diagonal_contingency(comparison.contingency))
         st.subheader("All instructions: pairwise agreement")
-        pairwise = per_run(ws, ("pairwise",), lambda: compare_results(results))
+        with st.spinner("Comparing every pair of instructions…"):
+            pairwise = per_run(ws, ("pairwise",), lambda: compare_results(results))
         grid = st.columns(2)
         grid[0].plotly_chart(plots.score_matrix(pairwise.ari, title="ARI", zmin=-1.0), key="pairwise_ari")
         grid[1].plotly_chart(plots.score_matrix(pairwise.nmi, title="NMI"), key="pairwise_nmi")
-    if gold:
-        st.subheader("Against the gold labels")
-        st.text(f"Each clustering scored against the column {gold!r} (noise counts as one cluster).")
-        scores = per_run(ws, ("gold", gold), lambda: pd.DataFrame(gold_scores(results, corpus.table[gold].tolist())))
-        st.dataframe(scores.drop(columns=["nmi"]), hide_index=True,  # NMI (arithmetic) is the V-measure
-                     column_config={"v_measure": st.column_config.NumberColumn("v_measure (= NMI)")})
+    _label_matrix(ws, corpus, results, gold)
+
+
+def _label_matrix(ws: Workspace, corpus: Corpus, results: list[InstructionResult], gold: str | None) -> None:
+    """Every question against every label column (V-measure, ARI, noise share), the best question per
+    column marked; shown whenever the corpus has a label column (``comparison.label_columns``) or a gold one."""
+    columns = label_columns(corpus.table, exclude=[corpus.text_column])
+    if gold and gold not in columns:
+        columns.append(gold)
+    if not columns:
+        return
+    st.subheader("Questions against the label columns")
+    st.text(f"Each question's clustering scored against every label column ({', '.join(columns)}); noise counts "
+            "as one cluster. ★ marks the question whose map follows that column most (highest V-measure).")
+    with st.spinner("Scoring every question against every label column…"):
+        rows = per_run(ws, ("label_matrix", *columns), lambda: corpus_label_matrix(corpus, results, columns))
+    st.plotly_chart(plots.label_matrix_figure(rows), key="label_matrix")
+    frame = pd.DataFrame(rows)[["instruction_index", "instruction", "column", "v_measure", "ari", "homogeneity",
+                                "completeness", "noise_share", "best"]]
+    frame["best"] = frame["best"].map({True: "★ best", False: ""})
+    st.dataframe(frame, hide_index=True, key="label_matrix_table",
+                 column_config={"v_measure": st.column_config.NumberColumn("v_measure (= NMI)", format="%.3f"),
+                                "ari": st.column_config.NumberColumn("ari", format="%.3f"),
+                                "homogeneity": st.column_config.NumberColumn("homogeneity", format="%.3f"),
+                                "completeness": st.column_config.NumberColumn("completeness", format="%.3f"),
+                                "noise_share": st.column_config.NumberColumn("noise share", format="percent")})

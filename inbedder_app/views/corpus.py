@@ -5,13 +5,14 @@ the load report; corpora are loaded once per session.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import streamlit as st
 
 from inbedder_app.config import NO_COLUMN, SAMPLE_GOLD_COLUMN, SAMPLE_NAME, SAMPLE_PATH, UPLOAD_TYPES, AppConfig
 from inbedder_app.resources import sample_bytes
-from inbedder_app.state import short_key
-from inbedder_app.text import column_hint
+from inbedder_app.state import GOLD_IN_VIEW, RESTORE_GOLD, short_key
+from inbedder_app.text import column_hint, md_text
 from inbedder_core import runs
 from inbedder_core.corpus import (
     Corpus,
@@ -19,6 +20,7 @@ from inbedder_core.corpus import (
     load_corpus,
 )
 from inbedder_core.errors import CorpusError
+from inbedder_core.io.corpus import text_column_problem
 
 # --------------------------------------------------------------------------- corpus
 
@@ -50,6 +52,23 @@ def _load(source_key: str, data: bytes, name: str, text_column: str | None,
             memo.pop(next(iter(memo)))
         memo[key] = (corpus, runs.corpus_hash(corpus))
     return memo[key]
+
+
+def _confirm_text_column(corpus: Corpus, columns: list[str], where: Any, source_key: str) -> None:
+    """A text column that does not look like documents (``text_column_problem``) is used only once the
+    analyst ticks the box saying so; until then a ``CorpusError`` names the columns seen.
+
+    Raises:
+        CorpusError: the column looks wrong and is not confirmed.
+    """
+    problem = text_column_problem(corpus)
+    if not problem:
+        return
+    where.warning(md_text(f"{problem}. Choose the column holding the documents in the box above, or confirm."))
+    if not where.checkbox(f"Use {corpus.text_column!r} as the text column anyway",
+                          key=f"text_column_ok_{source_key}_{short_key(corpus.text_column)}"):
+        raise CorpusError(f"{problem}; columns seen: {columns}. Choose the column holding the documents in the "
+                          f"Text column box, or tick 'Use {corpus.text_column!r} as the text column anyway'.")
 
 
 def render(config: AppConfig) -> tuple[Corpus, str, str | None, bool]:
@@ -93,10 +112,16 @@ def render(config: AppConfig) -> tuple[Corpus, str, str | None, bool]:
                 corpus, digest = _load(source_key, data, name, chosen_column, config, drop_duplicates=True)
     except CorpusError as error:
         raise CorpusError(column_hint(error)) from error
+    _confirm_text_column(corpus, columns, left, source_key)
     others = [c for c in columns if c != text_column]
     gold_default = others.index(SAMPLE_GOLD_COLUMN) + 1 if is_sample and SAMPLE_GOLD_COLUMN in others else 0
+    gold_key = f"gold_{source_key}"
+    restored = st.session_state.pop(RESTORE_GOLD, "")  # a reopened run's gold column
+    if restored != "" and (restored is None or restored in others):
+        st.session_state[gold_key] = NO_COLUMN if restored is None else restored
     gold = right.selectbox("Gold label column (optional, for scores)", [NO_COLUMN, *others], index=gold_default,
-                           key=f"gold_{source_key}")
+                           key=gold_key)
+    st.session_state[GOLD_IN_VIEW] = None if gold == NO_COLUMN else gold
     summary, *notes = describe_report(corpus.report)
     st.text(summary)
     if notes:

@@ -1,5 +1,17 @@
-"""The explore view: one instruction's map, its quality, the cluster table and the documents of a
-cluster or of a lasso selection, searchable.
+"""The explore view: one instruction's map (cluster names drawn on it, colours by cluster or by any
+column, a hover card with the columns the analyst picks), its quality, the cluster table with
+representative documents, and the documents of a cluster, a lasso selection or a search.
+
+State rules (each covered by ``tests/test_app.py``):
+
+- The filters sit above the map and every active one is listed under it, each with its own
+  button to undo it: the map selection (lasso or box), the cluster, the search.
+- The map brings forward exactly the documents listed below it (the rest fades).
+- A map selection is kept in this session (not in the chart), so it survives changing the
+  colouring, the hover columns or the search; "Clear selection" (or a click on a cluster row)
+  ends it.
+- Clicking a cluster row shows that cluster; unticking the row shows all clusters again.
+- When nothing is listed, the app says which filter left nothing and how to undo it.
 """
 
 from __future__ import annotations
@@ -7,9 +19,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from inbedder_app.state import Workspace, _bump, kept, short_key
+from inbedder_app.text import md_text
 from inbedder_app.views import drill as drill_view  # issue 13: follow-up questions
 from inbedder_core import plots
 from inbedder_core.analysis import (
@@ -19,17 +34,63 @@ from inbedder_core.analysis import (
 from inbedder_core.corpus import (
     Corpus,
 )
-from inbedder_core.presentation import cluster_frame, document_frame
+from inbedder_core.presentation import cluster_frame, document_frame, search_hits
 from inbedder_core.results import NOISE
 
-# --------------------------------------------------------------------------- views
+# --------------------------------------------------------------------------- callbacks
 
 
-def _pick_cluster_from_table(table_key: str, pick_key: str, cluster_ids: list[int], map_version_key: str) -> None:
+def _pick_cluster_from_table(table_key: str, pick_key: str, pick_version_key: str, cluster_ids: list[int],
+                             lasso_key: str) -> None:
+    """A ticked row shows its cluster (and ends a map selection); an unticked row shows all clusters."""
     rows = st.session_state[table_key].selection.rows
     if rows:
         st.session_state[pick_key] = cluster_ids[rows[0]]
-        _bump(map_version_key)  # clears a lasso
+    else:  # a new picker, at its default: set to None, a selectbox would keep showing the old choice
+        _bump(pick_version_key)
+    st.session_state.pop(lasso_key, None)
+
+
+def _keep_selection(map_key: str, lasso_key: str, fig: go.Figure) -> None:
+    """The map reported a selection: keep its documents in the session (an empty one ends it)."""
+    event = st.session_state.get(map_key)
+    chosen = plots.selected_documents(fig, event.selection if event else None)
+    if chosen:
+        st.session_state[lasso_key] = chosen
+    else:
+        st.session_state.pop(lasso_key, None)
+
+
+def _clear(*keys: str, bump: tuple[str, ...] = ()) -> None:
+    """Button callback: end a filter (the search is emptied, other keys dropped; ``bump``: widgets to renew)."""
+    for key in keys:
+        if key == "doc_search":
+            st.session_state[key] = ""
+        else:
+            st.session_state.pop(key, None)
+    for counter in bump:
+        _bump(counter)
+
+
+# --------------------------------------------------------------------------- view
+
+
+def _column_choices(corpus: Corpus, gold: str | None) -> tuple[list[str | None], list[str]]:
+    """(colour options, hover options): every column but the texts. Colour leaves out columns whose every
+    value differs (ids: one colour each says nothing) unless they hold fractional numbers (a measurement,
+    coloured on a scale); the hover card may show any column."""
+    table = corpus.table
+    columns = [c for c in map(str, table.columns) if c != corpus.text_column]
+
+    def colourable(column: str) -> bool:
+        values = table[column]
+        if len(table) < 2 or values.nunique(dropna=False) < len(table):
+            return True
+        numbers = pd.to_numeric(values, errors="coerce")
+        return bool(numbers.notna().all() and (numbers != numbers.round()).any())
+
+    colour = [None, *([gold] if gold else []), *[c for c in columns if c != gold and colourable(c)]]
+    return colour, columns
 
 
 def render(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
@@ -59,50 +120,93 @@ def render(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
         with st.expander("Naming problems"):
             st.text("\n".join(map(str, naming_errors)))
 
-    table = corpus.table
-    columns = [c for c in map(str, table.columns)  # not the texts, nor an id-like column (every value unique)
-               if c != corpus.text_column and (len(table) < 2 or table[c].nunique(dropna=False) < len(table))]
-    colour_options: list[str | None] = [None, *([gold] if gold else []), *[c for c in columns if c != gold]]
-    colour = kept(st.selectbox, "Colour by", colour_options, key="colour_by", options=colour_options,
-                  format_func=lambda c: "Cluster" if c is None else (f"Gold label: {c}" if c == gold else c))
-    color_by = None if colour is None else (colour, corpus.table[colour].tolist())
-    fig = plots.cluster_map(result.coords, result.labels, names_of(result), corpus.texts, answers=result.answers,
-                            color_by=color_by)
-    version_key = f"map_version_{view}"
-    map_key = f"map_{view}_{short_key(colour)}_{st.session_state.get(version_key, 0)}"
-    st.caption("Hover a point to read it; lasso or box-select points to list them below.")
-    event = st.plotly_chart(fig, key=map_key, on_select="rerun", selection_mode=("lasso", "box"),
-                            config={"displaylogo": False, "scrollZoom": True})
-    lassoed = plots.selected_documents(fig, event.selection if event else None)
-    table_version_key = f"cluster_table_version_{view}"
-    pick_key = f"cluster_pick_{view}"
-    table_key = f"cluster_table_{view}_{st.session_state.get(table_version_key, 0)}"
+    names = names_of(result)
+    sizes = {c.cluster_id: c.size for c in result.clusters}
     cluster_ids = [c.cluster_id for c in result.clusters]
+    pick_version_key, lasso_key = f"cluster_pick_version_{view}", f"lasso_{view}"
+    pick_key = f"cluster_pick_{view}_{st.session_state.get(pick_version_key, 0)}"
+    table_version_key = f"cluster_table_version_{view}"
+    map_version_key = f"map_version_{view}"
+    colour_options, hover_options = _column_choices(corpus, gold)
+
+    looks = st.columns([1, 2])
+    colour = kept(looks[0].selectbox, "Colour by", colour_options, key="colour_by", options=colour_options,
+                  format_func=lambda c: "Cluster" if c is None else (f"Gold label: {c}" if c == gold else c))
+    hover = kept(looks[1].multiselect, "Hover card shows", hover_options, key="hover_columns", options=hover_options,
+                 placeholder="columns to add to the hover card")
+    filters = st.columns([2, 1])
+    lassoed: list[int] = list(st.session_state.get(lasso_key) or [])
+    with filters[0]:
+        search = kept(st.text_input, "Search texts and answers", key="doc_search", placeholder="e.g. card")
+    with filters[1]:
+        pick = kept(st.selectbox, "Show documents of", [None, *cluster_ids], key=pick_key,
+                    options=[None, *cluster_ids], disabled=bool(lassoed),
+                    on_change=_bump, args=(table_version_key,),  # clears a stale table row
+                    format_func=lambda c: "All clusters" if c is None else f"{names[c]} ({sizes[c]:,})")
+
+    # what is listed (and brought forward on the map): a selection or a cluster, then the search within it
+    if lassoed:
+        base, scope = lassoed, f"the {len(lassoed):,} documents selected on the map"
+    elif pick is not None:
+        base, scope = [int(i) for i in (result.labels == pick).nonzero()[0]], f"cluster {names[pick]}"
+    else:
+        base, scope = list(range(len(corpus))), "the corpus"
+    hits = search_hits(corpus, result, search) if search.strip() else None
+    listed: Sequence[int] = base if hits is None else sorted(set(base) & set(hits))
+    filtered = bool(lassoed) or pick is not None or hits is not None
+    focus_name = ("search hits" if hits is not None else
+                  "selection" if lassoed else f"cluster {plots.truncate(names.get(pick, ''), 30)}")
+
+    hover_columns = [(c, corpus.table[c].tolist()) for c in hover]
+    color_by = None if colour is None else (colour, corpus.table[colour].tolist())
+    fig = plots.cluster_map(result.coords, result.labels, names, corpus.texts, answers=result.answers,
+                            color_by=color_by, hover_columns=hover_columns,
+                            focus=listed if filtered else None, focus_name=focus_name)
+    map_key = f"map_{view}_{st.session_state.get(map_version_key, 0)}"
+    drawn, hidden = fig.layout.meta["names_drawn"], fig.layout.meta["names_hidden"]
+    names_note = (f"Names of the {drawn} largest clusters are drawn; {hidden} more would overlap (hover a point, "
+                  "or see the table)." if hidden else "Every cluster is named on the map.")
+    st.caption(f"{names_note} Hover a point to read it; lasso or box-select points to list them below.")
+    st.plotly_chart(fig, key=map_key, on_select=functools.partial(_keep_selection, map_key, lasso_key, fig),
+                    selection_mode=("lasso", "box"), config={"displaylogo": False, "scrollZoom": True})
+
+    # every active filter, said and undoable
+    active = st.columns(4)
+    if lassoed:
+        active[0].button(f"Clear selection ({len(lassoed):,})", key=f"clear_lasso_{view}",
+                         on_click=_clear, args=(lasso_key,), kwargs={"bump": (map_version_key,)})
+    if pick is not None and not lassoed:
+        active[1].button("Show all clusters", key=f"clear_pick_{view}", on_click=_clear,
+                         kwargs={"bump": (pick_version_key, table_version_key)})
+    if hits is not None:
+        active[2].button("Clear search", key=f"clear_search_{view}", on_click=_clear, args=("doc_search",))
+    if lassoed:
+        st.text(f"{len(lassoed):,} documents selected on the map; they are listed instead of a cluster "
+                "(Clear selection, or click a row of the cluster table, to end it).")
+
+    table_key = f"cluster_table_{view}_{st.session_state.get(table_version_key, 0)}"
     st.subheader("Clusters")
-    st.caption("Click a row to list its documents.")
-    st.dataframe(cluster_frame(result), hide_index=True, key=table_key, on_select=functools.partial(
-                     _pick_cluster_from_table, table_key, pick_key, cluster_ids, version_key),
+    st.caption("Click a row to list its documents; untick it to list all again. Representative documents are "
+               "the ones closest to the cluster's centre on the map.")
+    st.dataframe(cluster_frame(result, corpus), hide_index=True, key=table_key, on_select=functools.partial(
+                     _pick_cluster_from_table, table_key, pick_key, pick_version_key, cluster_ids, lasso_key),
                  selection_mode="single-row", height=min(420, 38 + 35 * len(cluster_ids)),
                  column_config={"share": st.column_config.NumberColumn("share", format="%.1f%%"),
+                                "representative documents": st.column_config.TextColumn(
+                                    "representative documents", width="large"),
                                 "description": st.column_config.TextColumn("description", width="large")})
 
     st.subheader("Documents")
-    sizes = {c.cluster_id: c.size for c in result.clusters}
-    names = names_of(result)
-    pick = kept(st.selectbox, "Show documents of", [None, *cluster_ids], key=pick_key, options=[None, *cluster_ids],
-                disabled=bool(lassoed), on_change=_bump, args=(table_version_key,),  # clears a stale table row
-                format_func=lambda c: "All clusters" if c is None else f"{names[c]} ({sizes[c]:,})")
-    if lassoed:
-        st.text(f"{len(lassoed):,} documents selected on the map; they are listed instead of a cluster "
-                "(double-click the map, or click a row of the cluster table, to clear the selection).")
-        indices: Sequence[int] = lassoed
-    elif pick is None:
-        indices = range(len(corpus))
-    else:
-        indices = [int(i) for i in (result.labels == pick).nonzero()[0]]
-    search = kept(st.text_input, "Search texts and answers", key="doc_search", placeholder="e.g. card")
-    frame = document_frame(corpus, result, indices, gold, search)
+    frame = document_frame(corpus, result, listed, gold, "")
+    for column in hover:
+        if column not in frame.columns:
+            frame[column] = corpus.table[column].iloc[list(listed)].tolist()
     st.caption(f"{len(frame):,} documents")
+    if not len(frame) and hits is not None:
+        everywhere = len(hits)
+        st.info(md_text(f"No document in {scope} contains {search.strip()!r}"
+                        + (f" ({everywhere:,} in the whole corpus: show all clusters or clear the selection to "
+                           "see them)." if everywhere and scope != "the corpus" else ".")))
     st.dataframe(frame, hide_index=True, column_config={"text": st.column_config.TextColumn(
         "text", width="large")})
     drill_view.render(ws, corpus, result, pick, lassoed)  # issue 13: follow-up question inside clusters

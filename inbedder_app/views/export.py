@@ -20,7 +20,8 @@ from inbedder_core.presentation import labeled_csv, map_html, report_json, summa
 def render(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     results = list(ws.results.values())
     stem = Path(corpus.source).stem or "corpus"
-    st.text("The labeled CSV has every input column plus answer_i, cluster_i, label_i and description_i per "
+    st.text("The labeled CSV has every input column plus answer_i, cluster_i, label_i, description_i and the map "
+            "coordinates x_i, y_i per "
             "instruction (the same format as the command line's 'inbedder cluster').")
     by_instruction = {r.instruction: r for r in results}
     chosen = kept(st.selectbox, "Map to download as a standalone HTML page", list(by_instruction), key="export_map",
@@ -29,7 +30,7 @@ def render(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     cols[0].download_button("Labeled CSV", data=functools.partial(labeled_csv, corpus, results),
                             file_name=f"{stem}.labeled.csv", mime="text/csv", key="download_labeled",
                             on_click="ignore")
-    cols[1].download_button("Cluster summary CSV", data=functools.partial(summary_csv, results),
+    cols[1].download_button("Cluster summary CSV", data=functools.partial(summary_csv, results, corpus),
                             file_name=f"{stem}.clusters.csv", mime="text/csv", key="download_summary",
                             on_click="ignore")
     cols[2].download_button("Run report (JSON)", data=functools.partial(

@@ -1,5 +1,6 @@
 """The saved-runs view ("Earlier runs on this corpus"): lists the runs saved for this corpus and
-reopens one into the session, with the sidebar set to its settings.
+reopens one into the session, with the sidebar set to its settings, the questions box to its
+questions, and the gold, colour and hover columns it was run with.
 """
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from inbedder_app.config import LOCAL_MODEL, NAMING_MODES, AppConfig
-from inbedder_app.state import Workspace, short_key
+from inbedder_app.state import Workspace, restore_view_columns, short_key
 from inbedder_app.text import md_text
 from inbedder_app.views.sidebar import model_options
 from inbedder_core import runs
@@ -49,7 +50,8 @@ def _reopen(digest: str, run_id: str, config: AppConfig) -> None:
         corpus_hash=digest, model=saved.info.model, results={r.instruction: r for r in saved.results},
         settings=settings, naming=naming, naming_note=str(recorded.get("labeler", "")),
         fingerprint=dict(saved.info.fingerprint), run_id=saved.info.run_id)
-    st.session_state["instructions"] = "\n".join(saved.info.instructions)
+    st.session_state["instructions"] = st.session_state["kept::instructions"] = "\n".join(saved.info.instructions)
+    restore_view_columns(recorded.get("view"))
 
 
 def render(digest: str, config: AppConfig, shown: str | None) -> None:

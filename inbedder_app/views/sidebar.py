@@ -1,5 +1,6 @@
-"""The sidebar view: model and device, clustering and naming settings (one ``st.form``, applied
-together); returns the analyst's ``Choices``.
+"""The sidebar view: model and device, clustering settings and naming settings (two ``st.form``s,
+each with its Apply button under its own knobs); returns the analyst's ``Choices``. Progress of the
+re-clustering an Apply starts is shown under the forms (``app.py``), where the analyst clicked.
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ def render(config: AppConfig) -> Choices:
         assign_noise = st.checkbox("Assign noise to the nearest cluster", key="assign_noise")
         not_applicable = st.checkbox("'Does not apply' group", key="not_applicable",  # issue 13
                                      help="Documents with no answer (none, n/a, not mentioned...) in their own group")
+        st.form_submit_button("Apply clustering to the current maps", key="apply_settings")
+    with sidebar.form("naming_form"):  # each section's Apply sits with its knobs
         st.subheader("Cluster names")
         naming = st.radio("Naming", NAMING_MODES, key="naming", horizontal=True)
         configured = configured_endpoint(config.llm_base_url)
@@ -110,7 +113,7 @@ def render(config: AppConfig) -> Choices:
         if naming == "LLM" and endpoint.problem == CUSTOM_ENDPOINT_NEEDS_KEY:
             st.warning("A custom endpoint needs its own API key: the server's key is only sent to the configured "
                        "endpoint. Type your key for it above and Apply; keyword names are used meanwhile.")
-        st.form_submit_button("Apply to the current maps", key="apply_settings")
+        st.form_submit_button("Apply naming to the current maps", key="apply_naming")
     settings = AnalysisSettings(
         n_neighbors=int(n_neighbors),
         min_cluster_size=int(min_size) or None,

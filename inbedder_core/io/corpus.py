@@ -104,3 +104,29 @@ class Corpus:
 def describe_report(report: LoadReport) -> list[str]:
     """Human lines for the CLI and the app: ``report.summary()`` then every note."""
     return [report.summary(), *report.notes]
+
+
+SHORT_TEXT_CHARS = 3
+"""A text column whose median text is shorter than this looks like codes or labels, not documents."""
+
+
+def text_column_problem(corpus: Corpus, sample: int = 2000) -> str | None:
+    """Why ``corpus.text_column`` does not look like documents, or ``None`` when it does.
+
+    It looks wrong when most of its values (over half, in an even sample of up to ``sample``)
+    are numbers, or its median text is under ``SHORT_TEXT_CHARS`` characters. The app asks the
+    analyst before using such a column; the CLI refuses a guessed one.
+    """
+    texts = corpus.texts[:: max(1, len(corpus.texts) // sample)] if corpus.texts else []
+    if not texts:
+        return None
+    stripped = pd.Series([t.strip() for t in texts], dtype=object)
+    numeric = float(pd.to_numeric(stripped, errors="coerce").notna().mean())
+    median = float(stripped.str.len().median())
+    if numeric > 0.5:
+        what = f"{numeric:.0%} of its values are numbers"
+    elif median < SHORT_TEXT_CHARS:
+        what = f"its median text is {median:g} characters long"
+    else:
+        return None
+    return f"column {corpus.text_column!r} does not look like documents: {what}"
