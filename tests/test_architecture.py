@@ -104,6 +104,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("name.llm",),
     ("name.client",),
     ("name.endpoint",),
+    ("answers.prompt", "answers.store"),  # the LLM-answers engine: prompts and replies; its answers cache
+    ("answers.engine",),
     ("comparison",),
     ("export",),
     ("embedding_io", "plots", "runs", "analysis"),
