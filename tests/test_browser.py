@@ -9,6 +9,7 @@ views under ``tests/artifacts/``. Marked ``browser``; skipped only when Chromium
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -20,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from answer_server import AnswerServer
 
 from inbedder_core.export import read_csv_export
 
@@ -40,14 +42,15 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def server(tiny_roberta, tmp_path):
-    """``streamlit run app.py`` on 127.0.0.1; yields its URL; stopped (then killed) at the end."""
+@contextlib.contextmanager
+def _streamlit(model: Path, tmp_path: Path, **extra_env: str):
+    """``streamlit run app.py`` on 127.0.0.1; yields its URL and log; stopped (then killed) at the end."""
     port = _free_port()
-    env = dict(os.environ, INBEDDER_MODEL=str(tiny_roberta), INBEDDER_CACHE_DIR=str(tmp_path / "cache"),
+    env = dict(os.environ, INBEDDER_MODEL=str(model), INBEDDER_CACHE_DIR=str(tmp_path / "cache"),
                INBEDDER_SAMPLE_ROWS=str(N_DOCS), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         env.pop(name, None)
+    env.update(extra_env)
     log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -77,6 +80,13 @@ def server(tiny_roberta, tmp_path):
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         log.close()
+
+
+@pytest.fixture
+def server(tiny_roberta, tmp_path):
+    """The app with the tiny model and no LLM key; yields its URL and log."""
+    with _streamlit(tiny_roberta, tmp_path) as running:
+        yield running
 
 
 @pytest.fixture
@@ -201,3 +211,48 @@ def test_run_explore_pick_lasso_compare_and_download(server, page, tmp_path):
     assert table["id"].is_unique
     _no_exception_shown(page)
     assert "Traceback" not in server_log.read_text(), server_log.read_text()[-3000:]
+
+
+def test_answers_from_an_llm_cost_first_then_the_map_and_its_most_common_answers(tiny_roberta, page, tmp_path):
+    """The llm:NAME engine against a chat server on 127.0.0.1 that answers with each document's first words."""
+    key = "sk-browser-test-5c0ffee5c0ffee"
+    screens = Path("/work/screens/issue16")
+
+    def answer(text: str) -> str:
+        return " ".join(text.lower().split()[:2]) or "nothing"
+
+    with AnswerServer(answer, key=key) as chat, \
+            _streamlit(tiny_roberta, tmp_path, OPENAI_API_KEY=key, OPENAI_BASE_URL=chat.url) as (url, _):
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.goto(url)
+        page.get_by_text(f"Loaded {N_DOCS} of {N_DOCS} rows").wait_for(timeout=LONG)
+        combobox = page.get_by_role("combobox", name="Embedding model", exact=True)
+        combobox.click()
+        combobox.press("ArrowDown")
+        page.get_by_role("listbox").get_by_role("option", name="Answers from an LLM…").click()
+        page.get_by_label("Chat model for answers").wait_for(timeout=LONG)
+        _settle(page)
+        page.get_by_label("Chat model for answers").fill("test-model")
+        page.get_by_label("Chat model for answers").press("Enter")
+        page.get_by_text("Keywords only", exact=True).click()
+        page.get_by_role("button", name="Apply to the current maps").click()
+        _settle(page)
+        page.get_by_role("button", name="Run", exact=True).click()
+        page.get_by_text("Before anything is sent").wait_for(timeout=LONG)
+        _settle(page)
+        assert not chat.requests  # the cost is shown first; nothing sent yet
+        assert page.get_by_text(re.compile(r"20 request\(s\) of up to 10 document")).count() == 1
+        page.screenshot(path=str(ARTIFACTS / "llm_answers_confirm.png"), full_page=True)
+        page.get_by_role("button", name=re.compile(r"^Send 20 request")).click()
+        page.get_by_text(re.compile(r"^Done in ")).wait_for(timeout=LONG)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=LONG)
+        page.get_by_text("Most common answers").wait_for(timeout=LONG)
+        _settle(page)
+        _no_exception_shown(page)
+        assert len(chat.requests) == 20 and chat.fence_problems == []
+        assert key not in page.content()
+        page.screenshot(path=str(ARTIFACTS / "llm_answers.png"), full_page=True)
+    with contextlib.suppress(OSError):
+        screens.mkdir(parents=True, exist_ok=True)
+        for name in ("llm_answers_confirm.png", "llm_answers.png"):
+            (screens / name).write_bytes((ARTIFACTS / name).read_bytes())

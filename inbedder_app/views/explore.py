@@ -18,7 +18,7 @@ from inbedder_core.analysis import (
 from inbedder_core.corpus import (
     Corpus,
 )
-from inbedder_core.presentation import cluster_frame, document_frame
+from inbedder_core.presentation import answer_frame, cluster_frame, document_frame
 from inbedder_core.results import NOISE
 
 # --------------------------------------------------------------------------- views
@@ -70,8 +70,16 @@ def render(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     version_key = f"map_version_{view}"
     map_key = f"map_{view}_{short_key(colour)}_{st.session_state.get(version_key, 0)}"
     st.caption("Hover a point to read it; lasso or box-select points to list them below.")
-    event = st.plotly_chart(fig, key=map_key, on_select="rerun", selection_mode=("lasso", "box"),
-                            config={"displaylogo": False, "scrollZoom": True})
+    common = answer_frame(result)
+    beside = st.columns([3, 1]) if len(common) else [st.container()]
+    with beside[0]:
+        event = st.plotly_chart(fig, key=map_key, on_select="rerun", selection_mode=("lasso", "box"),
+                                config={"displaylogo": False, "scrollZoom": True})
+    if len(common):
+        with beside[1]:
+            st.markdown("**Most common answers**")
+            st.dataframe(common, hide_index=True, height=min(560, 38 + 35 * len(common)),
+                         column_config={"share": st.column_config.NumberColumn("share", format="%.1f%%")})
     lassoed = plots.selected_documents(fig, event.selection if event else None)
     table_version_key = f"cluster_table_version_{view}"
     pick_key = f"cluster_pick_{view}"
