@@ -102,13 +102,13 @@ def quality_table(frame: pd.DataFrame, corpus, embedder, work: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=None, help="use the first N rows of the sample (default all)")
+    parser.add_argument("--rows", type=int, default=None, help="use N rows spread evenly over the sample (default all)")
     parser.add_argument("--batches", default="1,5,10,25", help="--llm-batch sizes for the cost table")
     parser.add_argument("--skip-quality", action="store_true")
     args = parser.parse_args()
     frame = pd.read_csv(ROOT / "sample_data" / "banking77.csv", dtype=str, keep_default_na=False)
     if args.rows:
-        frame = frame.head(args.rows)
+        frame = frame.iloc[:: max(1, len(frame) // args.rows)].head(args.rows).reset_index(drop=True)
     with tempfile.TemporaryDirectory(prefix="bench-llm-answers-") as folder:
         work = Path(folder)
         frame.to_csv(work / "corpus.csv", index=False)
