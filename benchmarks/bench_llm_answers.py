@@ -108,7 +108,8 @@ def main() -> None:
     args = parser.parse_args()
     frame = pd.read_csv(ROOT / "sample_data" / "banking77.csv", dtype=str, keep_default_na=False)
     if args.rows:
-        frame = frame.iloc[:: max(1, len(frame) // args.rows)].head(args.rows).reset_index(drop=True)
+        rows = sorted({round(i * (len(frame) - 1) / max(1, args.rows - 1)) for i in range(args.rows)})
+        frame = frame.iloc[rows].reset_index(drop=True)
     with tempfile.TemporaryDirectory(prefix="bench-llm-answers-") as folder:
         work = Path(folder)
         frame.to_csv(work / "corpus.csv", index=False)
