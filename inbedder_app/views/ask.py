@@ -49,11 +49,16 @@ def _confirm(ws: Workspace, corpus: Corpus, choices: Choices, config: AppConfig,
     plans = answer_plans(ws, corpus, choices, config, instructions)
     requests = sum(plan.n_requests for plan in plans)
     lines = [f"Instruction {n}: {plan.describe()}" for n, plan in enumerate(plans, start=1)]
-    st.info("Before anything is sent:\n\n" + "\n\n".join(md_text(line) for line in lines))
-    send, cancel = st.columns(2)
-    if send.button(f"Send {requests:,} request(s) and run", type="primary", key="confirm_llm_answers"):
+    box = st.empty()  # cleared once confirmed, so the notice does not stay above the run it started
+    with box.container():
+        st.info("Before anything is sent:\n\n" + "\n\n".join(md_text(line) for line in lines))
+        send, cancel = st.columns(2)
+        confirmed = send.button(f"Send {requests:,} request(s) and run", type="primary", key="confirm_llm_answers")
+        cancelled = cancel.button("Cancel", key="cancel_llm_answers")
+    if confirmed:
         st.session_state.pop(PENDING, None)
+        box.empty()
         compute(ws, corpus, choices, config, instructions, f"Running {len(instructions)} instruction(s)…")
-    elif cancel.button("Cancel", key="cancel_llm_answers"):
+    elif cancelled:
         st.session_state.pop(PENDING, None)
         st.rerun()
