@@ -305,10 +305,11 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
         for error in quality.get("naming_errors") or []:
             reporter.note(f"naming: {error}")
     fingerprint = encoder.fingerprint
+    llm = fingerprint.kind == "llm-answers"
     payload = run_report(corpus, results, settings=settings, model=fingerprint.model_id, fingerprint=fingerprint,
                          labeler=why, label_column=args.label_column,
                          extra_parameters={"batch_size": args.batch_size, "max_length": args.max_length,
-                                           **({"llm_batch": args.llm_batch} if encoder.kind == "llm-answers" else {})})
+                                           **({"llm_batch": args.llm_batch} if llm else {})})
     for row in payload["gold_scores"] or []:
         reporter.note(f"instruction {row['instruction_index']} vs '{args.label_column}': "
                       f"V-measure {row['v_measure']:.3f}, ARI {row['ari']:.3f}")
