@@ -149,7 +149,7 @@ def test_run_explore_pick_lasso_compare_and_download(server, page, tmp_path):
     _no_exception_shown(page)
 
     # click the second row of the cluster table: the picker follows and the list shrinks to that cluster
-    grid = page.locator('[data-testid="stDataFrame"]').first  # the cluster table comes first
+    grid = page.locator('[data-testid="stDataFrame"]').nth(1)  # after the most common answers beside the map
     grid.scroll_into_view_if_needed()
     box = grid.bounding_box()
     page.mouse.click(box["x"] + 14, box["y"] + 35 + 35 * 1 + 17)  # header row, then the second row's checkbox
