@@ -10,8 +10,9 @@ from collections.abc import Sequence
 
 import streamlit as st
 
+from inbedder_app.answering import answer_encoder, engine_key
 from inbedder_app.config import AppConfig
-from inbedder_app.resources import shared_answer_embedder, shared_answer_store, shared_embedding_cache, shared_encoder
+from inbedder_app.resources import shared_embedding_cache, shared_encoder
 from inbedder_app.state import Choices, Workspace
 from inbedder_app.text import EmbeddingProgress, duration, md_text
 from inbedder_core import runs
@@ -19,13 +20,13 @@ from inbedder_core.analysis import (
     Analysis,
     settings_record,
 )
-from inbedder_core.answers.engine import AnswerPlan, LLMAnswerEncoder, llm_model_name, load_answer_encoder
+from inbedder_core.answers.engine import AnswerPlan, llm_model_name
 from inbedder_core.cache import CachedEncoder
 from inbedder_core.corpus import (
     Corpus,
 )
 from inbedder_core.errors import InBedderError
-from inbedder_core.name.endpoint import key_tag, llm_endpoint, make_labeler
+from inbedder_core.name.endpoint import make_labeler
 from inbedder_core.results import InstructionResult
 
 # --------------------------------------------------------------------------- runs (saved)
@@ -34,13 +35,13 @@ from inbedder_core.results import InstructionResult
 def ensure_analysis(ws: Workspace, corpus: Corpus, choices: Choices, config: AppConfig) -> Analysis:
     if not ws.model:
         raise InBedderError("no model chosen: pick one in the sidebar, or type a local model directory")
-    engine = _engine(ws.model, choices, config)
+    engine = engine_key(ws.model, choices, config)
     if ws.analysis is None or ws.analysis_device != engine:
         if llm_model_name(ws.model) is None:
             encoder = shared_encoder(ws.model, choices.device)
             cached = CachedEncoder(encoder, shared_embedding_cache(str(config.cache_dir)))
         else:
-            cached = _answer_encoder(ws.model, choices, config)
+            cached = answer_encoder(ws.model, choices, config)
         ws.analysis = Analysis(corpus, cached, choices.settings)
         ws.analysis_device = engine
         ws.fingerprint = dict(dataclasses.asdict(cached.fingerprint))
@@ -51,26 +52,6 @@ def ensure_analysis(ws: Workspace, corpus: Corpus, choices: Choices, config: App
                                                                    config.llm_base_url, config.api_key)
         ws.labeler_naming = choices.naming
     return ws.analysis
-
-
-def _engine(model: str, choices: Choices, config: AppConfig) -> str:
-    """What the encoder depends on: the device; for an llm:NAME model also the endpoint, a tag of its key and
-    the batch (a change makes a new encoder, whose answers still come from the answers cache)."""
-    if llm_model_name(model) is None:
-        return choices.device
-    endpoint = llm_endpoint(choices.naming[1], choices.llm_api_key, config.llm_base_url, config.api_key)
-    return f"{choices.device}|{endpoint.shown}|{key_tag(endpoint.api_key)}|{choices.llm_batch}"
-
-
-def _answer_encoder(model: str, choices: Choices, config: AppConfig) -> LLMAnswerEncoder:
-    """The llm:NAME engine at the endpoint set under Cluster names, with the same key routing as naming."""
-    endpoint = llm_endpoint(choices.naming[1], choices.llm_api_key, config.llm_base_url, config.api_key)
-    if endpoint.problem:
-        raise InBedderError(f"Answers from an LLM: {endpoint.problem}. Set the endpoint and key under Cluster "
-                            "names in the sidebar (the server's key goes only to the configured endpoint), then Run")
-    return load_answer_encoder(model, api_key=endpoint.api_key, base_url=endpoint.base_url,
-                               embedder=shared_answer_embedder(choices.device),
-                               store=shared_answer_store(str(config.cache_dir)), batch_size=choices.llm_batch)
 
 
 def answer_plans(ws: Workspace, corpus: Corpus, choices: Choices, config: AppConfig,
