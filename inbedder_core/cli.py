@@ -94,6 +94,22 @@ def add_encoder_options(parser: argparse.ArgumentParser | argparse._ArgumentGrou
                         help="also return the model's short answers (default: when free, i.e. masked models)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes")
+    _add_llm_answer_options(parser)
+
+
+def _add_llm_answer_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Options of ``--model llm:NAME`` (answers from a chat model at OPENAI_BASE_URL, key OPENAI_API_KEY)."""
+    from .answers.engine import DEFAULT_CONCURRENCY, DEFAULT_LLM_BATCH, EMBED_FORMATS
+
+    parser.add_argument("--llm-batch", type=int, default=DEFAULT_LLM_BATCH, metavar="N",
+                        help=f"llm:NAME models: documents per request (default {DEFAULT_LLM_BATCH}); 1 sends each "
+                             "alone and takes the whole reply as the answer (small local models)")
+    parser.add_argument("--llm-concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
+                        help=f"llm:NAME models: requests in flight at once (default {DEFAULT_CONCURRENCY})")
+    parser.add_argument("--llm-embed", choices=EMBED_FORMATS, default=EMBED_FORMATS[0],
+                        help="llm:NAME models: embed the answer alone (default) or 'question: answer'")
+    parser.add_argument("--llm-estimate", action="store_true",
+                        help="llm:NAME models: print the requests and tokens a run would take, send nothing")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,6 +208,10 @@ def load_cli_encoder(args: argparse.Namespace, reporter: Reporter, pattern: str 
 
         disable_progress_bars()
         transformers_logging.disable_progress_bar()
+    from .answers.engine import llm_model_name
+
+    if llm_model_name(args.model) is not None:
+        return _load_llm_answer_encoder(args, reporter)
     reporter.note(f"loading model {args.model or os.environ.get('INBEDDER_MODEL') or 'default'} ...")
     encoder = load_encoder(args.model, kind=args.kind, device=args.device, dtype=args.dtype,
                            pattern=pattern or args.pattern, max_length=args.max_length)
@@ -202,6 +222,34 @@ def load_cli_encoder(args: argparse.Namespace, reporter: Reporter, pattern: str 
     cache = EmbeddingCache()
     reporter.note(f"embedding cache: {cache.path}")
     return CachedEncoder(encoder, cache)
+
+
+def _load_llm_answer_encoder(args: argparse.Namespace, reporter: Reporter):
+    """``--model llm:NAME``: answers from the chat model at OPENAI_BASE_URL (key OPENAI_API_KEY), embedded offline.
+    Its answers cache is always used (received answers are never lost); ``--no-cache`` concerns vectors only."""
+    from .answers.engine import load_answer_encoder
+
+    encoder = load_answer_encoder(args.model, device=args.device, batch_size=args.llm_batch,
+                                  concurrency=args.llm_concurrency, embed_format=args.llm_embed)
+    reporter.note(f"answers from {encoder.model_id} at {encoder.endpoint}, {encoder.batch_size} document(s) per "
+                  f"request, {encoder.concurrency} request(s) at a time; answers embedded with "
+                  f"{encoder.embedder.model_id} as {encoder.pattern!r}; answers cache: {encoder.store.path}")
+    return encoder
+
+
+def _llm_plans(args: argparse.Namespace, corpus, encoder, reporter: Reporter) -> bool:
+    """Print what an ``llm:NAME`` run will send, per instruction, before anything is sent (even with --quiet);
+    True when ``--llm-estimate`` asks to stop there."""
+    from .answers.engine import LLMAnswerEncoder
+
+    if not isinstance(encoder, LLMAnswerEncoder):
+        return False
+    for number, instruction in enumerate(args.instruction, start=1):
+        print(f"instruction {number}: {encoder.plan(corpus.texts, instruction).describe()}", file=sys.stderr,
+              flush=True)
+    if args.llm_estimate:
+        print("--llm-estimate: nothing was sent", file=sys.stderr, flush=True)
+    return bool(args.llm_estimate)
 
 
 def _encode_all(args: argparse.Namespace, corpus, encoder, reporter: Reporter) -> list:
@@ -229,6 +277,8 @@ def cmd_embed(args: argparse.Namespace, reporter: Reporter) -> int:
                             "use a .parquet output for several")
     corpus = _load(args, reporter)
     encoder = load_cli_encoder(args, reporter)
+    if _llm_plans(args, corpus, encoder, reporter):
+        return 0
     results = _encode_all(args, corpus, encoder, reporter)
     from .embedding_io import write_embeddings
 
@@ -250,6 +300,8 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
         raise InBedderError(f"label column '{args.label_column}' not found; available: "
                             f"{list(map(str, corpus.table.columns))}; pass --label-column")
     encoder = load_cli_encoder(args, reporter)
+    if _llm_plans(args, corpus, encoder, reporter):
+        return 0
     from .settings import default_llm_model
 
     llm_model = args.llm_model or default_llm_model()
@@ -275,9 +327,11 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
         for error in quality.get("naming_errors") or []:
             reporter.note(f"naming: {error}")
     fingerprint = encoder.fingerprint
+    llm = fingerprint.kind == "llm-answers"
     payload = run_report(corpus, results, settings=settings, model=fingerprint.model_id, fingerprint=fingerprint,
                          labeler=why, label_column=args.label_column,
-                         extra_parameters={"batch_size": args.batch_size, "max_length": args.max_length})
+                         extra_parameters={"batch_size": args.batch_size, "max_length": args.max_length,
+                                           **({"llm_batch": args.llm_batch} if llm else {})})
     for row in payload["gold_scores"] or []:
         reporter.note(f"instruction {row['instruction_index']} vs '{args.label_column}': "
                       f"V-measure {row['v_measure']:.3f}, ARI {row['ari']:.3f}")

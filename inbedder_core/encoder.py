@@ -535,8 +535,12 @@ def load_encoder(
 
     Raises:
         ModelError: not found, not downloadable (the message says how to use a local
-            copy), unsupported architecture, bad device or dtype.
+            copy), unsupported architecture, bad device or dtype; or an ``llm:NAME`` choice,
+            which ``inbedder_core.answers.load_answer_encoder`` loads (answers from a chat model).
     """
+    if isinstance(model, str) and model.strip().lower().startswith("llm:"):
+        raise ModelError(f"'{model}' names a chat model, whose answers are embedded: load it with "
+                         "inbedder_core.answers.load_answer_encoder (the CLI and the app do this for --model llm:NAME)")
     resolved = resolve_model(model)
     if kind is not None and kind not in KINDS:
         raise ModelError(f"kind '{kind}' is not supported; choose one of {list(KINDS)}")

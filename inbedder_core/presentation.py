@@ -15,6 +15,7 @@ from .encoder import Fingerprint
 from .export import csv_bytes, export_table, json_bytes, summary_table
 from .io.corpus import Corpus
 from .landmarks import representative_documents
+from .name.keywords import top_answers
 from .results import InstructionResult
 
 
@@ -78,6 +79,17 @@ def document_frame(corpus: Corpus, result: InstructionResult, indices: Sequence[
             hit |= frame["answer"].fillna("").str.lower().str.contains(needle, regex=False)
         frame = frame[hit]
     return frame.reset_index(drop=True)
+
+
+def answer_frame(result: InstructionResult, n: int = 15) -> pd.DataFrame:
+    """The ``n`` most common answers over the whole corpus (normalised as in cluster names) with their counts
+    and share in %, most common first; empty when the model gives no answers."""
+    if not result.answers:
+        return pd.DataFrame({"answer": [], "count": [], "share": []})
+    common = top_answers(result.answers, [0] * len(result.answers), n=n)[0]
+    total = len(result.answers)
+    return pd.DataFrame({"answer": [a for a, _ in common], "count": [c for _, c in common],
+                         "share": [100.0 * c / total for _, c in common]})
 
 
 def cluster_frame(result: InstructionResult, corpus: Corpus | None = None) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from answer_server import AnswerServer
 from streamlit.testing.v1 import AppTest
 
 from inbedder_app.state import short_key
@@ -518,6 +519,49 @@ def test_rejected_key_falls_back_to_keyword_names_without_showing_the_key(app_en
     assert "Incorrect API key" in displayed(at)  # the reason is shown, scrubbed
     (status,) = [s.label for s in at.status if s.label.startswith("Done in ")]
     assert "names by keywords where the LLM failed (1 of 1 instruction(s)" in status and "names by llm" not in status
+
+
+def intent_answers(text: str) -> str:
+    """A chat model that knows the sample's gold intents: 'card arrival' for a card_arrival query."""
+    frame = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+    table = {" ".join(t.split()): i.replace("_", " ") for t, i in zip(frame["text"], frame["intent"], strict=True)}
+    return table.get(" ".join(text.split()), "unknown")
+
+
+def test_answers_from_an_llm_show_the_cost_first_then_map_the_answers(app_env):
+    with AnswerServer(intent_answers, key=API_KEY) as server:
+        app_env.setenv("OPENAI_API_KEY", API_KEY)
+        app_env.setenv("OPENAI_BASE_URL", server.url)
+        at = AppTest.from_file(APP, default_timeout=60).run()
+        at.selectbox(key="model_choice").set_value("Answers from an LLM…").run()
+        at.text_input(key="answer_llm_model").set_value("test-model")
+        at.number_input(key="llm_batch").set_value(10)
+        at.radio(key="naming").set_value("Keywords only")
+        at.button(key="apply_settings").click().run()
+        assert_clean(at)
+        at.button(key="run").click().run(timeout=RUN_TIMEOUT)
+        assert_clean(at)
+        notice = at.info[0].value
+        assert "150 documents" in notice and "15 request" in notice and "prompt tokens" in notice
+        assert not server.requests  # nothing is sent before the analyst confirms
+        at.button(key="confirm_llm_answers").click().run(timeout=RUN_TIMEOUT)
+        assert_clean(at)
+        assert len(server.requests) == 15 and server.fence_problems == []
+    ws = at.session_state["workspace"]
+    assert ws.model == "llm:test-model"
+    (result,) = ws.results.values()
+    texts = frame_with(at, "text", "answer")
+    assert all(intent_answers(t) == a for t, a in zip(texts["text"], texts["answer"], strict=True))
+    common = frame_with(at, "answer", "count", "share")
+    assert common["count"].sum() <= 150 and common["count"].is_monotonic_decreasing
+    assert common["answer"].iloc[0] in set(result.answers)
+    clusters = frame_by_key(at, "cluster_table_")
+    assert clusters["top answers"].str.len().gt(0).all()
+    assert API_KEY not in displayed(at) and API_KEY not in json.dumps(ws.fingerprint)
+    # run again: every answer is cached, so it runs at once and sends nothing
+    at.button(key="run").click().run(timeout=RUN_TIMEOUT)
+    assert_clean(at)
+    assert len(server.requests) == 15 and not any("request(s) and run" in b.label for b in at.button)
 
 
 def test_malformed_uploads_show_a_clear_error_and_no_exception(app_env):

@@ -104,6 +104,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("name.llm",),
     ("name.client",),
     ("name.endpoint",),
+    ("answers.prompt", "answers.store"),  # the LLM-answers engine: prompts and replies; its answers cache
+    ("answers.engine",),
     # applicability: "does not apply" (issue 13); landmarks: cluster centres, neighbours, representative documents
     ("comparison", "applicability", "landmarks"),
     ("export",),

