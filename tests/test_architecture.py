@@ -106,7 +106,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("name.endpoint",),
     ("comparison",),
     ("export",),
-    ("embedding_io", "plots", "runs", "analysis"),
+    ("embedding_io", "plots", "runs", "analysis", "outputs"),
     ("presentation",),
     ("eval.tasks",),
     ("eval.metrics", "eval.report"),
