@@ -104,6 +104,10 @@ def cases(tmp: Path) -> dict[str, tuple[list[str], dict[str, str], bytes]]:
         write_bomb(bomb, 1500 * 2**20)
     dictionary = pa.DictionaryArray.from_arrays(pa.array(np.zeros(1500, np.int32)), pa.array(["y" * 2**20]))
     pq.write_table(pa.table({"text": dictionary}), tmp / "dict_bomb.parquet", compression="zstd")
+    # just under the default cap: 700 distinct 1 MiB documents (700 MiB decoded, 4 x 200 MiB allowed)
+    column = pa.array([f"{i} " + "z" * 2**20 for i in range(700)])
+    pq.write_table(pa.table({"text": column}), tmp / "under_cap.parquet", compression="zstd")
+    del column
     words = "lorem ipsum dolor sit amet consectetur adipiscing elit ".split()
     cell = " ".join(words[i % len(words)] for i in range(20 * 2**20 // 6))
     pd.DataFrame({"text": [cell, "short one", "short two"]}).to_csv(tmp / "bigcell.csv", index=False)
@@ -132,6 +136,8 @@ def cases(tmp: Path) -> dict[str, tuple[list[str], dict[str, str], bytes]]:
                                   *st_model], base, b""),
         "parquet_dictionary_1.5GB": (["embed", str(tmp / "dict_bomb.parquet"), "--out", str(out / "c.parquet"),
                                       *st_model], base, b""),
+        "parquet_700MB_under_cap": (["embed", str(tmp / "under_cap.parquet"), "--out", str(out / "uc.parquet"),
+                                     "--no-cache", *model], base, b""),
         "csv_20MB_cell": (["embed", str(tmp / "bigcell.csv"), "--out", str(out / "e.parquet"), "--no-cache",
                            *model], base, b""),
         "jsonl_nested_5000": (["embed", str(tmp / "deep.jsonl"), "--out", str(out / "j.parquet"), *st_model],

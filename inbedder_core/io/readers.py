@@ -266,7 +266,7 @@ def _read_parquet(data: bytes, display: str, cap_rows: int, cap_bytes: int) -> _
             part = parquet_file.read_row_group(group)
             decoded += sum(_decoded_size(part.column(i)) for i in range(part.num_columns))
             if decoded > cap_decoded:
-                raise _too_much_decoded(display, decoded, cap_bytes, "it decodes to more than")
+                raise _too_much_decoded(display, decoded, cap_bytes, "it decodes to at least")
             for i in range(part.num_columns):
                 chunks.setdefault(i, []).append(part.column(i))
         arrow_table = parquet_file.schema_arrow.empty_table() if not chunks else pa.table(
