@@ -194,8 +194,10 @@ class EmbeddingCache:
             raise
         connection.execute("COMMIT")
 
-    def get_many(self, keys: Sequence[str]) -> dict[str, tuple[np.ndarray, str | None]]:
-        """The stored ``(float32 vector, answer)`` for each key present."""
+    def get_many(self, keys: Sequence[str],
+                 damaged: list[str] | None = None) -> dict[str, tuple[np.ndarray, str | None]]:
+        """The stored ``(float32 vector, answer)`` for each key present and intact; the keys of damaged
+        rows (torn, wrong length, not finite) are left out and appended to ``damaged`` when given."""
         found: dict[str, tuple[np.ndarray, str | None]] = {}
         connection = self._connection()
         for start in range(0, len(keys), 500):
@@ -213,6 +215,8 @@ class EmbeddingCache:
                 vector = _vector(dim, blob)
                 if vector is not None:  # a torn or damaged value is treated as a miss
                     found[key] = (vector, answer if isinstance(answer, str) or answer is None else None)
+                elif damaged is not None:
+                    damaged.append(key)
         return found
 
     def put_many(self, fingerprint: Fingerprint, items: Sequence[tuple[str, np.ndarray, str | None]]) -> None:
@@ -319,9 +323,11 @@ class CachedEncoder:
         fingerprint = self.encoder.fingerprint
         keys = [entry_key(fingerprint, instruction, t) for t in texts]
         n_notes = len(self.cache.notes)
-        stored = self.cache.get_many(sorted(set(keys)))
+        torn: list[str] = []
+        stored = self.cache.get_many(sorted(set(keys)), torn)
         notes: list[str] = list(self.cache.notes[n_notes:])
         stored, damaged = _consistent(stored, getattr(self.encoder, "dimension", None))
+        damaged += len(torn)
         if damaged:
             notes.append(f"{damaged:,} cached vector(s) were damaged (wrong length or not finite) and were "
                          "encoded again")

@@ -19,7 +19,7 @@ import signal
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +143,8 @@ def write_file_set(files: Mapping[str | os.PathLike[str], bytes], manifest: str 
                           f"{error.strerror or error}; check that the folder is writable") from error
     finally:
         for tmp, _target in staged:
-            tmp.unlink(missing_ok=True)
+            with suppress(OSError):  # renamed already, or a name the system refused
+                tmp.unlink(missing_ok=True)
     return [target for target, _data in ordered]
 
 
