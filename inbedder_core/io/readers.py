@@ -220,8 +220,9 @@ def _arrow_cell(value: object) -> str | None:
     return str(value)
 
 
-PARQUET_DECODE_FACTOR = 4
-"""A Parquet file may decode to at most this many times the byte cap (its text compresses 2-5x)."""
+PARQUET_DECODE_FACTOR = 2
+"""A Parquet file may decode to at most this many times the byte cap: at the default 200 MiB cap, 400 MiB
+of text, which with one row group's Arrow data beside the Python strings stays under about 2 GB."""
 
 _CELL_OVERHEAD = 16
 """Bytes counted per cell on top of its text, so a table of millions of tiny cells is bounded too."""
@@ -260,26 +261,24 @@ def _read_parquet(data: bytes, display: str, cap_rows: int, cap_bytes: int) -> _
         textual = [f.name for f in schema if _is_text_type(f.type) or pa.types.is_binary(f.type)
                    or pa.types.is_large_binary(f.type)]
         parquet_file = pq.ParquetFile(io.BytesIO(data), read_dictionary=textual)
-        chunks: dict[int, list[pa.ChunkedArray]] = {}
+        column_names = parquet_file.schema_arrow.names
+        cells: list[list[str | None]] = [[] for _ in column_names]
         decoded = 0
-        for group in range(parquet_file.num_row_groups):
+        for group in range(parquet_file.num_row_groups):  # one row group's Arrow data alive at a time
             part = parquet_file.read_row_group(group)
             decoded += sum(_decoded_size(part.column(i)) for i in range(part.num_columns))
             if decoded > cap_decoded:
                 raise _too_much_decoded(display, decoded, cap_bytes, "it decodes to at least")
             for i in range(part.num_columns):
-                chunks.setdefault(i, []).append(part.column(i))
-        arrow_table = parquet_file.schema_arrow.empty_table() if not chunks else pa.table(
-            {str(i): pa.chunked_array([c for part in parts for c in part.chunks], type=parts[0].type)
-             for i, parts in chunks.items()})
-        column_names = parquet_file.schema_arrow.names
+                cells[i].extend(_arrow_cell(v) for v in _python_cells(part.column(i), column_names[i], display))
+        kinds = [f.type.value_type if pa.types.is_dictionary(f.type) else f.type for f in parquet_file.schema_arrow]
     except (pa.ArrowException, OSError, ValueError, IndexError) as err:
         detail = " ".join(str(err).split())
         raise CorpusError(
             f"{display!r} is not a valid Parquet file ({detail}); re-export it, or pass the right format= "
             "if it is not Parquet"
         ) from None
-    if arrow_table.num_rows == 0:
+    if not cells or not cells[0]:
         raise CorpusError(f"{display!r} is empty: the Parquet file has no rows")
     frame_columns: dict[str, pd.Series] = {}
     string_columns: list[str] = []
@@ -288,20 +287,23 @@ def _read_parquet(data: bytes, display: str, cap_rows: int, cap_bytes: int) -> _
     for index, (raw_name, col_name) in enumerate(zip(column_names, names, strict=True)):
         if re.fullmatch(r"__index_level_\d+__", raw_name):
             continue
-        column = arrow_table.column(index)
-        kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+        kind = kinds[index]
         if _is_text_type(kind):
             string_columns.append(col_name)
         elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_nested(kind):
             other_kinds[col_name] = str(kind)
-        try:
-            cells = column.to_pylist()
-        except UnicodeDecodeError as err:
-            raise CorpusError(f"column {raw_name!r} of {display!r} holds text that is not valid UTF-8 "
-                              f"({err.reason}); the Parquet file is damaged or was written wrongly: re-export it"
-                              ) from None
-        frame_columns[col_name] = pd.Series([_arrow_cell(v) for v in cells], dtype=object)
+        frame_columns[col_name] = pd.Series(cells[index], dtype=object)
+        cells[index] = []
     return _Table(frame=pd.DataFrame(frame_columns), string_columns=string_columns, other_kinds=other_kinds)
+
+
+def _python_cells(column: object, name: str, display: str) -> list[object]:
+    """``column.to_pylist()``; text that is not valid UTF-8 (a damaged file) is the library's error."""
+    try:
+        return column.to_pylist()  # type: ignore[attr-defined]
+    except UnicodeDecodeError as err:
+        raise CorpusError(f"column {name!r} of {display!r} holds text that is not valid UTF-8 ({err.reason}); "
+                          "the Parquet file is damaged or was written wrongly: re-export it") from None
 
 
 def _is_text_type(kind: object) -> bool:
