@@ -332,7 +332,8 @@ def _decoded_size(column: object) -> int:
 
 
 def _too_much_decoded(display: str, n_bytes: int, cap_bytes: int, how: str) -> CorpusError:
-    from .decode import _format_size
+    def _format_size(n: int) -> str:
+        return f"{n / 2**20:,.1f} MiB ({n:,} bytes)"
 
     return CorpusError(
         f"{display!r} is a compressed Parquet file and {how} {_format_size(n_bytes)}, over "
