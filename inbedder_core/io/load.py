@@ -113,8 +113,8 @@ def load_corpus(
             ``max_bytes`` or with more than ``max_rows`` rows; empty or header-only
             file; binary file; undecodable text; malformed CSV/TSV/JSONL (or JSON nested
             too deeply to read); corrupt Parquet, or Parquet that decodes to more than
-            ``PARQUET_DECODE_FACTOR`` (2) times ``max_bytes``; text or id column not found; unusable id column; no documents
-            left after skipping.
+            ``PARQUET_DECODE_FACTOR`` (2) times ``max_bytes``; text or id column not found;
+            unusable id column; no documents left after skipping.
     """
     cap_bytes = positive_int_setting(max_bytes, MAX_BYTES_ENV, DEFAULT_MAX_BYTES, "max_bytes", CorpusError)
     cap_rows = positive_int_setting(max_rows, MAX_ROWS_ENV, DEFAULT_MAX_ROWS, "max_rows", CorpusError)
