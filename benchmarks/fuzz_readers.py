@@ -18,11 +18,36 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+import pandas as pd  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from test_fuzz import ROW_BYTES, read  # noqa: E402
+from test_fuzz import ROW_BYTES, TEXTY, _parquet, read  # noqa: E402
 
 from inbedder_core.io.load import SUPPORTED_FORMATS  # noqa: E402
+
+
+def _damage(data: bytes, flips: list[int], cut: int) -> bytes:
+    out = bytearray(data)
+    for at in flips:
+        out[at % len(out)] ^= 0xFF
+    return bytes(out[: max(8, cut % (len(out) + 1))])
+
+
+DAMAGED_PARQUET = st.builds(
+    _damage,
+    st.lists(st.tuples(st.one_of(st.none(), TEXTY), st.integers(-5, 5)), min_size=1, max_size=20).map(
+        lambda rows: _parquet(pd.DataFrame(rows, columns=["text", "n"]))),
+    st.lists(st.integers(0, 10_000), max_size=3), st.integers(0, 10_000))
+"""Valid small Parquet files with a few bytes flipped and the tail cut."""
+
+
+def _property(fmt: str, inputs: st.SearchStrategy[bytes], examples: int):
+    @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(data=inputs)
+    def prop(data: bytes) -> None:
+        read(data, fmt)
+
+    return prop
 
 
 def main() -> int:
@@ -32,15 +57,10 @@ def main() -> int:
     options = parser.parse_args()
     failed = 0
     for fmt in options.formats:
-        inputs = ROW_BYTES if fmt != "parquet" else st.one_of(st.binary(max_size=2000),
-                                                                st.binary(max_size=2000).map(lambda b: b"PAR1" + b))
+        inputs = ROW_BYTES if fmt != "parquet" else st.one_of(
+            st.binary(max_size=2000), st.binary(max_size=2000).map(lambda b: b"PAR1" + b), DAMAGED_PARQUET)
 
-        @settings(max_examples=options.examples, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
-        @given(data=inputs)
-        def prop(data: bytes, fmt: str = fmt) -> None:
-            read(data, fmt)
-
+        prop = _property(fmt, inputs, options.examples)
         start = time.perf_counter()
         try:
             prop()
