@@ -19,7 +19,16 @@ from inbedder_core.corpus import (
 )
 from inbedder_core.errors import InBedderError
 from inbedder_core.models import default_model
-from inbedder_core.settings import default_cache_dir, default_llm_model, positive_int_setting
+from inbedder_core.settings import (
+    CONFIRM_SECONDS_ENV,
+    DEFAULT_CONFIRM_SECONDS,
+    DEFAULT_LLM_BUDGET,
+    LLM_BUDGET_ENV,
+    default_cache_dir,
+    default_llm_model,
+    positive_int_setting,
+    positive_seconds,
+)
 
 APP_DIR = Path(__file__).resolve().parents[1]  # the checkout: app.py and sample_data/ are here
 SAMPLE_PATH = APP_DIR / "sample_data" / "banking77.csv"
@@ -63,6 +72,8 @@ class AppConfig:
     warm_up: bool
     cache_dir: Path
     max_runs: int = runs.DEFAULT_MAX_RUNS
+    llm_budget: float = DEFAULT_LLM_BUDGET  # INBEDDER_LLM_BUDGET: seconds of naming requests per question
+    estimate_threshold_s: float = DEFAULT_CONFIRM_SECONDS  # INBEDDER_CONFIRM_SECONDS: ask before longer runs
 
 
 def _env_int(name: str, default: int | None) -> int | None:
@@ -96,5 +107,8 @@ def read_config() -> AppConfig:
         warm_up=os.environ.get("INBEDDER_WARM_UP", "1").strip().lower() not in ("0", "false", "no", "off"),
         cache_dir=default_cache_dir(),
         max_runs=runs.max_runs_per_corpus(),
+        llm_budget=positive_seconds(None, LLM_BUDGET_ENV, DEFAULT_LLM_BUDGET, LLM_BUDGET_ENV, InBedderError),
+        estimate_threshold_s=positive_seconds(None, CONFIRM_SECONDS_ENV, DEFAULT_CONFIRM_SECONDS,
+                                              CONFIRM_SECONDS_ENV, InBedderError),
     )
 

@@ -53,6 +53,8 @@ def ensure_analysis(ws: Workspace, corpus: Corpus, choices: Choices, config: App
         ws.analysis.labeler, ws.naming_note = make_labeler(choices.naming, choices.llm_api_key,
                                                                    config.llm_base_url, config.api_key)
         ws.labeler_naming = choices.naming
+    if hasattr(ws.analysis.labeler, "budget"):
+        ws.analysis.labeler.budget = choices.llm_budget or config.llm_budget
     return ws.analysis
 
 

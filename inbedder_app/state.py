@@ -28,6 +28,7 @@ class Choices:
     naming: tuple[str, str, str, str]  # (mode, typed base URL, LLM model, key_tag of the analyst's own key)
     llm_api_key: str = field(default="", repr=False)  # the analyst's own key, for a custom endpoint
     llm_batch: int = 10  # documents per request of an llm:NAME model
+    llm_budget: float | None = None  # seconds for all naming requests of one question (None: the default)
 
 
 @dataclass

@@ -28,7 +28,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .encoder import Encoding, Fingerprint, Progress, l2_normalize
+from .encoder import Encoding, Fingerprint, Progress, char_cap, l2_normalize, truncation_note
 from .errors import CacheError
 from .settings import default_cache_dir
 
@@ -96,6 +96,8 @@ class EmbeddingCache:
         self.path = Path(path) if path is not None else default_cache_dir() / CACHE_FILE
         self.timeout = timeout
         self._local = threading.local()
+        self.notes: list[str] = []
+        """Lines for the user: a damaged cache file moved aside (``heal``)."""
 
     def _connection(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
@@ -110,9 +112,36 @@ class EmbeddingCache:
             self._prepare(connection)
         except sqlite3.Error as error:
             connection.close()
-            raise self._open_error(error) from error
+            if _is_busy(error) or not _is_damage(error):
+                raise self._open_error(error) from error
+            self.heal(error)
+            return self._connection()
         self._local.connection = connection
         return connection
+
+    def heal(self, error: BaseException) -> Path:
+        """Move a damaged cache file (and its ``-wal``/``-shm``) aside as ``<name>.corrupt-<UTC time>``
+        so the next use starts a fresh one; the one-line note saying where is added to ``notes``.
+
+        Raises:
+            CacheError: the file cannot be moved.
+        """
+        self.close()
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        try:
+            os.replace(self.path, aside)
+            for suffix in ("-wal", "-shm"):
+                side = self.path.with_name(self.path.name + suffix)
+                if side.exists():
+                    os.replace(side, aside.with_name(aside.name + suffix))
+        except OSError as move_error:
+            raise CacheError(f"the embedding cache at '{self.path}' is damaged ({_short(error)}) and cannot be "
+                             f"moved aside: {move_error.strerror or move_error}; delete it (it only holds "
+                             "recomputable vectors) or set INBEDDER_CACHE_DIR") from error
+        self.notes.append(f"embedding cache was damaged ({_short(error)}): moved to '{aside}', "
+                          "a fresh cache was started")
+        return aside
 
     def _open_error(self, error: BaseException) -> CacheError:
         return CacheError(f"cannot open the embedding cache at '{self.path}': {error}; "
@@ -165,8 +194,10 @@ class EmbeddingCache:
             raise
         connection.execute("COMMIT")
 
-    def get_many(self, keys: Sequence[str]) -> dict[str, tuple[np.ndarray, str | None]]:
-        """The stored ``(float32 vector, answer)`` for each key present."""
+    def get_many(self, keys: Sequence[str],
+                 damaged: list[str] | None = None) -> dict[str, tuple[np.ndarray, str | None]]:
+        """The stored ``(float32 vector, answer)`` for each key present and intact; the keys of damaged
+        rows (torn, wrong length, not finite) are left out and appended to ``damaged`` when given."""
         found: dict[str, tuple[np.ndarray, str | None]] = {}
         connection = self._connection()
         for start in range(0, len(keys), 500):
@@ -176,11 +207,16 @@ class EmbeddingCache:
                 rows = connection.execute(
                     f"SELECT key, dim, vector, answer FROM vectors WHERE key IN ({marks})", chunk).fetchall()
             except sqlite3.Error as error:
-                raise CacheError(f"cannot read the embedding cache at '{self.path}': {error}") from error
+                if not _is_damage(error):
+                    raise CacheError(f"cannot read the embedding cache at '{self.path}': {error}") from error
+                self.heal(error)
+                return {}
             for key, dim, blob, answer in rows:
-                vector = np.frombuffer(blob, dtype=np.float32)
-                if vector.shape[0] == dim:  # a torn value is treated as a miss
-                    found[key] = (vector, answer)
+                vector = _vector(dim, blob)
+                if vector is not None:  # a torn or damaged value is treated as a miss
+                    found[key] = (vector, answer if isinstance(answer, str) or answer is None else None)
+                elif damaged is not None:
+                    damaged.append(key)
         return found
 
     def put_many(self, fingerprint: Fingerprint, items: Sequence[tuple[str, np.ndarray, str | None]]) -> None:
@@ -212,6 +248,26 @@ class EmbeddingCache:
         if connection is not None:
             connection.close()
             self._local.connection = None
+
+
+def _vector(dim: object, blob: object) -> np.ndarray | None:
+    """The stored vector, or ``None`` when the row is damaged (wrong type, length or non-finite)."""
+    if not isinstance(blob, bytes) or not isinstance(dim, int) or dim < 1 or len(blob) != 4 * dim:
+        return None
+    vector = np.frombuffer(blob, dtype=np.float32)
+    return vector if bool(np.isfinite(vector).all()) else None
+
+
+def _is_damage(error: sqlite3.Error) -> bool:
+    """Whether ``error`` says the file is not (or no longer) a usable database, as opposed to busy or denied."""
+    if isinstance(error, sqlite3.DatabaseError) and not isinstance(error, sqlite3.OperationalError):
+        return True  # "file is not a database", "database disk image is malformed"
+    text = str(error).lower()
+    return "malformed" in text or "not a database" in text or "no such column" in text
+
+
+def _short(error: BaseException) -> str:
+    return " ".join(str(error).split())[:120]
 
 
 class SupportsEncode(Protocol):
@@ -266,7 +322,15 @@ class CachedEncoder:
         want_answers = self.encoder.gives_answers if answers is None else bool(answers)
         fingerprint = self.encoder.fingerprint
         keys = [entry_key(fingerprint, instruction, t) for t in texts]
-        stored = self.cache.get_many(sorted(set(keys)))
+        n_notes = len(self.cache.notes)
+        torn: list[str] = []
+        stored = self.cache.get_many(sorted(set(keys)), torn)
+        notes: list[str] = list(self.cache.notes[n_notes:])
+        stored, damaged = _consistent(stored, getattr(self.encoder, "dimension", None))
+        damaged += len(torn)
+        if damaged:
+            notes.append(f"{damaged:,} cached vector(s) were damaged (wrong length or not finite) and were "
+                         "encoded again")
         if want_answers:
             stored = {k: v for k, v in stored.items() if v[1] is not None}
         first_index: dict[str, int] = {}
@@ -279,8 +343,9 @@ class CachedEncoder:
         done = n_hits
         if progress is not None:
             progress(done, total)
-        notes: list[str] = []
         key_count = Counter(keys)
+        cap = char_cap(getattr(self.encoder, "max_length", 512))
+        n_truncated = sum(len(t) > cap for t in texts)  # all of them, cached or not: the same answer every run
         for start in range(0, len(missing), self.chunk_size):
             chunk = missing[start:start + self.chunk_size]
             chunk_done = done
@@ -293,7 +358,8 @@ class CachedEncoder:
 
             result = self.encoder.encode([texts[i] for _, i in chunk], instruction, batch_size=batch_size,
                                          normalize=False, answers=want_answers, progress=chunk_progress)
-            notes.extend(n for n in result.notes if n not in notes)
+            said = truncation_note(result.n_truncated, cap) if result.n_truncated else None
+            notes.extend(n for n in result.notes if n not in notes and n != said)
             items = []
             for row, (key, _) in enumerate(chunk):
                 answer = result.answers[row] if result.answers is not None else None
@@ -305,4 +371,21 @@ class CachedEncoder:
         if normalize:
             embeddings = l2_normalize(embeddings)
         found = [stored[k][1] or "" for k in keys] if want_answers else None
-        return Encoding(embeddings, found, n_encoded=len(missing), n_cached=n_hits, notes=notes)
+        if n_truncated:
+            notes.append(truncation_note(n_truncated, cap))
+        return Encoding(embeddings, found, n_encoded=len(missing), n_cached=n_hits, notes=notes,
+                        n_truncated=n_truncated, n_damaged=damaged)
+
+
+def _consistent(stored: dict[str, tuple[np.ndarray, str | None]],
+                dimension: object) -> tuple[dict[str, tuple[np.ndarray, str | None]], int]:
+    """``(hits, n_damaged)``: hits whose length is the encoder's dimension (when it tells one, else the
+    most common length among the hits); the others are damaged rows, treated as misses."""
+    if not stored:
+        return stored, 0
+    if isinstance(dimension, int) and dimension > 0:
+        want = dimension
+    else:
+        want = Counter(len(v) for v, _ in stored.values()).most_common(1)[0][0]
+    kept = {k: v for k, v in stored.items() if len(v[0]) == want}
+    return kept, len(stored) - len(kept)

@@ -94,6 +94,9 @@ def add_encoder_options(parser: argparse.ArgumentParser | argparse._ArgumentGrou
                         help="also return the model's short answers (default: when free, i.e. masked models)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes")
+    parser.add_argument("--yes", "-y", action="store_true",
+                        help="run even when the estimated time is over INBEDDER_CONFIRM_SECONDS (default 1800 s); "
+                             "without it such a run asks on a terminal and stops otherwise")
     _add_llm_answer_options(parser)
 
 
@@ -143,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="how clusters are named: LLM when OPENAI_API_KEY is set (auto), or keywords")
     cluster.add_argument("--llm-model", default=None, help="chat model for naming (default gpt-4o-mini; "
                                                            "INBEDDER_LLM_MODEL overrides)")
+    cluster.add_argument("--llm-timeout", type=float, default=None, metavar="SECONDS",
+                         help="seconds per naming request (default 15; INBEDDER_LLM_TIMEOUT)")
+    cluster.add_argument("--llm-budget", type=float, default=None, metavar="SECONDS",
+                         help="seconds for all naming requests of one instruction, retries included; then keyword "
+                              "names (default 45; INBEDDER_LLM_BUDGET)")
     cluster.add_argument("--out", "-o", required=True, help="labeled CSV; a JSON report is written beside it")
     cluster.add_argument("--save-run", metavar="DIR", help="also save the run, with what placing new documents "
                          "needs, under DIR (for 'inbedder assign DIR FILE')")
@@ -252,6 +260,41 @@ def _llm_plans(args: argparse.Namespace, corpus, encoder, reporter: Reporter) ->
     return bool(args.llm_estimate)
 
 
+def _check_paths(args: argparse.Namespace, outputs: list[Path]) -> None:
+    """Before any work: no output is the input (or the cache), and the output folder can be written."""
+    from .outputs import check_outputs
+
+    reads = [Path(args.input)]
+    if not getattr(args, "no_cache", True):
+        from .cache import CACHE_FILE
+        from .settings import default_cache_dir
+
+        reads.append(default_cache_dir() / CACHE_FILE)
+    check_outputs(outputs, reads)
+
+
+def _confirm(args: argparse.Namespace, corpus, encoder, reporter: Reporter, naming_budget: float = 0.0) -> None:
+    """Print the time estimate; above INBEDDER_CONFIRM_SECONDS ask (on a terminal) or stop without ``--yes``."""
+    from .analysis import describe_estimate, estimate_stages, format_seconds
+    from .settings import CONFIRM_SECONDS_ENV, DEFAULT_CONFIRM_SECONDS, positive_seconds
+
+    threshold = positive_seconds(None, CONFIRM_SECONDS_ENV, DEFAULT_CONFIRM_SECONDS, CONFIRM_SECONDS_ENV,
+                                 InBedderError)
+    stages = estimate_stages(encoder, corpus.texts, len(args.instruction), naming_budget=naming_budget)
+    if args.command == "embed":
+        stages = {"embed": stages["embed"], "total": stages["embed"]}
+    line = describe_estimate(stages, len(corpus), getattr(getattr(encoder, "encoder", encoder), "device", "?"))
+    reporter.note(line)
+    if stages["total"] <= threshold or args.yes:
+        return
+    if sys.stdin.isatty():
+        reply = input(f"this run may take {format_seconds(stages['total'])}; continue? [y/N] ")
+        if reply.strip().lower() in ("y", "yes"):
+            return
+    raise InBedderError(f"{line}, over {format_seconds(threshold)} ({CONFIRM_SECONDS_ENV}); pass --yes to run it, "
+                        "or load a sample (--max-rows) or use a GPU (--device cuda)")
+
+
 def _encode_all(args: argparse.Namespace, corpus, encoder, reporter: Reporter) -> list:
     results = []
     for number, instruction in enumerate(args.instruction, start=1):
@@ -261,7 +304,9 @@ def _encode_all(args: argparse.Namespace, corpus, encoder, reporter: Reporter) -
                                     answers=args.answers, progress=bar)
         finally:
             bar.close()
-        reporter.note(f"instruction {number}: {result.n_encoded} encoded, {result.n_cached} from cache")
+        damaged = f", {result.n_damaged} damaged cache rows encoded again" if result.n_damaged else ""
+        reporter.note(f"instruction {number}: {result.n_encoded} encoded, {result.n_cached} from cache{damaged}; "
+                      f"{result.n_truncated} document(s) cut before tokenizing")
         for note in result.notes:
             reporter.note(note)
         results.append(result)
@@ -275,10 +320,13 @@ def cmd_embed(args: argparse.Namespace, reporter: Reporter) -> int:
     if out.suffix.lower() == ".npy" and len(args.instruction) != 1:
         raise InBedderError(f".npy holds one instruction's embeddings but {len(args.instruction)} were given; "
                             "use a .parquet output for several")
+    outputs = [out, out.with_suffix(".answers.json")] if out.suffix.lower() == ".npy" else [out]
+    _check_paths(args, outputs)
     corpus = _load(args, reporter)
     encoder = load_cli_encoder(args, reporter)
     if _llm_plans(args, corpus, encoder, reporter):
         return 0
+    _confirm(args, corpus, encoder, reporter)
     results = _encode_all(args, corpus, encoder, reporter)
     from .embedding_io import write_embeddings
 
@@ -289,12 +337,15 @@ def cmd_embed(args: argparse.Namespace, reporter: Reporter) -> int:
 
 def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
     from .analysis import Analysis, AnalysisSettings, run_report
-    from .export import export_table, summary_table, write_csv, write_json
+    from .export import csv_bytes, export_table, summary_table
     from .name.client import choose_labeler
+    from .outputs import write_file_set
 
     out = Path(args.out)
     if out.suffix.lower() != ".csv":
         raise InBedderError(f"--out '{out}' must end in .csv (a JSON report is written beside it)")
+    summary_path, json_path = out.with_name(out.stem + ".clusters.csv"), out.with_suffix(".json")
+    _check_paths(args, [out, summary_path, json_path])
     corpus = _load(args, reporter)
     if args.label_column and args.label_column not in corpus.table.columns:
         raise InBedderError(f"label column '{args.label_column}' not found; available: "
@@ -305,8 +356,9 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
     from .settings import default_llm_model
 
     llm_model = args.llm_model or default_llm_model()
-    labeler, why = choose_labeler(args.labeler, model=llm_model)
+    labeler, why = choose_labeler(args.labeler, model=llm_model, timeout=args.llm_timeout, budget=args.llm_budget)
     reporter.note(f"naming clusters with {why}")
+    _confirm(args, corpus, encoder, reporter, float(getattr(labeler, "budget", 0.0) or 0.0))
     settings = AnalysisSettings(n_neighbors=args.n_neighbors, n_components=args.n_components, metric=args.metric,
                                 min_cluster_size=args.min_cluster_size, min_samples=args.min_samples, k=args.k,
                                 assign_noise=args.assign_noise, random_state=args.random_state,
@@ -326,6 +378,8 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
                       + "; ".join(c.name for c in result.clusters[:5]))
         for error in quality.get("naming_errors") or []:
             reporter.note(f"naming: {error}")
+        for note in analysis.embedding(instruction).notes:  # cut documents, damaged cache rows or file
+            reporter.note(f"instruction {number}: {note}")
     fingerprint = encoder.fingerprint
     llm = fingerprint.kind == "llm-answers"
     payload = run_report(corpus, results, settings=settings, model=fingerprint.model_id, fingerprint=fingerprint,
@@ -335,12 +389,9 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
     for row in payload["gold_scores"] or []:
         reporter.note(f"instruction {row['instruction_index']} vs '{args.label_column}': "
                       f"V-measure {row['v_measure']:.3f}, ARI {row['ari']:.3f}")
-    write_csv(export_table(corpus, results), out)
-    summary_path = out.with_name(out.stem + ".clusters.csv")
-    write_csv(summary_table(results, corpus), summary_path)
-    json_path = out.with_suffix(".json")
-    write_json(payload, json_path)
-    reporter.note(f"wrote {out}, {summary_path} and {json_path}")
+    write_file_set({out: csv_bytes(export_table(corpus, results)),
+                    summary_path: csv_bytes(summary_table(results, corpus))}, json_path, payload)
+    reporter.note(f"wrote {out}, {summary_path} and {json_path} (one set: {json_path.name} lists the others)")
     if args.save_run:  # issue 14: a run new documents can be placed into
         import dataclasses
 
@@ -363,6 +414,7 @@ def cmd_assign(args: argparse.Namespace, reporter: Reporter) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".csv":
         raise InBedderError(f"--out '{out}' must end in .csv")
+    _check_paths(args, [out])
     run = open_run(args.run)
     recorded, _ = load_placement(run.folder)
     reporter.note(f"run {run.folder} ({run.saved.info.model}, {len(run.log.edits)} edit(s))")

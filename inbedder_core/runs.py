@@ -305,34 +305,132 @@ def _read_document(folder: Path, name: str = RUN_FILE) -> dict[str, Any]:
     return document
 
 
-def _info(data: Mapping[str, Any]) -> RunInfo:
+_INFO_TYPES: dict[str, Any] = {
+    "run_id": str, "created": str, "corpus_hash": str, "source": str, "n_documents": int, "model": str,
+    "instructions": list, "settings": dict, "fingerprint": dict, "n_clusters": list,
+}
+_REQUIRED_INFO = ("run_id", "created", "corpus_hash", "n_documents", "model", "instructions")
+
+
+def _info(data: Any) -> RunInfo:
+    """A ``RunInfo`` from a saved ``run.json``'s ``info``, every field checked with its type.
+
+    Raises:
+        ValueError: a required field is missing, or any field has the wrong type (the message names it).
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"info is {type(data).__name__}, not an object")
+    for name in _REQUIRED_INFO:
+        if name not in data:
+            raise ValueError(f"field {name!r} is missing")
+    for name, kind in _INFO_TYPES.items():
+        value = data.get(name)
+        if name in data and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            raise ValueError(f"field {name!r} is {type(value).__name__} {_clip(value)}, not {kind.__name__}")
+    if not _RUN_ID.fullmatch(data["run_id"]) or not _HASH.fullmatch(data["corpus_hash"]):
+        raise ValueError(f"run id {_clip(data['run_id'])} or corpus hash is malformed")
+    if not all(isinstance(i, str) for i in data["instructions"]):
+        raise ValueError("field 'instructions' holds a value that is not text")
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in data.get("n_clusters", [])):
+        raise ValueError("field 'n_clusters' holds a value that is not a whole number")
+    try:
+        dt.datetime.fromisoformat(data["created"].replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"field 'created' is not an ISO 8601 time: {_clip(data['created'])}") from None
+    settings_problem(data.get("settings", {}))
     return RunInfo(**{k: data[k] for k in RunInfo.__dataclass_fields__ if k in data})
+
+
+def settings_problem(settings: Mapping[str, Any]) -> None:
+    """Check the analysis settings a run recorded (``settings["analysis"]``) field by field.
+
+    Raises:
+        ValueError: a known field has the wrong type (booleans are not numbers), naming it.
+    """
+    analysis = settings.get("analysis") if isinstance(settings, Mapping) else None
+    if analysis is None:
+        return
+    if not isinstance(analysis, dict):
+        raise ValueError(f"settings 'analysis' is {type(analysis).__name__}, not an object")
+    for name, value in analysis.items():
+        kinds = _SETTING_TYPES.get(name)
+        if kinds is None:
+            continue  # a field this version does not know is ignored on reopening
+        if isinstance(value, bool) != (bool in kinds) or not isinstance(value, kinds):
+            if not (value is None and type(None) in kinds):
+                raise ValueError(f"setting {name!r} is {type(value).__name__} {_clip(value)}")
+
+
+_SETTING_TYPES: dict[str, tuple[type, ...]] = {
+    "n_neighbors": (int,), "n_components": (int,), "metric": (str,), "min_cluster_size": (int, type(None)),
+    "min_samples": (int, type(None)), "k": (int, type(None)), "assign_noise": (bool,),
+    "random_state": (int, type(None)), "map_min_dist": (float, int),
+}
+
+
+def _clip(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+@dataclass
+class DamagedRun:
+    """A saved run folder that cannot be read: its id and what is wrong, for a listing to show."""
+
+    run_id: str
+    problem: str
 
 
 def list_runs(corpus_digest: str, root: str | os.PathLike[str] | None = None) -> list[RunInfo]:
     """The runs saved for the corpus with this ``corpus_hash``, newest first.
 
     Only that corpus's folder is read: runs of other corpora are never listed.
-    Unreadable run folders are skipped.
+    Run folders that cannot be read, or whose ``run.json`` has a field of the wrong type,
+    are left out here and listed by ``damaged_runs``.
 
     Raises:
         RunError: ``corpus_digest`` is not a SHA-256 hex digest.
     """
+    return _scan(corpus_digest, root)[0]
+
+
+def damaged_runs(corpus_digest: str, root: str | os.PathLike[str] | None = None) -> list[DamagedRun]:
+    """The run folders of this corpus that cannot be read, each with what is wrong, newest first.
+
+    Raises:
+        RunError: ``corpus_digest`` is not a SHA-256 hex digest.
+    """
+    return _scan(corpus_digest, root)[1]
+
+
+def _scan(corpus_digest: str, root: str | os.PathLike[str] | None) -> tuple[list[RunInfo], list[DamagedRun]]:
     folder = runs_dir(root) / _check_hash(corpus_digest)
     if not folder.is_dir():
-        return []
-    infos = []
+        return [], []
+    infos, damaged = [], []
     for path in folder.iterdir():
         if not _RUN_ID.fullmatch(path.name):
             continue
         try:
             info = _info(_read_document(path)["info"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as error:
+            damaged.append(DamagedRun(path.name, _problem(error)))
             continue
-        if info.corpus_hash == corpus_digest:
+        if info.corpus_hash == corpus_digest and info.run_id == path.name:
             infos.append(info)
+        elif info.corpus_hash == corpus_digest:
+            damaged.append(DamagedRun(path.name, f"its run.json names another run ({info.run_id})"))
     infos.sort(key=lambda i: i.run_id, reverse=True)
-    return infos
+    damaged.sort(key=lambda d: d.run_id, reverse=True)
+    return infos, damaged
+
+
+def _problem(error: BaseException) -> str:
+    if isinstance(error, KeyError):
+        return f"field {error} is missing"
+    if isinstance(error, OSError):
+        return f"cannot be read: {error.strerror or error}"
+    return " ".join(str(error).split())[:200] or type(error).__name__
 
 
 def load_run(corpus_digest: str, run_id: str, root: str | os.PathLike[str] | None = None) -> SavedRun:
@@ -362,8 +460,8 @@ def load_run(corpus_digest: str, run_id: str, root: str | os.PathLike[str] | Non
                     quality=dict(data.get("quality") or {}),
                     timings={str(k): float(v) for k, v in (data.get("timings") or {}).items()},
                 ))
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise RunError(f"saved run {run_id!r} cannot be read ({error}); it may be from another version "
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as error:
+        raise RunError(f"saved run {run_id!r} cannot be read ({_problem(error)}); it may be from another version "
                        "or damaged: run the instructions again") from error
     if info.corpus_hash != corpus_digest:
         raise RunError(f"saved run {run_id!r} belongs to another corpus")

@@ -109,7 +109,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # applicability: "does not apply" (issue 13); landmarks: cluster centres, neighbours, representative documents
     ("comparison", "applicability", "landmarks"),
     ("export",),
-    ("embedding_io", "plots", "runs", "analysis"),
+    ("embedding_io", "plots", "runs", "analysis", "outputs"),
     ("presentation", "drill", "stability"),  # drill, stability: follow-up questions, rewordings (issue 13)
     ("placement", "edits", "hierarchy"),  # living maps (issue 14): placing, cluster edits, the cluster tree
     ("living",),

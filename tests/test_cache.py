@@ -241,8 +241,9 @@ def test_a_writer_killed_mid_run_leaves_a_consistent_cache(tmp_path):
     assert (resumed.n_cached, resumed.n_encoded) == (n, 100)
 
 
-def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
+def test_a_cache_path_that_cannot_be_opened_is_a_clear_error(tmp_path):
     path = tmp_path / "bad.db"
-    path.write_bytes(b"this is not sqlite at all" * 100)
+    path.mkdir()  # a folder where the file should be: not damage to heal (a file that is not a database
+    # is moved aside: tests/test_hardening.py)
     with pytest.raises(CacheError, match="INBEDDER_CACHE_DIR"):
         CachedEncoder(HashEncoder(), EmbeddingCache(path)).encode(["x"], ASK)

@@ -13,13 +13,16 @@ from inbedder_core.name.endpoint import (
 from inbedder_core.name.keywords import KeywordLabeler
 from inbedder_core.name.llm import LLMLabeler
 
-CONFIGURED = "https://user:pw@llm.example/v1?token=abc"
+CONFIGURED = "https://llm.example/v1?token=abc"
 
 
 def test_the_server_key_goes_only_to_the_configured_endpoint():
     same = llm_endpoint("", "", CONFIGURED, "sk-server")
     assert (same.api_key, same.base_url, same.problem) == ("sk-server", CONFIGURED, "")
-    assert "pw" not in same.shown and "token" not in same.shown
+    assert "token" not in same.shown
+    with_userinfo = llm_endpoint("", "", "https://user:pw@llm.example/v1", "sk-server")
+    assert with_userinfo.api_key == "" and "holds a user name or password" in with_userinfo.problem
+    assert "pw" not in with_userinfo.problem and "user" not in with_userinfo.shown
     assert llm_endpoint(CONFIGURED + "/", "", CONFIGURED, "sk-server").api_key == "sk-server"
     other = llm_endpoint("http://127.0.0.1:9/v1", "", CONFIGURED, "sk-server")
     assert (other.api_key, other.problem) == ("", CUSTOM_ENDPOINT_NEEDS_KEY)

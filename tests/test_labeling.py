@@ -851,5 +851,8 @@ def test_urls_are_scrubbed_of_credentials_before_they_are_shown() -> None:
     assert display_url("http://[::1]:9000/v1?token=t") == "http://[::1]:9000/v1"
     for unsafe in ("user:pass@host/v1", "http://u:p@host:notaport/v1", "", "api.example.com/v1"):
         assert display_url(unsafe) == "(the configured endpoint)"
-    _, reason = choose_labeler("llm", api_key="sk-test-1234", base_url="http://u:pw@127.0.0.1:9/v1?api-key=zzz")
-    assert "127.0.0.1:9/v1" in reason and "zzz" not in reason and "pw" not in reason
+    _, reason = choose_labeler("llm", api_key="sk-test-1234", base_url="http://127.0.0.1:9/v1?api-key=zzz")
+    assert "127.0.0.1:9/v1" in reason and "zzz" not in reason
+    with pytest.raises(LabelingError, match="holds a user name or password") as refused:  # issue 20: refused
+        choose_labeler("llm", api_key="sk-test-1234", base_url="http://u:pw@127.0.0.1:9/v1")
+    assert "pw" not in str(refused.value)

@@ -15,10 +15,10 @@ from __future__ import annotations
 import streamlit as st
 
 from inbedder_app.config import GENERIC_INSTRUCTIONS, SAMPLE_INSTRUCTIONS, AppConfig
-from inbedder_app.running import answer_plans, compute
+from inbedder_app.running import answer_plans, compute, ensure_analysis
 from inbedder_app.state import Choices, Workspace
 from inbedder_app.text import md_text
-from inbedder_core.analysis import parse_instructions
+from inbedder_core.analysis import describe_estimate, estimate_stages, format_seconds, parse_instructions
 from inbedder_core.corpus import (
     Corpus,
 )
@@ -60,10 +60,23 @@ def render(ws: Workspace, corpus: Corpus, choices: Choices, config: AppConfig, i
         if any(plan.n_requests for plan in answer_plans(ws, corpus, choices, config, instructions)):
             st.session_state[PENDING] = (ws.model, instructions)  # confirmed below before anything is sent
         else:
-            compute(ws, corpus, choices, config, instructions, f"Running {len(instructions)} instruction(s)…")
+            slow = _slow_estimate(ws, corpus, choices, config, instructions)
+            st.session_state.pop("pending_run", None)
+            if not slow:
+                compute(ws, corpus, choices, config, instructions, f"Running {len(instructions)} instruction(s)…")
+            else:
+                st.session_state["pending_run"] = (instructions, slow)
     pending = st.session_state.get(PENDING)
     if pending is not None and pending[0] == ws.model:
         _confirm(ws, corpus, choices, config, pending[1])
+    pending_run = st.session_state.get("pending_run")
+    if pending_run:
+        instructions, slow = pending_run
+        st.warning(md_text(f"{slow}: over {format_seconds(config.estimate_threshold_s)}. Run it anyway, or load a "
+                           "sample of the file or choose a GPU device first."))
+        if st.button("Run anyway", key="run_anyway"):
+            st.session_state.pop("pending_run", None)
+            compute(ws, corpus, choices, config, instructions, f"Running {len(instructions)} instruction(s)…")
 
 
 PENDING = "llm_answers_pending"
@@ -87,3 +100,20 @@ def _confirm(ws: Workspace, corpus: Corpus, choices: Choices, config: AppConfig,
     elif cancelled:
         st.session_state.pop(PENDING, None)
         st.rerun()
+
+
+_ESTIMATE_FROM = 1000
+"""Below this many document-instructions the app runs without an estimate (no model time is spent on it)."""
+
+
+def _slow_estimate(ws: Workspace, corpus: Corpus, choices: Choices, config: AppConfig,
+                   instructions: list[str]) -> str:
+    """The estimate line when the run would take longer than the confirmation threshold, else ``""``."""
+    if len(corpus) * len(instructions) < _ESTIMATE_FROM:
+        return ""
+    analysis = ensure_analysis(ws, corpus, choices, config)
+    stages = estimate_stages(analysis.encoder, corpus.texts, len(instructions),
+                             naming_budget=float(getattr(analysis.labeler, "budget", 0.0) or 0.0))
+    if stages["total"] <= config.estimate_threshold_s:
+        return ""
+    return describe_estimate(stages, len(corpus), choices.device)

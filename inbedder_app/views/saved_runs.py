@@ -59,11 +59,15 @@ def _reopen(digest: str, run_id: str, config: AppConfig) -> None:
 
 def render(digest: str, config: AppConfig, shown: str | None) -> None:
     saved = runs.list_runs(digest)
+    damaged = runs.damaged_runs(digest)
     if "reopen_error" in st.session_state:
         st.error(md_text(st.session_state.pop("reopen_error")))
     with st.expander(f"Earlier runs on this corpus ({len(saved)})", expanded=False):
         st.caption("Runs are saved on this machine and listed to anyone who loads the same documents "
                    "(runs are keyed by the corpus content, not by user).")
+        for bad in damaged:
+            st.warning(md_text(f"Saved run {bad.run_id} is damaged and cannot be reopened: {bad.problem}. "
+                               "Run its instructions again; the folder can be deleted."))
         if not saved:
             st.text("No saved runs for this corpus yet.")
             return

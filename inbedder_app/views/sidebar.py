@@ -120,6 +120,10 @@ def render(config: AppConfig) -> Choices:
         user_key = st.text_input("API key for another endpoint", key="llm_api_key", type="password",
                                  placeholder="only needed for an endpoint you type above")
         llm_model = st.text_input("LLM model", key="llm_model")
+        llm_budget = st.number_input("LLM time budget per question (seconds)", min_value=1.0, max_value=3600.0,
+                                     value=float(config.llm_budget), step=5.0, key="llm_budget",
+                                     help="All naming requests of one question, retries included; clusters "
+                                          "still unnamed when it is spent get keyword names.")
         if config.api_key:
             where = "the environment" if config.api_key_source == "environment" else "Streamlit secrets"
             st.caption(f"API key: read from {where} (never shown). It is sent only to the configured "
@@ -142,4 +146,4 @@ def render(config: AppConfig) -> Choices:
     )
     return Choices(model=model.strip(), device=device, settings=settings,
                    naming=naming_choice(naming, base_url, llm_model, user_key, config.llm_model),
-                   llm_api_key=user_key.strip(), llm_batch=llm_batch)
+                   llm_api_key=user_key.strip(), llm_batch=llm_batch, llm_budget=float(llm_budget))

@@ -111,9 +111,10 @@ def load_corpus(
     Raises:
         CorpusError: file not found or unreadable; unknown format; file over
             ``max_bytes`` or with more than ``max_rows`` rows; empty or header-only
-            file; binary file; undecodable text; malformed CSV/TSV/JSONL; corrupt
-            Parquet; text or id column not found; unusable id column; no documents
-            left after skipping.
+            file; binary file; undecodable text; malformed CSV/TSV/JSONL (or JSON nested
+            too deeply to read); corrupt Parquet, or Parquet that decodes to more than
+            ``PARQUET_DECODE_FACTOR`` (2) times ``max_bytes``; text or id column not found;
+            unusable id column; no documents left after skipping.
     """
     cap_bytes = positive_int_setting(max_bytes, MAX_BYTES_ENV, DEFAULT_MAX_BYTES, "max_bytes", CorpusError)
     cap_rows = positive_int_setting(max_rows, MAX_ROWS_ENV, DEFAULT_MAX_ROWS, "max_rows", CorpusError)
@@ -141,7 +142,7 @@ def load_corpus(
         raise CorpusError(f"{display!r} is empty (0 bytes); choose a file with one document per row")
 
     if fmt == "parquet":
-        table = _read_parquet(data, display, cap_rows)
+        table = _read_parquet(data, display, cap_rows, cap_bytes)
         if encoding is not None:
             table.notes.append(f"encoding={encoding!r} ignored: Parquet stores text as UTF-8")
     else:
@@ -264,6 +265,11 @@ def _build_corpus(
             "(--text-column)"
         )
 
+    if chosen in table.other_kinds:
+        kind = table.other_kinds[chosen]
+        how = "bytes decoded as UTF-8, bad bytes replaced" if "binary" in kind else "each cell's Python text form"
+        notes.append(f"text column {chosen!r} is not a string column but {kind}: its cells are used as text "
+                     f"({how}); choose a string column with --text-column if this is wrong")
     raw_texts = frame[chosen].tolist()
     skipped: dict[str, int] = {}
     keep: list[int] = []

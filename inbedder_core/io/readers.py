@@ -16,7 +16,7 @@ import pandas as pd
 
 from inbedder_core.errors import CorpusError
 
-from .corpus import MAX_ROWS_ENV
+from .corpus import MAX_BYTES_ENV, MAX_ROWS_ENV
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
@@ -29,6 +29,7 @@ class _Table:
     string_columns: list[str]
     notes: list[str] = field(default_factory=list)
     encoding: str | None = None
+    other_kinds: dict[str, str] = field(default_factory=dict)  # non-string Parquet columns: name -> type
 
 
 def _too_many_rows(display: str, cap: int) -> CorpusError:
@@ -164,6 +165,8 @@ def _read_jsonl(text: str, display: str, cap_rows: int) -> _Table:
             continue
         try:
             obj = json.loads(line)
+        except RecursionError:
+            raise _too_deep(number, display) from None
         except json.JSONDecodeError as err:
             hint = ""
             if number == 1 and line.lstrip().startswith("["):
@@ -184,13 +187,22 @@ def _read_jsonl(text: str, display: str, cap_rows: int) -> _Table:
             keys.setdefault(key, None)
     if not records:
         raise CorpusError(f"{display!r} has no JSON objects (only blank lines); add one object per line")
-    columns = {key: [_jsonl_cell(rec.get(key)) for rec in records] for key in keys}
+    try:
+        columns = {key: [_jsonl_cell(rec.get(key)) for rec in records] for key in keys}
+    except RecursionError:
+        raise _too_deep(None, display) from None
     string_columns = [
         key for key in keys if all(isinstance(rec.get(key), str) for rec in records if rec.get(key) is not None)
     ]
     frame = pd.DataFrame({key: pd.Series(values, dtype=object) for key, values in columns.items()})
     notes = [f"ignored {blank:,} blank line{'s' if blank != 1 else ''}"] if blank else []
     return _Table(frame=frame, string_columns=string_columns, notes=notes)
+
+
+def _too_deep(number: int | None, display: str) -> CorpusError:
+    where = f"line {number} of {display!r}" if number is not None else f"a value in {display!r}"
+    return CorpusError(f"{where} nests arrays or objects too deeply to read (Python's recursion limit); "
+                       "flatten the record to a text field such as {\"text\": \"...\"}")
 
 
 def _preview(line: str, limit: int = 40) -> str:
@@ -208,39 +220,124 @@ def _arrow_cell(value: object) -> str | None:
     return str(value)
 
 
-def _read_parquet(data: bytes, display: str, cap_rows: int) -> _Table:
+PARQUET_DECODE_FACTOR = 2
+"""A Parquet file may decode to at most this many times the byte cap: at the default 200 MiB cap, 400 MiB
+of text, which with one row group's Arrow data beside the Python strings stays under about 2 GB."""
+
+_CELL_OVERHEAD = 16
+"""Bytes counted per cell on top of its text, so a table of millions of tiny cells is bounded too."""
+
+
+def _read_parquet(data: bytes, display: str, cap_rows: int, cap_bytes: int) -> _Table:
     """Every column as strings; nulls and NaN are missing cells. Pandas' stored
     ``__index_level_N__`` columns are left out.
 
+    What is decoded is bounded, not only what is read: the uncompressed sizes in the file's
+    metadata (each column chunk's ``total_uncompressed_size``) must fit in
+    ``PARQUET_DECODE_FACTOR * cap_bytes`` before anything is read; then row groups are read one at a
+    time with string columns kept dictionary-encoded, and the text each one decodes to (a
+    dictionary value repeated in many rows counts every time) is added up before it becomes Python
+    strings, so a small file of one highly compressed or endlessly repeated string is refused
+    without being expanded. Binary, list and struct columns are read as text with a note.
+
     Raises:
-        CorpusError: not a valid Parquet file, no rows, or more than ``cap_rows`` rows.
+        CorpusError: not a valid Parquet file, no rows, more than ``cap_rows`` rows, or more
+            decoded data than the cap allows.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    cap_decoded = PARQUET_DECODE_FACTOR * cap_bytes
     try:
-        parquet_file = pq.ParquetFile(io.BytesIO(data))
-        n_rows = parquet_file.metadata.num_rows
+        meta = pq.ParquetFile(io.BytesIO(data)).metadata
+        n_rows = meta.num_rows
         if n_rows > cap_rows:
             raise _too_many_rows(display, cap_rows)
-        arrow_table = parquet_file.read()
-    except (pa.ArrowException, OSError, ValueError) as err:
+        declared = sum(meta.row_group(g).column(c).total_uncompressed_size
+                       for g in range(meta.num_row_groups) for c in range(meta.num_columns))
+        if declared > cap_decoded:
+            raise _too_much_decoded(display, declared, cap_bytes, "its metadata says it decodes to")
+        schema = meta.schema.to_arrow_schema()
+        textual = [f.name for f in schema if _is_text_type(f.type) or pa.types.is_binary(f.type)
+                   or pa.types.is_large_binary(f.type)]
+        parquet_file = pq.ParquetFile(io.BytesIO(data), read_dictionary=textual)
+        column_names = parquet_file.schema_arrow.names
+        cells: list[list[str | None]] = [[] for _ in column_names]
+        decoded = 0
+        for group in range(parquet_file.num_row_groups):  # one row group's Arrow data alive at a time
+            part = parquet_file.read_row_group(group)
+            decoded += sum(_decoded_size(part.column(i)) for i in range(part.num_columns))
+            if decoded > cap_decoded:
+                raise _too_much_decoded(display, decoded, cap_bytes, "it decodes to at least")
+            for i in range(part.num_columns):
+                cells[i].extend(_arrow_cell(v) for v in _python_cells(part.column(i), column_names[i], display))
+        kinds = [f.type.value_type if pa.types.is_dictionary(f.type) else f.type for f in parquet_file.schema_arrow]
+    except (pa.ArrowException, OSError, ValueError, IndexError) as err:
         detail = " ".join(str(err).split())
         raise CorpusError(
             f"{display!r} is not a valid Parquet file ({detail}); re-export it, or pass the right format= "
             "if it is not Parquet"
         ) from None
-    if arrow_table.num_rows == 0:
+    if not cells or not cells[0]:
         raise CorpusError(f"{display!r} is empty: the Parquet file has no rows")
     frame_columns: dict[str, pd.Series] = {}
     string_columns: list[str] = []
-    names = _unique_names(arrow_table.column_names)
-    for index, (raw_name, col_name) in enumerate(zip(arrow_table.column_names, names, strict=True)):
+    other_kinds: dict[str, str] = {}
+    names = _unique_names(column_names)
+    for index, (raw_name, col_name) in enumerate(zip(column_names, names, strict=True)):
         if re.fullmatch(r"__index_level_\d+__", raw_name):
             continue
-        column = arrow_table.column(index)
-        kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
-        if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        kind = kinds[index]
+        if _is_text_type(kind):
             string_columns.append(col_name)
-        frame_columns[col_name] = pd.Series([_arrow_cell(v) for v in column.to_pylist()], dtype=object)
-    return _Table(frame=pd.DataFrame(frame_columns), string_columns=string_columns)
+        elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_nested(kind):
+            other_kinds[col_name] = str(kind)
+        frame_columns[col_name] = pd.Series(cells[index], dtype=object)
+        cells[index] = []
+    return _Table(frame=pd.DataFrame(frame_columns), string_columns=string_columns, other_kinds=other_kinds)
+
+
+def _python_cells(column: object, name: str, display: str) -> list[object]:
+    """``column.to_pylist()``; text that is not valid UTF-8 (a damaged file) is the library's error."""
+    try:
+        return column.to_pylist()  # type: ignore[attr-defined]
+    except UnicodeDecodeError as err:
+        raise CorpusError(f"column {name!r} of {display!r} holds text that is not valid UTF-8 ({err.reason}); "
+                          "the Parquet file is damaged or was written wrongly: re-export it") from None
+
+
+def _is_text_type(kind: object) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind))
+
+
+def _decoded_size(column: object) -> int:
+    """Bytes of text the cells of one Arrow column become (dictionary values counted per use),
+    plus ``_CELL_OVERHEAD`` per cell."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    assert isinstance(column, pa.ChunkedArray)
+    total = _CELL_OVERHEAD * len(column)
+    for chunk in column.chunks:
+        if isinstance(chunk, pa.DictionaryArray):
+            lengths = pc.binary_length(chunk.dictionary)
+            total += int(pc.sum(pc.take(lengths, chunk.indices)).as_py() or 0)
+        elif _is_text_type(chunk.type) or pa.types.is_binary(chunk.type) or pa.types.is_large_binary(chunk.type):
+            total += int(pc.sum(pc.binary_length(chunk)).as_py() or 0)
+        else:
+            total += 2 * chunk.nbytes  # numbers, lists, structs: their text is about this long or shorter
+    return total
+
+
+def _too_much_decoded(display: str, n_bytes: int, cap_bytes: int, how: str) -> CorpusError:
+    def _format_size(n: int) -> str:
+        return f"{n / 2**20:,.1f} MiB ({n:,} bytes)"
+
+    return CorpusError(
+        f"{display!r} is a compressed Parquet file and {how} {_format_size(n_bytes)}, over "
+        f"{PARQUET_DECODE_FACTOR} x the size cap ({_format_size(PARQUET_DECODE_FACTOR * cap_bytes)}); raise "
+        f"the cap with max_bytes= (CLI: --max-bytes, or the {MAX_BYTES_ENV} environment variable) or load a "
+        "sample of the file"
+    )

@@ -92,7 +92,11 @@ def _strip_edges(text: str) -> str:
     return text
 
 
-_GENERIC_SECRET = re.compile(r"(?i)\b(?:sk|pk|rk)-[A-Za-z0-9_\-*.]{6,}|\bbearer\s+\S+")
+_GENERIC_SECRET = re.compile(
+    r"(?i)\b(?:sk|pk|rk)-[A-Za-z0-9_\-*.]{6,}"  # OpenAI-style keys
+    r"|\b(?:bearer|basic)\s+[A-Za-z0-9+/=_\-.~]+"  # Authorization header values
+    r"|(?<=[?&;])(?:api[_-]?key|key|token|access[_-]?token|secret|password|sig|signature)=[^&#\s\"']+"
+)
 _URL_USERINFO = re.compile(r"(//)[^/@\s]+@")
 
 
@@ -114,6 +118,32 @@ def display_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+def _mask(match: re.Match[str]) -> str:
+    """``key=***`` keeps the parameter name; a key or a header value becomes ``***``."""
+    found = match.group(0)
+    return found.split("=", 1)[0] + "=***" if "=" in found and not found.lower().startswith(("bearer", "basic")) \
+        else "***"
+
+
+def url_userinfo_problem(url: str | None, where: str) -> str:
+    """A message when ``url`` carries a user name or password (``user:pass@host``), else ``""``.
+
+    Credentials there would replace the Bearer key and be echoed in errors, so they are refused.
+    """
+    from urllib.parse import urlsplit
+
+    if not url:
+        return ""
+    try:
+        has_userinfo = urlsplit(url.strip()).username is not None or "@" in urlsplit(url.strip()).netloc
+    except ValueError:
+        return ""
+    if not has_userinfo:
+        return ""
+    return (f"{where} ({display_url(url)}) holds a user name or password before '@'; remove them from the URL "
+            "and give the key as the API key (OPENAI_API_KEY), which is sent as a Bearer header")
+
+
 def _scrubber(api_key: str | None) -> Callable[[str], str]:
     secret = api_key.strip() if isinstance(api_key, str) else ""
 
@@ -121,7 +151,7 @@ def _scrubber(api_key: str | None) -> Callable[[str], str]:
         text = str(text)
         if len(secret) >= 4:
             text = text.replace(secret, "***")
-        text = _GENERIC_SECRET.sub("***", text)
+        text = _GENERIC_SECRET.sub(_mask, text)
         return _URL_USERINFO.sub(r"\1***@", text)
 
     return scrub

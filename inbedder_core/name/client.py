@@ -10,9 +10,16 @@ from importlib.util import find_spec
 from typing import TYPE_CHECKING
 
 from ..errors import LabelingError
-from ..settings import DEFAULT_LLM_MODEL
+from ..settings import (
+    DEFAULT_LLM_BUDGET,
+    DEFAULT_LLM_MODEL,
+    DEFAULT_LLM_TIMEOUT,
+    LLM_BUDGET_ENV,
+    LLM_TIMEOUT_ENV,
+    positive_seconds,
+)
 from .base import LABELER_MODES, LabelerMode
-from .cleaning import _scrubber, display_url
+from .cleaning import _scrubber, display_url, url_userinfo_problem
 from .keywords import KeywordLabeler
 from .llm import LLMLabeler
 
@@ -36,7 +43,8 @@ def make_client(api_key: str | None = None, base_url: str | None = None, timeout
         timeout: seconds per request.
 
     Raises:
-        LabelingError: no key is configured, the timeout is not positive, or ``openai`` is missing.
+        LabelingError: no key is configured, the timeout is not positive, the URL holds a user name
+            or password (``user:pass@host``), or ``openai`` is missing.
     """
     key = _api_key(api_key)
     if not key:
@@ -44,6 +52,9 @@ def make_client(api_key: str | None = None, base_url: str | None = None, timeout
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise LabelingError(f"timeout must be a number of seconds > 0; got {timeout!r}")
     url = base_url if base_url is not None else os.environ.get("OPENAI_BASE_URL") or None
+    problem = url_userinfo_problem(url, "the endpoint URL" if base_url is not None else "OPENAI_BASE_URL")
+    if problem:
+        raise LabelingError(problem)
     try:
         import openai
     except ImportError as err:
@@ -69,24 +80,30 @@ def choose_labeler(
     model: str = DEFAULT_LLM_MODEL,
     api_key: str | None = None,
     base_url: str | None = None,
-    timeout: float = 30.0,
+    timeout: float | None = None,
+    budget: float | None = None,
 ) -> tuple[KeywordLabeler | LLMLabeler, str]:
     """Pick the labeller for ``mode`` and say which one and why.
 
     ``"auto"`` uses the LLM when a key is configured (``api_key`` or ``OPENAI_API_KEY``) and
     keywords otherwise; ``"llm"`` requires a key; ``"keywords"`` never calls an API.
+    ``timeout`` (seconds per request) and ``budget`` (seconds for all requests of one question)
+    default to ``INBEDDER_LLM_TIMEOUT`` / ``INBEDDER_LLM_BUDGET``, else 15 s and 45 s.
 
     Returns:
         ``(labeler, reason)``, e.g. ``(KeywordLabeler(), "keywords (no OPENAI_API_KEY set)")``.
         The reason never contains the key.
 
     Raises:
-        LabelingError: unknown ``mode``, or ``"llm"`` without a key.
+        LabelingError: unknown ``mode``, ``"llm"`` without a key, a bad timeout or budget, or an
+            endpoint URL with a user name or password.
     """
     if mode not in LABELER_MODES:
         raise LabelingError(f"unknown labeler mode {mode!r}; expected one of {list(LABELER_MODES)}")
     if mode == "keywords":
         return KeywordLabeler(), "keywords (chosen)"
+    timeout = positive_seconds(timeout, LLM_TIMEOUT_ENV, DEFAULT_LLM_TIMEOUT, "timeout", LabelingError)
+    budget = positive_seconds(budget, LLM_BUDGET_ENV, DEFAULT_LLM_BUDGET, "budget", LabelingError)
     key = _api_key(api_key)
     if mode == "auto":
         if not key:
@@ -99,4 +116,4 @@ def choose_labeler(
         why = "chosen"
     else:
         why = "API key given" if api_key is not None else "OPENAI_API_KEY is set"
-    return LLMLabeler(client, model), f"llm ({model} at {where}; {why})"
+    return LLMLabeler(client, model, budget=budget), f"llm ({model} at {where}; {why})"

@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cleaning import display_url
+from .cleaning import display_url, url_userinfo_problem
 from .client import choose_labeler
 
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
@@ -60,6 +60,10 @@ def llm_endpoint(typed_url: str, user_key: str, configured_url: str, server_key:
     gets only the analyst's own key; without one, ``problem`` is ``CUSTOM_ENDPOINT_NEEDS_KEY``.
     """
     typed, own = typed_url.strip(), user_key.strip()
+    for url, where in ((typed, "the endpoint URL"), (configured_url, "the configured endpoint (OPENAI_BASE_URL)")):
+        problem = url_userinfo_problem(url, where)
+        if problem:
+            return Endpoint("", None, display_url(url), problem)
     if not typed or _same_endpoint(typed, configured_url or OPENAI_DEFAULT_URL):
         key = server_key or own
         return Endpoint(key, configured_url or None, configured_endpoint(configured_url),

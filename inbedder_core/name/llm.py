@@ -125,6 +125,9 @@ class LLMLabeler:
         json_mode: send ``response_format={"type": "json_object"}``. Switched off for the rest of
             the run when the server rejects it with a 400 that mentions ``response_format``.
         sleep: called with the seconds to wait before each retry (tests pass a recorder).
+        budget: seconds that all requests, retries and waits of one ``label`` call may take together
+            (``None``: no limit). Each request's timeout is cut to what is left; once it is spent the
+            remaining clusters get keyword names, with the reason in ``stop_reason_``.
 
     Attributes (after ``label``):
         errors_: one line per problem, ``"cluster 3: ..."`` or ``"stopped: ..."``; never the key.
@@ -147,6 +150,7 @@ class LLMLabeler:
         max_consecutive_failures: int | None = 3,
         json_mode: bool = True,
         sleep: Callable[[float], None] | None = None,
+        budget: float | None = None,
     ) -> None:
         self.client = client
         self.model = model
@@ -160,6 +164,7 @@ class LLMLabeler:
         self.max_consecutive_failures = max_consecutive_failures
         self.json_mode = json_mode
         self.sleep = sleep
+        self.budget = budget
 
     # -- public ---------------------------------------------------------------------------
 
@@ -209,6 +214,7 @@ class LLMLabeler:
         self.stop_reason_: str | None = None
         self.n_requests_ = 0
         self._scrub = _scrubber(getattr(self.client, "api_key", None))
+        self._deadline = None if self.budget is None else time.monotonic() + _non_negative(self.budget, "budget")
         self._json_mode = bool(self.json_mode)
 
         fallback = self.fallback if self.fallback is not None else KeywordLabeler()
@@ -225,6 +231,9 @@ class LLMLabeler:
             if cluster == NOISE:
                 results.append(keyword_name)
                 continue
+            if self.stop_reason_ is None and self._left() == 0.0:
+                self.stop_reason_ = f"LLM naming stopped: its budget of {self.budget:g} s for this question was spent"
+                self.errors_.append(f"stopped at cluster {cluster}: budget of {self.budget:g} s spent")
             if self.stop_reason_ is not None:
                 results.append(dataclasses.replace(keyword_name, error=self.stop_reason_))
                 continue
@@ -335,6 +344,9 @@ class LLMLabeler:
                 delay = self.backoff * (2**attempt)
                 if retry.retry_after is not None:
                     delay = max(delay, min(retry.retry_after, 60.0))
+                left = self._left()
+                if left is not None and delay >= left:
+                    raise _GiveUp(f"{retry} (after {attempt + 1} attempts; naming budget spent)") from None
                 logger.info("retrying in %.2fs after: %s", delay, retry)
                 (self.sleep or time.sleep)(delay)
                 attempt += 1
@@ -343,9 +355,20 @@ class LLMLabeler:
                     raise _GiveUp(f"{invalid} (after {attempt + 1} attempts)") from None
                 attempt += 1  # a new sample may be valid; no need to wait
 
+    def _left(self) -> float | None:
+        """Seconds left of the budget (0.0 when spent), or ``None`` without one."""
+        deadline = getattr(self, "_deadline", None)
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
+
     def _client_without_retries(self) -> Any:
         with_options = getattr(self.client, "with_options", None)
-        return with_options(max_retries=0) if callable(with_options) else self.client
+        if not callable(with_options):
+            return self.client
+        left = self._left()
+        timeout = getattr(self.client, "timeout", None)
+        if left is not None and isinstance(timeout, (int, float)) and left < timeout:
+            return with_options(max_retries=0, timeout=max(left, 0.05))
+        return with_options(max_retries=0)
 
     def _request(self, messages: list[dict[str, str]]) -> str:
         import openai
