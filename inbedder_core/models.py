@@ -351,6 +351,8 @@ def _base_dir(spec: dict[str, Any]) -> Path:
 def materialise(folder: Path, *, cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """Build (once) and return the full model directory of the bundle in ``folder``.
 
+    Built in ``<cache dir>/models``; where that cannot be written, in the system's temporary folder.
+
     Raises:
         ModelError: base package missing, base weights differ from the ones the bundle was
             made against, or the bundle is incomplete.
@@ -362,9 +364,17 @@ def materialise(folder: Path, *, cache_dir: str | os.PathLike[str] | None = None
         digest.update(file_name.encode())
         digest.update(_sha256(folder / file_name).encode())
     digest.update(content_revision(base).encode())
-    if cache_dir is None:
-        cache_dir = default_cache_dir()
-    target = Path(cache_dir) / "models" / f"{spec['name']}-{digest.hexdigest()[:16]}"
+    name = f"{spec['name']}-{digest.hexdigest()[:16]}"
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    try:
+        return _build_full_model(folder, spec, base, root / "models" / name)
+    except OSError:  # the cache folder cannot be written: build in the system's temporary folder
+        return _build_full_model(folder, spec, base, Path(tempfile.gettempdir()) / "inbedder-models" / name)
+
+
+def _build_full_model(folder: Path, spec: dict[str, Any], base: Path, target: Path) -> Path:
+    """``target`` holding the full model, built in a temporary sibling and renamed in (a concurrent
+    builder that finished first wins); returned at once when already complete."""
     if (target / _COMPLETE).exists():
         return target
     base_weights = base / "model.safetensors"

@@ -394,9 +394,6 @@ def test_cluster_prints_an_estimate_and_needs_yes_above_the_threshold(tmp_path):
 # --- 3 (models.py): the bundled model when the cache folder cannot be written -------------------
 
 
-@pytest.mark.xfail(strict=True, reason="pending in models.py (off-limits to this branch): inbedder-minilm's "
-                                       "materialise must build in a temporary folder when the cache dir "
-                                       "cannot be written, as the e5 bundle already does")
 def test_the_bundled_model_loads_when_the_cache_folder_cannot_be_written(tmp_path):
     (tmp_path / "file").write_text("a file where the cache folder should be")
     source = tmp_path / "d.csv"
