@@ -351,6 +351,11 @@ def export(work: Path, eval_dir: Path, model_dir: Path | None = None, eval_name:
         "The full model is built on first use in the user cache. Load it with `load_encoder(\"inbedder-e5\")` or "
         "`--model inbedder-e5`.",
         "",
+        *(["Two stages (the settings above are stage 2's): stage 1 from the base, 1,100 "
+           "steps at learning rate 1e-4, seed 17 (35,200 examples seen); stage 2 from stage 1 "
+           "(`python benchmarks/train_e5.py continue`), 900 steps at 5e-5, seed 18 (another batch order; 28,800 "
+           "examples seen). Rebuild: `prepare`, `train`, `continue`, `export --model WORK/model2`.", ""]
+          if model_dir.name == "model2" else []),
         "Training objective: the InBedder answer loss at the three mask slots plus an answer-supervised "
         "contrastive term (weight 0.5, temperature 0.05; positives: same kind of question and same gold answer "
         "in a batch of four question kinds). Data: `python benchmarks/train_e5.py prepare` (see docs/training.md).",

@@ -28,6 +28,7 @@ from streamlit.testing.v1 import AppTest
 from inbedder_app.state import short_key
 from inbedder_core import runs
 from inbedder_core.export import read_csv_export
+from inbedder_core.models import BUNDLED_MODEL
 from inbedder_core.plots import LEGEND_CHARS, truncate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -683,7 +684,7 @@ def test_unavailable_default_model_falls_back_to_the_bundled_inbedder_with_a_not
     app_env.setenv("INBEDDER_MODEL", "BrandonZYW/roberta-large-InBedder")  # not in the (offline) hub cache
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert_clean(at)
-    assert at.selectbox(key="model_choice").value == "inbedder-minilm"
+    assert at.selectbox(key="model_choice").value == BUNDLED_MODEL
     assert any("is not available offline" in i.value and "bundled InBedder" in i.value for i in at.sidebar.info)
     at.selectbox(key="model_choice").set_value("BrandonZYW/roberta-large-InBedder").run()
     warning = at.sidebar.warning[0].value
@@ -691,11 +692,11 @@ def test_unavailable_default_model_falls_back_to_the_bundled_inbedder_with_a_not
     # running with it anyway: the loading error is shown, with the way out, and nothing is raised
     at.button(key="run").click().run(timeout=RUN_TIMEOUT)
     assert not at.exception
-    assert "could not load model" in at.error[0].value and "inbedder\\-minilm" in at.error[0].value
+    assert "could not load model" in at.error[0].value and BUNDLED_MODEL.replace("-", "\\-") in at.error[0].value
     assert "\\-\\-model" not in at.error[0].value and "in the sidebar" in at.error[0].value
     at.button(key="use_bundled").click().run()
     assert_clean(at)
-    assert at.selectbox(key="model_choice").value == "inbedder-minilm"
+    assert at.selectbox(key="model_choice").value == BUNDLED_MODEL
     assert not at.sidebar.warning
     at.button(key="run").click().run(timeout=RUN_TIMEOUT)  # the bundled model really runs offline
     assert_clean(at)
@@ -704,8 +705,8 @@ def test_unavailable_default_model_falls_back_to_the_bundled_inbedder_with_a_not
     computed = at.session_state["workspace"]
     at.selectbox(key="model_choice").set_value("BrandonZYW/roberta-large-InBedder").run()
     assert not at.session_state["workspace"].results
-    assert any("inbedder\\-minilm are kept" in i.value for i in at.info)
-    at.selectbox(key="model_choice").set_value("inbedder-minilm").run()
+    assert any(BUNDLED_MODEL.replace("-", "\\-") + " are kept" in i.value for i in at.info)
+    at.selectbox(key="model_choice").set_value(BUNDLED_MODEL).run()
     assert_clean(at)
     assert at.session_state["workspace"] is computed and computed.results and len(charts(at)) == 1
 

@@ -37,8 +37,6 @@ CORPUS = [
 LANGUAGE = "What language is the text in?"
 SENTIMENT = "What sentiment does the writer express?"
 
-needs_bundle = pytest.mark.skipif(not (BUNDLE / "bundle.json").exists(),
-                                reason="inbedder-e5 is not shipped yet (docs/training.md, Work in progress)")
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +54,6 @@ def v_measure(vectors: np.ndarray, labels: list[str]) -> float:
     return float(np.mean(scores))
 
 
-@needs_bundle
 def test_bundle_is_an_adapter_over_the_pinned_e5_base():
     spec = json.loads((BUNDLE / "bundle.json").read_text(encoding="utf-8"))
     assert spec["base"] == E5_BASE
@@ -67,7 +64,6 @@ def test_bundle_is_an_adapter_over_the_pinned_e5_base():
     assert listed["inbedder-e5"].available
 
 
-@needs_bundle
 def test_loads_offline_and_the_answer_follows_the_question(encoder):
     assert isinstance(encoder, MaskedLMEncoder) and encoder.dimension == 384
     texts = [t for t, _, _ in CORPUS]
@@ -80,7 +76,6 @@ def test_loads_offline_and_the_answer_follows_the_question(encoder):
     assert not np.allclose(language.embeddings, sentiment.embeddings, atol=1e-2)
 
 
-@needs_bundle
 def test_a_language_question_separates_languages_and_a_sentiment_question_polarity(encoder):
     texts = [t for t, _, _ in CORPUS]
     languages = [lang for _, lang, _ in CORPUS]
@@ -92,7 +87,6 @@ def test_a_language_question_separates_languages_and_a_sentiment_question_polari
     assert v_measure(by_language, languages) >= 0.7
 
 
-@needs_bundle
 def test_model_card_names_every_training_source_with_its_license():
     card = (BUNDLE / "README.md").read_text(encoding="utf-8")
     meta = json.loads((BUNDLE / "inbedder_training.json").read_text(encoding="utf-8"))

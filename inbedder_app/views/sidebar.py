@@ -66,6 +66,9 @@ def render(config: AppConfig) -> Choices:
     if st.session_state["model_choice"] not in options:
         st.session_state["model_choice"] = BUNDLED_MODEL
     choice = sidebar.selectbox("Embedding model", options, key="model_choice", format_func=_model_label)
+    note = next((known.note for known in KNOWN_MODELS if known.model_id == choice), "")
+    if note:  # languages and cost of the chosen model
+        sidebar.caption(md_text(note))
     model = choice
     llm_batch = DEFAULT_LLM_BATCH
     if choice == LOCAL_MODEL:
