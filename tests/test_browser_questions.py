@@ -35,7 +35,7 @@ def test_drill_down_back_up_stability_and_not_applicable(server, page):  # noqa:
     page.get_by_text("KMeans", exact=True).click()
     page.get_by_label("KMeans k (clusters)").fill("3")
     page.get_by_text("'Does not apply' group").click()
-    page.get_by_role("button", name="Apply to the current maps").click()
+    page.get_by_role("button", name="Apply clustering to the current maps").click()
     _settle(page)
     page.get_by_label("Instructions, one per line").fill("What does the customer need?")
     page.get_by_role("button", name="Run", exact=True).click()
