@@ -313,15 +313,19 @@ def label_columns(table: pd.DataFrame, exclude: Sequence[str] = (), max_values: 
     A label column has at least 2 distinct values (missing not counted), at most ``max_values``
     and fewer than half as many as there are rows (so ids and free text are not labels), and is
     not a column of non-integer numbers (a measurement, not a class). ``exclude``: the text column.
+    A name the table repeats (a labeled CSV read back holds ``cluster_1`` of an earlier run) counts
+    once, by its first column.
     """
     import pandas as pd
 
-    out = []
+    out: list[str] = []
+    seen: set[str] = set()
     n_rows = len(table)
-    for column in table.columns:
-        if str(column) in exclude:
+    for position, column in enumerate(table.columns):
+        if str(column) in exclude or str(column) in seen:
             continue
-        values = table[column]
+        seen.add(str(column))
+        values = table.iloc[:, position]
         distinct = values.dropna().nunique()
         if distinct < 2 or distinct > max_values or distinct > n_rows / 2:
             continue

@@ -538,7 +538,7 @@ def test_answers_from_an_llm_show_the_cost_first_then_map_the_answers(app_env):
         at.text_input(key="answer_llm_model").set_value("test-model")
         at.number_input(key="llm_batch").set_value(10)
         at.radio(key="naming").set_value("Keywords only")
-        at.button(key="apply_settings").click().run()
+        at.button(key="apply_naming").click().run()  # the naming form's own Apply (issue 19)
         assert_clean(at)
         at.button(key="run").click().run(timeout=RUN_TIMEOUT)
         assert_clean(at)

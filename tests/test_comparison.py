@@ -248,3 +248,15 @@ def test_diagonal_contingency_keeps_noise_last_and_every_count():
     assert np.diag(diagonal.to_numpy())[:3].tolist() == [3, 3, 2]
     # ties (3 and 3) keep the row order
     assert list(diagonal.index[:3]) == ["0", "2", "1"] and list(diagonal.columns[:3]) == ["5", "3", "4"]
+
+
+def test_a_repeated_column_name_counts_once_by_its_first_column():
+    """A labeled CSV read back may hold a name twice (``cluster_1`` of an earlier run and of this one)."""
+    n = 40
+    table = pd.DataFrame({"text": [f"document {i}" for i in range(n)],
+                          "a": ["x", "y"] * (n // 2), "b": [str(i) for i in range(n)]})
+    table.columns = ["text", "cluster_1", "cluster_1"]
+    assert label_columns(table, exclude=["text"]) == ["cluster_1"]
+    table.columns = ["text", "b", "b"]
+    table.iloc[:, 1] = [str(i) for i in range(n)]  # the first "b" is no label: the second is not considered
+    assert label_columns(table, exclude=["text"]) == []

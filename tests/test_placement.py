@@ -85,8 +85,8 @@ def test_new_documents_of_the_same_topics_score_like_the_fitted_ones(fitted):
     new_v = v_measure_score(new.table["gold"], assignment.results[0].labels)
     assert new_v > fitted_v - 0.1
     table = assignment_table(new, assignment)
-    assert list(table.columns)[-6:] == ["answer_1", "cluster_1", "label_1", "description_1", "assigned_1",
-                                        "placement_strength_1"]
+    assert list(table.columns)[-8:] == ["answer_1", "cluster_1", "label_1", "description_1", "x_1", "y_1",
+                                        "assigned_1", "placement_strength_1"]
     assert table["assigned_1"].all() and len(table) == len(new)
 
 
