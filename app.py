@@ -60,15 +60,12 @@ RESULT_VIEWS: dict[str, Callable[[Workspace, Corpus, str | None], None]] = {
 
 
 def render_results(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
-    """ "3 · Explore": the view picked in the radio, or a note until there is a run."""
+    """"3 · Explore": the view picked in the radio, or a note until there is a run."""
     st.subheader("3 · Explore")
     if not ws.results:
         others = [model for digest, model in st.session_state.get("workspaces", {}) if digest == ws.corpus_hash]
-        kept_note = (
-            f" The maps made with {', '.join(others)} are kept: choose that model again in the sidebar to see them."
-            if others
-            else ""
-        )
+        kept_note = (f" The maps made with {', '.join(others)} are kept: choose that model again in the sidebar "
+                     "to see them." if others else "")
         st.info("Run an instruction to see the corpus clustered by its answers." + md_text(kept_note))
         return
     view = st.radio("View", list(RESULT_VIEWS), key="view", horizontal=True, label_visibility="collapsed")
@@ -78,10 +75,8 @@ def render_results(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
 def main() -> None:
     st.set_page_config(page_title="InBedder Explorer", layout="wide")
     st.title("InBedder Explorer")
-    st.caption(
-        "Cluster a corpus by the answer to a question (InBedder instruction-following embeddings, "
-        "Peng et al., ACL 2024)."
-    )
+    st.caption("Cluster a corpus by the answer to a question (InBedder instruction-following embeddings, "
+               "Peng et al., ACL 2024).")
     try:
         config = read_config()
         torch_ready = start_warm_up() if config.warm_up else None
