@@ -6,12 +6,13 @@ of shards), embeds every row under every instruction and writes one output file 
 ``manifest.json`` beside them. What Ray gives and what is ours:
 
 - With ``ray=RayOptions(...)``, Ray Data reads the inputs and runs ``BatchEmbedder`` (``map_batches``
-  with a callable class) in a pool of actors, one model load per actor; a dead actor is restarted
-  (``max_restarts``) and its batch retried (``max_task_retries``), and results keep the input order.
+  with a callable class) in a pool of actors, one model load per actor; a dead actor is restarted and
+  its batch retried (Ray Data's actor defaults, ``max_restarts=-1``, ``max_task_retries=-1``), and
+  results keep the input order.
   Without it the same ``BatchEmbedder`` runs here on pyarrow batches.
 - This process streams the results to one temporary file per input file, renamed into place when the
   file's last row has arrived and then recorded in the manifest; a rerun skips the files the manifest
-  records (same input size and mtime, same job), so a run stopped by SIGINT resumes with the
+  records (same input size and mtime, same job, same encoder fingerprint), so a run stopped by SIGINT resumes with the
   unfinished shards only, and the embedding cache (filled by every worker as it goes) spares even
   their finished rows. Memory holds the ids and a bounded write buffer, never all the vectors.
 - The ids of every input row are read first (pyarrow, apart from Ray) and must be unique; at the end
@@ -26,7 +27,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,10 @@ class EncoderSpec:
     cache_dir: str | None = None
 
     def identity(self) -> dict[str, Any]:
-        """What decides the vectors (the manifest's record of the encoder): not the device or the cache."""
-        return {k: v for k, v in asdict(self).items() if k not in ("device", "use_cache", "cache_dir")}
+        """The encoder as asked for (``auto`` as unset), kept in the manifest: a rerun asking for another is
+        refused before any work. The workers' fingerprint is checked too, once the first batch is in."""
+        return {"model": self.model, "kind": self.kind, "pattern": self.pattern, "max_length": self.max_length,
+                "dtype": None if self.dtype in (None, "auto") else self.dtype}
 
     def load(self) -> tuple[Any, str | None]:
         """``(encoder, note)``: the encoder behind the cache; when the cache cannot be opened on this
@@ -370,9 +373,10 @@ def _ray_batches(files: Sequence[Path], columns: list[str], rows: int, embedder_
         data = ray.data.read_csv(paths, include_paths=True, convert_options=convert)
     else:
         data = ray.data.read_parquet(paths, include_paths=True, columns=columns)
+    # a dead actor is restarted and its batch retried: Ray Data's defaults (max_restarts=-1, max_task_retries=-1)
     data = data.map_batches(BatchEmbedder, fn_constructor_args=embedder_args, batch_size=rows,
                             batch_format="pyarrow", concurrency=actors, num_cpus=options.num_cpus_per_actor,
-                            num_gpus=options.num_gpus_per_actor or None, max_restarts=-1, max_task_retries=-1)
+                            num_gpus=options.num_gpus_per_actor or None)
     data.context.execution_options.preserve_order = True  # ids by row number need the input order
     data.context.enable_progress_bars = not quiet
     yield from data.iter_batches(batch_format="pyarrow", batch_size=None)
@@ -407,10 +411,12 @@ class _Manifest:
         self.path = out / MANIFEST
         self.job = job
         self.shards: dict[str, dict[str, Any]] = {}
+        self.fingerprint: dict[str, Any] | None = None
         if self.path.exists():
             try:
                 saved = json.loads(self.path.read_text(encoding="utf-8"))
                 old_job, self.shards = saved["job"], dict(saved["shards"])
+                self.fingerprint = saved.get("fingerprint")
             except (OSError, ValueError, KeyError, TypeError) as error:
                 raise ExportError(f"'{self.path}' is not a shards manifest ({error}); choose another --out folder, "
                                   "or delete that file to start over") from error
@@ -442,8 +448,20 @@ class _Manifest:
         from .export import atomic_path
 
         with atomic_path(self.path) as tmp:
-            tmp.write_text(json.dumps({"job": self.job, "shards": self.shards}, indent=1, ensure_ascii=False),
-                           encoding="utf-8")
+            tmp.write_text(json.dumps({"job": self.job, "fingerprint": self.fingerprint, "shards": self.shards},
+                                      indent=1, ensure_ascii=False), encoding="utf-8")
+
+    def check_encoder(self, fingerprint: dict[str, Any]) -> None:
+        """Refuse to add shards embedded by another encoder than the finished ones.
+
+        Raises:
+            ExportError: the folder's shards come from another encoder (model, revision, pattern, dtype...).
+        """
+        if self.shards and self.fingerprint not in (None, fingerprint):
+            changed = [k for k in fingerprint if self.fingerprint.get(k) != fingerprint[k]]
+            raise ExportError(f"--out '{self.path.parent}' holds shards embedded with another encoder (its "
+                              f"{', '.join(changed)} differ); use the same model and settings, or another --out folder")
+        self.fingerprint = fingerprint
 
 
 class _ShardWriter:
@@ -533,9 +551,9 @@ def embed_shards(
     out = Path(out)
     if out.suffix.lower() in (".parquet", ".npy", ".csv") or out.is_file():
         raise ExportError(f"--out '{out}' must be a folder: a sharded run writes one Parquet file per input file")
-    for path in files:
-        if path.is_relative_to(out.resolve()):
-            raise ExportError(f"input '{path}' is inside --out '{out}'; choose an --out folder outside the inputs")
+    for item in [*files, *(Path(i).resolve() for i in inputs if Path(i).is_dir())]:
+        if item.is_relative_to(out.resolve()) or out.resolve().is_relative_to(item):
+            raise ExportError(f"input '{item}' and --out '{out}' overlap; choose an --out folder outside the inputs")
     text_column, id_column = choose_columns(files[0], text_column, id_column)
     columns = [text_column] + ([id_column] if id_column else [])
     ids = read_ids(files, text_column, id_column)
@@ -589,7 +607,7 @@ def _stream(batches: Iterator[Any], files: list[Path], pending: list[int], ids: 
             writers[i] = _ShardWriter(out / shard_name(i), {})
         for table in batches:
             for stats in filter(None, table.column("_stats").to_pylist()):
-                _count(json.loads(stats), report, meta)
+                _count(json.loads(stats), report, meta, manifest)
             table = table.drop_columns(["_stats"])
             schema = schema or table.drop_columns(["path"]).schema
             for path, part in _runs(table):
@@ -627,6 +645,9 @@ def _stream(batches: Iterator[Any], files: list[Path], pending: list[int], ids: 
     finally:
         for writer in writers.values():
             writer.abort()
+        close = getattr(batches, "close", None)
+        if close is not None:  # stops Ray Data's executor at once on an error or Ctrl-C
+            close()
 
 
 def _runs(table: Any) -> Iterator[tuple[str, Any]]:
@@ -639,12 +660,13 @@ def _runs(table: Any) -> Iterator[tuple[str, Any]]:
             start = i
 
 
-def _count(stats: dict[str, Any], report: ShardReport, meta: dict[str, Any]) -> None:
+def _count(stats: dict[str, Any], report: ShardReport, meta: dict[str, Any], manifest: _Manifest) -> None:
     report.n_encoded += int(stats["encoded"])
     report.n_cached += int(stats["cached"])
     report.n_no_text += int(stats["no_text"])
     report.notes += [note for note in stats["notes"] if note not in report.notes]
     if report.fingerprint is None:
+        manifest.check_encoder(stats["fingerprint"])
         report.fingerprint = meta["fingerprint"] = stats["fingerprint"]
     elif report.fingerprint != stats["fingerprint"]:
         raise ExportError(f"the workers loaded different encoders ({report.fingerprint} and {stats['fingerprint']}); "

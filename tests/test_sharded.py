@@ -156,3 +156,36 @@ def test_bad_inputs_get_one_clear_error(tmp_path, spec):
         embed_shards([tmp_path / "in" / "shard-0.csv"], tmp_path / "out", QUESTIONS, encoder=spec, text_column="body")
     with pytest.raises(ExportError, match="must be a folder"):
         embed_shards([tmp_path / "in" / "shard-0.csv"], tmp_path / "out.parquet", QUESTIONS, encoder=spec)
+
+
+def test_a_resume_with_another_encoder_behind_the_same_name_is_refused(tmp_path, tiny_roberta, tiny_bert):
+    import shutil
+
+    write_shards(tmp_path / "in", n_files=2, rows=8)
+    model = tmp_path / "model"
+    shutil.copytree(tiny_roberta, model)
+    spec = EncoderSpec(model=str(model), device="cpu")
+    with pytest.raises(KeyboardInterrupt):
+        embed_shards([tmp_path / "in"], tmp_path / "out", QUESTIONS, encoder=spec, batch_size=8,
+                     progress=lambda done, total: signal.raise_signal(signal.SIGINT))
+    shutil.rmtree(model)
+    shutil.copytree(tiny_bert, model)  # other weights under the same path: the fingerprint's revision differs
+    with pytest.raises(ExportError, match="another encoder.*revision"):
+        embed_shards([tmp_path / "in"], tmp_path / "out", QUESTIONS, encoder=spec, batch_size=8)
+    assert [p.name for p in (tmp_path / "out").glob("*.parquet")] == ["part-00000.parquet"]
+
+
+def test_the_command_line_embeds_a_folder_of_shards_and_says_how_fast(tmp_path, tiny_roberta, capsys):
+    from inbedder_core.cli import main
+
+    write_shards(tmp_path / "in", n_files=2, rows=5)
+    common = ["--model", str(tiny_roberta), "--device", "cpu", "-i", QUESTIONS[0], "--quiet"]
+    assert main(["embed", str(tmp_path / "in"), *common, "--out", str(tmp_path / "out")]) == 0
+    assert len(read_embeddings(tmp_path / "out" / "part-00001.parquet")[0]) == 5
+    assert main(["embed", str(tmp_path / "in"), *common[:-1], "--out", str(tmp_path / "out")]) == 0
+    assert "0 shard(s) written, 2 already finished and skipped" in capsys.readouterr().err
+    for extra, message in ((["--out", str(tmp_path / "x.parquet"), "--ray"], "pass --out FOLDER"),
+                           (["--out", str(tmp_path / "o2"), "--actors", "2"], "need --ray"),
+                           (["--out", str(tmp_path / "o3"), "--max-rows", "3"], "--max-rows: not for a sharded run")):
+        assert main(["embed", str(tmp_path / "in"), *common, *extra]) == 2
+        assert message in capsys.readouterr().err
