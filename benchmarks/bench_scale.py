@@ -12,7 +12,7 @@ run embeds everything. Each run is a fresh process running the ``inbedder`` comm
 alternate (A B C, C B A, ...) and the table gives medians. Peak RSS: the process's own
 (``ru_maxrss``), and on Ray the driver's plus the encoder actors' (sampled from ``/proc`` every 0.2 s;
 Ray's own daemons are left out). Ray runs start Ray on this machine (its start is in the wall time)
-with one actor of ``--threads`` CPUs, the same cores the in-process runs use.
+with ``--threads`` actors of one torch thread each, the same cores the in-process runs use.
 """
 
 from __future__ import annotations
@@ -79,8 +79,11 @@ def run_one(variant: str, whole: str, shards: str, out: str, model: str, threads
     elif variant == "shards-local":
         argv = ["embed", shards, *common, "--out", out]
     else:
-        argv = ["embed", shards, *common, "--out", out, "--ray", "--actors", "1", "--num-cpus-per-actor",
-                str(threads)]
+        # `threads` actors of one thread each (Ray sets OMP_NUM_THREADS=1 for them when it is unset), half a CPU
+        # each in Ray's accounting so a CPU is left for Ray Data's read tasks
+        os.environ.pop("OMP_NUM_THREADS", None)
+        argv = ["embed", shards, *common, "--out", out, "--ray", "--actors", str(threads), "--num-cpus-per-actor",
+                str(0.5)]
     peak_actors = [0]
     stop = threading.Event()
 

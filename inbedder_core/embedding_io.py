@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,9 +63,10 @@ def write_embeddings(out: str | Path, corpus: Corpus, instructions: Sequence[str
     return [out]
 
 
-def long_table(doc_ids: Sequence[str], instruction_index: Sequence[int], instruction: Sequence[str],
+def long_table(doc_ids: Any, instruction_index: Any, instruction: Sequence[str],
                answers: Sequence[str | None] | None, embeddings: np.ndarray):
-    """The long layout as a ``pyarrow.Table``: one row per (document, instruction); ``embeddings`` is
+    """The long layout as a ``pyarrow.Table``: one row per (document, instruction); ``doc_ids`` and
+    ``instruction_index`` are sequences or arrays (pyarrow, numpy), ``embeddings``
     ``float32 (n_rows, dim)``, ``answers`` ``None`` when the encoder gives none."""
     import pyarrow as pa
 
