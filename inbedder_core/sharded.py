@@ -17,6 +17,9 @@ of shards), embeds every row under every instruction and writes one output file 
   their finished rows. Memory holds the ids and a bounded write buffer, never all the vectors.
 - The ids of every input row are read first (pyarrow, apart from Ray) and must be unique; at the end
   every shard is read back and every id must appear exactly once per instruction.
+
+Over the ~600-line guide: inputs, the batch encoder, the manifest and the writer are one run's parts and
+are tested as one; split it by those headings when it grows.
 """
 
 from __future__ import annotations
