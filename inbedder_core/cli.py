@@ -57,8 +57,13 @@ class _Bar:
             self.bar.close()
 
 
-def _add_corpus_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", help="corpus file: .csv, .tsv, .txt (one document per line), .jsonl or .parquet")
+def _add_corpus_options(parser: argparse.ArgumentParser, shards: bool = False) -> None:
+    if shards:
+        parser.add_argument("input", nargs="+", metavar="FILE_OR_DIR",
+                            help="corpus file: .csv, .tsv, .txt (one document per line), .jsonl or .parquet; or "
+                                 "CSV/Parquet shards (several files, a folder or a quoted glob) with --out FOLDER")
+    else:
+        parser.add_argument("input", help="corpus file: .csv, .tsv, .txt (one document per line), .jsonl or .parquet")
     parser.add_argument("--text-column", help="column holding the documents (default: guessed, and said)")
     parser.add_argument("--id-column", help="column holding document ids (default: 'id' if present, else row number)")
     parser.add_argument("--format", choices=["csv", "tsv", "txt", "jsonl", "parquet"],
@@ -115,6 +120,19 @@ def _add_llm_answer_options(parser: argparse.ArgumentParser | argparse._Argument
                         help="llm:NAME models: print the requests and tokens a run would take, send nothing")
 
 
+def _add_ray_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("sharded runs on Ray (pip install -e \".[ray]\"; --out is a folder)")
+    group.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                       help="embed with a pool of encoder actors on Ray: the cluster ADDRESS that `ray start --head` "
+                            "printed, or 'auto'; alone, Ray starts on this machine (or joins RAY_ADDRESS)")
+    group.add_argument("--actors", type=int, default=None, metavar="N",
+                       help="encoder actors, one model each (default: one per --num-gpus-per-actor share of the "
+                            "cluster's GPUs, else one per --num-cpus-per-actor CPUs but one)")
+    group.add_argument("--num-gpus-per-actor", type=float, default=0.0, metavar="G",
+                       help="GPUs per actor (default 0: CPU actors); 0.5 puts two actors on each GPU")
+    group.add_argument("--num-cpus-per-actor", type=float, default=1.0, metavar="C", help="CPUs per actor (default 1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="inbedder",
@@ -123,10 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     embed = sub.add_parser("embed", help="embed a corpus under one or more instructions")
-    _add_corpus_options(embed)
+    _add_corpus_options(embed, shards=True)
     _add_model_options(embed)
     embed.add_argument("--out", "-o", required=True,
-                       help="output file: .parquet (any number of instructions) or .npy (one instruction)")
+                       help="output file: .parquet (any number of instructions) or .npy (one instruction); or a "
+                            "folder: one Parquet shard per input file, resumable (a rerun skips finished shards)")
+    _add_ray_options(embed)
     embed.set_defaults(func=cmd_embed)
 
     cluster = sub.add_parser("cluster", help="embed, reduce, cluster, name and compare; write a labeled CSV")
@@ -313,10 +333,62 @@ def _encode_all(args: argparse.Namespace, corpus, encoder, reporter: Reporter) -
     return results
 
 
+def _sharded(args: argparse.Namespace) -> bool:
+    """Whether ``inbedder embed`` writes a folder of shards: --ray, several inputs, a folder, a glob, --out FOLDER."""
+    out = Path(args.out)
+    first = args.input[0]
+    return (args.ray is not None or len(args.input) > 1 or Path(first).is_dir() or any(c in first for c in "*?[")
+            or out.is_dir() or out.suffix == "")
+
+
+def cmd_embed_shards(args: argparse.Namespace, reporter: Reporter) -> int:
+    """``inbedder embed FILE_OR_DIR ... --out FOLDER [--ray [ADDRESS]]``: ``sharded.embed_shards``."""
+    from .answers.engine import llm_model_name
+    from .sharded import EncoderSpec, RayOptions, embed_shards
+
+    if Path(args.out).suffix.lower() in (".parquet", ".npy"):
+        raise InBedderError(f"a sharded run (--ray, several inputs, a folder or a glob) writes one Parquet file per "
+                            f"input file into a folder; pass --out FOLDER instead of '{args.out}'")
+    given = [flag for flag, value in (("--format", args.format), ("--encoding", args.encoding),
+                                      ("--max-bytes", args.max_bytes), ("--max-rows", args.max_rows),
+                                      ("--drop-duplicates", args.drop_duplicates),
+                                      ("--model llm:NAME", llm_model_name(args.model)))
+             if value]
+    if given:
+        raise InBedderError(f"{', '.join(given)}: not for a sharded run, which reads UTF-8 CSV or Parquet shards "
+                            "whole; leave it out, or embed one file with --out FILE.parquet")
+    if args.ray is None and (args.actors is not None or args.num_gpus_per_actor or args.num_cpus_per_actor != 1.0):
+        raise InBedderError("--actors, --num-gpus-per-actor and --num-cpus-per-actor need --ray")
+    if args.actors is not None and args.actors < 1:
+        raise InBedderError(f"--actors {args.actors}: pass 1 or more")
+    spec = EncoderSpec(model=args.model, kind=args.kind, device=args.device, dtype=args.dtype, pattern=args.pattern,
+                       max_length=args.max_length, use_cache=not args.no_cache,
+                       cache_dir=os.environ.get("INBEDDER_CACHE_DIR"))
+    ray = None if args.ray is None else RayOptions(
+        address=None if args.ray == "local" else args.ray, actors=args.actors,
+        num_gpus_per_actor=args.num_gpus_per_actor, num_cpus_per_actor=args.num_cpus_per_actor)
+    bar = reporter.progress("embedding shards")
+    try:
+        report = embed_shards(args.input, args.out, args.instruction, encoder=spec, text_column=args.text_column,
+                              id_column=args.id_column, batch_size=args.batch_size, answers=args.answers, ray=ray,
+                              progress=bar, quiet=reporter.quiet)
+    finally:
+        bar.close()
+    for note in report.notes:
+        reporter.note(note)
+    if report.n_no_text:
+        reporter.note(f"{report.n_no_text:,} row(s) had no text and were embedded as the empty text")
+    reporter.note(report.describe())
+    return 0
+
+
 def cmd_embed(args: argparse.Namespace, reporter: Reporter) -> int:
+    if _sharded(args):
+        return cmd_embed_shards(args, reporter)
+    args.input = args.input[0]
     out = Path(args.out)
     if out.suffix.lower() not in (".parquet", ".npy"):
-        raise InBedderError(f"--out '{out}' must end in .parquet or .npy")
+        raise InBedderError(f"--out '{out}' must end in .parquet or .npy, or be a folder (one shard per input file)")
     if out.suffix.lower() == ".npy" and len(args.instruction) != 1:
         raise InBedderError(f".npy holds one instruction's embeddings but {len(args.instruction)} were given; "
                             "use a .parquet output for several")

@@ -5,6 +5,8 @@ Parquet, one row per (document, instruction): ``doc_id``, ``instruction_index``
 none) and ``embedding`` (fixed-size list of float32). The encoder fingerprint is in
 the schema metadata under ``inbedder``. ``.npy`` holds one instruction's
 ``float32 (n_docs, dim)`` array; its answers and ids go to ``<name>.answers.json``.
+A sharded run (``inbedder embed ... --out FOLDER``) writes the same Parquet layout, one file per input shard
+(``long_table`` and ``embeddings_metadata`` build it).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,20 +54,37 @@ def write_embeddings(out: str | Path, corpus: Corpus, instructions: Sequence[str
         raise ExportError(f"output '{out}' must end in .parquet or .npy")
     tables = []
     for number, (instruction, result) in enumerate(zip(instructions, results, strict=True), start=1):
-        n, dim = result.embeddings.shape
-        flat = pa.array(result.embeddings.astype(np.float32).ravel(), type=pa.float32())
-        tables.append(pa.table({
-            "doc_id": pa.array(corpus.ids, type=pa.string()),
-            "instruction_index": pa.array([number] * n, type=pa.int32()),
-            "instruction": pa.array([instruction] * n, type=pa.string()),
-            "answer": pa.array(result.answers if result.answers is not None else [None] * n, type=pa.string()),
-            "embedding": pa.FixedSizeListArray.from_arrays(flat, dim),
-        }))
-    table = pa.concat_tables(tables)
-    table = table.replace_schema_metadata({"inbedder": json.dumps(meta, ensure_ascii=False)})
+        n = len(result.embeddings)
+        tables.append(long_table(corpus.ids, [number] * n, [instruction] * n, result.answers,
+                                 result.embeddings))
+    table = pa.concat_tables(tables).replace_schema_metadata(embeddings_metadata(meta))
     with atomic_path(out) as tmp:
         pq.write_table(table, tmp)
     return [out]
+
+
+def long_table(doc_ids: Any, instruction_index: Any, instruction: Sequence[str],
+               answers: Sequence[str | None] | None, embeddings: np.ndarray):
+    """The long layout as a ``pyarrow.Table``: one row per (document, instruction); ``doc_ids`` and
+    ``instruction_index`` are sequences or arrays (pyarrow, numpy), ``embeddings``
+    ``float32 (n_rows, dim)``, ``answers`` ``None`` when the encoder gives none."""
+    import pyarrow as pa
+
+    n, dim = embeddings.shape
+    flat = pa.array(np.asarray(embeddings, dtype=np.float32).ravel(), type=pa.float32())
+    return pa.table({
+        "doc_id": pa.array(doc_ids, type=pa.string()),
+        "instruction_index": pa.array(instruction_index, type=pa.int32()),
+        "instruction": pa.array(instruction, type=pa.string()),
+        "answer": pa.array(answers if answers is not None else [None] * n, type=pa.string()),
+        "embedding": pa.FixedSizeListArray.from_arrays(flat, dim),
+    })
+
+
+def embeddings_metadata(meta: dict) -> dict[str, str]:
+    """The Parquet schema metadata of an embeddings file: ``meta`` (fingerprint, instructions, source)
+    as JSON under ``inbedder``."""
+    return {"inbedder": json.dumps(meta, ensure_ascii=False)}
 
 
 def read_embeddings(path: str | Path, instruction_index: int = 1) -> tuple[list[str], np.ndarray, list[str | None]]:

@@ -2,7 +2,7 @@
 
 - Only ``app.py`` and ``inbedder_app`` import ``streamlit``; ``inbedder_app`` may import ``inbedder_core``,
   never the reverse.
-- ``app.py`` and ``inbedder_app`` never import ``torch``, ``transformers``, ``sentence_transformers``,
+- ``app.py`` and ``inbedder_app`` never import ``torch``, ``transformers``, ``sentence_transformers``, ``ray``,
   ``umap``, ``hdbscan`` or ``openai``: heavy work goes through ``inbedder_core``.
 - No ``inbedder_core`` module (subpackages included) imports ``streamlit``, at any level (inside functions too).
 - Importing the core (every module) or the app module loads none of the heavy libraries:
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app.py"
 CORE = ROOT / "inbedder_core"
 APP_PACKAGE = ROOT / "inbedder_app"
-HEAVY = ("torch", "transformers", "sentence_transformers", "umap", "hdbscan", "openai")
+HEAVY = ("torch", "transformers", "sentence_transformers", "umap", "hdbscan", "openai", "ray")
 
 
 def imported_modules(path: Path) -> dict[str, int]:
@@ -110,6 +110,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("comparison", "applicability", "landmarks"),
     ("export",),
     ("embedding_io", "plots", "runs", "analysis", "outputs"),
+    ("sharded",),  # sharded embedding runs, in this process or on Ray (issue 15)
     ("presentation", "drill", "stability"),  # drill, stability: follow-up questions, rewordings (issue 13)
     ("placement", "edits", "hierarchy"),  # living maps (issue 14): placing, cluster edits, the cluster tree
     ("living",),
