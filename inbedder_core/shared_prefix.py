@@ -54,7 +54,8 @@ def _right_pad(rows: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple
 
 
 def last_states(model: Any, prefixes: Sequence[Sequence[int]], suffixes: Sequence[Sequence[Sequence[int]]], *,
-                pad_id: int, device: Any, answer_tokens: int = 0) -> tuple[list[torch.Tensor], list[list[list[int]]] | None]:
+                pad_id: int, device: Any, answer_tokens: int = 0
+                ) -> tuple[list[torch.Tensor], list[list[list[int]]] | None]:
     """Last-layer state of each question's final prompt token (and greedy answers), the prefixes run once.
 
     Args:
@@ -118,4 +119,5 @@ def _crop(cache: Any, width: int) -> None:
     if extra > 0:
         cache.crop(-extra)
     if cache.get_seq_length() != width:
-        raise RuntimeError(f"the key/value cache kept {cache.get_seq_length()} positions, expected the prefix's {width}")
+        raise RuntimeError(f"the key/value cache kept {cache.get_seq_length()} positions, "
+                           f"expected the prefix's {width}")

@@ -37,7 +37,8 @@ def tiny_gpt2(tmp_path_factory):
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
     torch.manual_seed(0)
-    prompts = [f"### Input:\n{t}\n\n### Instruction:\n{q}\n\n### Response:" for t in TEXTS + BPE_TEXTS for q in QUESTIONS]
+    prompts = [f"### Input:\n{t}\n\n### Instruction:\n{q}\n\n### Response:"
+               for t in TEXTS + BPE_TEXTS for q in QUESTIONS]
     bpe = ByteLevelBPETokenizer()  # learns "\n\n" and " \n" from documents ending in whitespace, as GPT-2 has them
     bpe.train_from_iterator([" ".join(TEXTS), *prompts] * 5, vocab_size=400, min_frequency=1,
                             special_tokens=["<|endoftext|>"])
