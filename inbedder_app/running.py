@@ -79,6 +79,8 @@ def compute(ws: Workspace, corpus: Corpus, choices: Choices, config: AppConfig, 
     results: dict[str, InstructionResult] = {}
     with where if where is not None else contextlib.nullcontext(), st.status(heading, expanded=True) as status:
         bar = st.progress(0.0, text="Starting…")
+        if analysis.shares_prefix(instructions):  # a causal model: each document's prefix run once for all
+            analysis.embed_all(instructions, progress=EmbeddingProgress(bar, f"{len(instructions)} instructions"))
         for number, instruction in enumerate(instructions, start=1):
             label = f"Instruction {number} of {len(instructions)}"
             st.text(f"{label}: {instruction}")

@@ -124,7 +124,7 @@ class Analysis:
         answers: passed to the encoder (``None``: answers when they are free, i.e. masked models).
 
     Attributes:
-        n_embeddings_: ``encode`` calls made (one per new instruction).
+        n_embeddings_: instructions embedded (``encode`` calls, or instructions of ``embed_all``).
     """
 
     def __init__(self, corpus: Corpus, encoder: Any, settings: AnalysisSettings | None = None,
@@ -147,6 +147,35 @@ class Analysis:
     def embedding(self, instruction: str, progress: Callable[[int, int], None] | None = None) -> Encoding:
         """The (memoised) encoding of the corpus under ``instruction``."""
         return self._state(instruction, progress).encoding
+
+    def shares_prefix(self, instructions: Sequence[str]) -> bool:
+        """Whether embedding ``instructions`` together (``embed_all``) runs each document's prompt prefix once
+        (a causal encoder and two or more questions after the document, ``Encoder.shares_prefix``)."""
+        share = getattr(self.encoder, "shares_prefix", None)
+        return bool(share is not None and share(list(instructions)))
+
+    def embed_all(self, instructions: Sequence[str], progress: Callable[[int, int], None] | None = None
+                  ) -> list[Encoding]:
+        """The (memoised) encodings of ``instructions``, those not embedded yet in one ``encode_many`` call, so a
+        causal encoder runs each document's prompt prefix once for all of them; the embedding time is split
+        evenly between them. ``progress(done, total)`` counts (document, instruction) pairs.
+
+        Raises:
+            InBedderError: an empty instruction, or the encoder's error.
+        """
+        checked = [_checked_instruction(instruction) for instruction in instructions]
+        new = list(dict.fromkeys(instruction for instruction in checked if instruction not in self._states))
+        many = getattr(self.encoder, "encode_many", None)
+        if len(new) > 1 and many is not None:
+            start = time.perf_counter()
+            encodings = many(self.corpus.texts, new, batch_size=self.batch_size, answers=self.answers,
+                             progress=progress)
+            seconds = (time.perf_counter() - start) / len(new)
+            for instruction, encoding in zip(new, encodings, strict=True):
+                self.n_embeddings_ += 1
+                self._states[instruction] = _InstructionState(encoding, ClusteringSession(encoding.embeddings),
+                                                              seconds)
+        return [self._state(instruction, progress).encoding for instruction in checked]
 
     def clustering_session(self, instruction: str) -> ClusteringSession:
         """The (memoised) ``ClusteringSession`` of ``instruction``: its fitted reducers, for ``placement``."""
@@ -251,7 +280,13 @@ class Analysis:
 
     def run_all(self, instructions: Sequence[str], *, progress: Callable[[int, int, int], None] | None = None,
                 stage: Stage | None = None) -> list[InstructionResult]:
-        """``run`` each instruction in order; ``progress(instruction_number, done, total)``."""
+        """``run`` each instruction in order; ``progress(instruction_number, done, total)``.
+
+        When the encoder ``shares_prefix`` for them, the new instructions are first embedded together
+        (``embed_all``), reported as ``progress(0, done, total)`` over (document, instruction) pairs.
+        """
+        if self.shares_prefix(instructions):
+            self.embed_all(instructions, None if progress is None else (lambda d, t: progress(0, d, t)))
         results = []
         for number, instruction in enumerate(instructions, start=1):
             inner = None if progress is None else (lambda d, t, n=number: progress(n, d, t))

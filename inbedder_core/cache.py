@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,6 +305,11 @@ class CachedEncoder:
     def gives_answers(self) -> bool:
         return self.encoder.gives_answers
 
+    def shares_prefix(self, instructions: Sequence[str]) -> bool:
+        """The encoder's ``shares_prefix`` (``False`` when it has none): misses are then encoded together."""
+        share = getattr(self.encoder, "shares_prefix", None)
+        return bool(share is not None and share(instructions))
+
     def encode(
         self,
         texts: Sequence[str],
@@ -316,12 +321,59 @@ class CachedEncoder:
         progress: Progress | None = None,
     ) -> Encoding:
         """Same contract as ``Encoder.encode``; see the class docstring for caching."""
+        return self.encode_many(texts, [instruction], batch_size=batch_size, normalize=normalize, answers=answers,
+                                progress=progress)[0]
+
+    def encode_many(
+        self,
+        texts: Sequence[str],
+        instructions: Sequence[str],
+        *,
+        batch_size: int | None = None,
+        normalize: bool = True,
+        answers: bool | None = None,
+        progress: Progress | None = None,
+    ) -> list[Encoding]:
+        """``encode`` under each instruction, one ``Encoding`` each, only the misses computed.
+
+        Texts missing under the same two or more instructions go to the encoder's ``encode_many`` when
+        it ``shares_prefix`` for them (a causal encoder then runs each document's prefix once); the rest
+        are encoded per instruction. ``progress(done, total)`` counts (document, instruction) pairs.
+        """
         texts = [str(t) for t in texts]
+        instructions = list(instructions)
         if not texts:
-            return self.encoder.encode([], instruction, answers=answers)
+            return [self.encoder.encode([], instruction, answers=answers) for instruction in instructions]
         want_answers = self.encoder.gives_answers if answers is None else bool(answers)
-        fingerprint = self.encoder.fingerprint
-        keys = [entry_key(fingerprint, instruction, t) for t in texts]
+        looks = [self._lookup(texts, instruction, want_answers) for instruction in instructions]
+        missing: dict[int, list[int]] = {}  # first index of a missing text -> the instructions it misses under
+        for q, look in enumerate(looks):
+            first_index: dict[str, int] = {}
+            for i, key in enumerate(look.keys):
+                if key not in look.stored:
+                    first_index.setdefault(key, i)
+            for i in first_index.values():
+                missing.setdefault(i, []).append(q)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, questions in sorted(missing.items()):
+            groups.setdefault(tuple(questions), []).append(i)
+        total = len(texts) * len(instructions)
+        done = sum(look.n_hits for look in looks)
+        if progress is not None:
+            progress(done, total)
+        for questions, documents in groups.items():
+            together = len(questions) > 1 and self.shares_prefix([instructions[q] for q in questions])
+            for start in range(0, len(documents), self.chunk_size):
+                report = None if progress is None else (lambda covered, base=done: progress(base + covered, total))
+                done += self._fill(texts, instructions, looks, questions, documents[start:start + self.chunk_size],
+                                   together=together, batch_size=batch_size, want_answers=want_answers, report=report)
+        cap = char_cap(getattr(self.encoder, "max_length", 512))
+        n_truncated = sum(len(t) > cap for t in texts)  # all of them, cached or not: the same answer every run
+        return [look.encoding(want_answers, normalize, n_truncated, cap) for look in looks]
+
+    def _lookup(self, texts: list[str], instruction: str, want_answers: bool) -> _Lookup:
+        """The keys of ``texts`` under ``instruction`` and the intact vectors the cache holds for them."""
+        keys = [entry_key(self.encoder.fingerprint, instruction, t) for t in texts]
         n_notes = len(self.cache.notes)
         torn: list[str] = []
         stored = self.cache.get_many(sorted(set(keys)), torn)
@@ -333,48 +385,65 @@ class CachedEncoder:
                          "encoded again")
         if want_answers:
             stored = {k: v for k, v in stored.items() if v[1] is not None}
-        first_index: dict[str, int] = {}
-        for i, key in enumerate(keys):
-            if key not in stored:
-                first_index.setdefault(key, i)
-        missing = list(first_index.items())
-        total = len(texts)
-        n_hits = sum(1 for k in keys if k in stored)
-        done = n_hits
-        if progress is not None:
-            progress(done, total)
-        key_count = Counter(keys)
+        return _Lookup(keys, stored, notes, damaged, Counter(keys), sum(1 for k in keys if k in stored))
+
+    def _fill(self, texts: list[str], instructions: list[str], looks: list[_Lookup], questions: tuple[int, ...],
+              chunk: list[int], *, together: bool, batch_size: int | None, want_answers: bool,
+              report: Callable[[int], None] | None) -> int:
+        """Encode the texts at ``chunk`` under ``questions`` and commit them in one transaction; returns the
+        (document, instruction) positions they cover. ``report(covered)`` as batches finish."""
+        weights = [[looks[q].counts[looks[q].keys[i]] for i in chunk] for q in questions]
+        chunk_texts = [texts[i] for i in chunk]
+        asked = [instructions[q] for q in questions]
+        options = dict(batch_size=batch_size, normalize=False, answers=want_answers)
+        if together:
+            share = len(questions)
+            results = self.encoder.encode_many(  # type: ignore[attr-defined]
+                chunk_texts, asked, **options,
+                progress=None if report is None else (lambda d, _t: report(sum(sum(w[:d // share]) for w in weights))))
+        else:
+            results = []
+            for n, (instruction, w) in enumerate(zip(asked, weights, strict=True)):
+                base = sum(sum(x) for x in weights[:n])
+                inner = None if report is None else (lambda d, _t, b=base, w=w: report(b + sum(w[:d])))
+                results.append(self.encoder.encode(chunk_texts, instruction, **options, progress=inner))
         cap = char_cap(getattr(self.encoder, "max_length", 512))
-        n_truncated = sum(len(t) > cap for t in texts)  # all of them, cached or not: the same answer every run
-        for start in range(0, len(missing), self.chunk_size):
-            chunk = missing[start:start + self.chunk_size]
-            chunk_done = done
-
-            def chunk_progress(inner_done: int, _inner_total: int, base: int = chunk_done,
-                               chunk: list[tuple[str, int]] = chunk) -> None:
-                if progress is not None:
-                    covered = sum(key_count[k] for k, _ in chunk[:inner_done])
-                    progress(base + covered, total)
-
-            result = self.encoder.encode([texts[i] for _, i in chunk], instruction, batch_size=batch_size,
-                                         normalize=False, answers=want_answers, progress=chunk_progress)
+        items = []
+        for q, result in zip(questions, results, strict=True):
+            look = looks[q]
             said = truncation_note(result.n_truncated, cap) if result.n_truncated else None
-            notes.extend(n for n in result.notes if n not in notes and n != said)
-            items = []
-            for row, (key, _) in enumerate(chunk):
+            look.notes.extend(n for n in result.notes if n not in look.notes and n != said)
+            look.n_encoded += len(chunk)
+            for row, i in enumerate(chunk):
                 answer = result.answers[row] if result.answers is not None else None
-                items.append((key, result.embeddings[row], answer))
-                stored[key] = (result.embeddings[row], answer)
-            self.cache.put_many(fingerprint, items)
-            done += sum(key_count[k] for k, _ in chunk)
-        embeddings = np.stack([stored[k][0] for k in keys]).astype(np.float32)
+                items.append((look.keys[i], result.embeddings[row], answer))
+                look.stored[look.keys[i]] = (result.embeddings[row], answer)
+        self.cache.put_many(self.encoder.fingerprint, items)
+        return sum(sum(w) for w in weights)
+
+
+@dataclass
+class _Lookup:
+    """One instruction's keys, the vectors found (and then encoded) for them, and what to tell the user."""
+
+    keys: list[str]
+    stored: dict[str, tuple[np.ndarray, str | None]]
+    notes: list[str]
+    n_damaged: int
+    counts: Counter[str]
+    n_hits: int
+    n_encoded: int = 0
+
+    def encoding(self, want_answers: bool, normalize: bool, n_truncated: int, cap: int) -> Encoding:
+        embeddings = np.stack([self.stored[k][0] for k in self.keys]).astype(np.float32)
         if normalize:
             embeddings = l2_normalize(embeddings)
-        found = [stored[k][1] or "" for k in keys] if want_answers else None
+        found = [self.stored[k][1] or "" for k in self.keys] if want_answers else None
+        notes = list(self.notes)
         if n_truncated:
             notes.append(truncation_note(n_truncated, cap))
-        return Encoding(embeddings, found, n_encoded=len(missing), n_cached=n_hits, notes=notes,
-                        n_truncated=n_truncated, n_damaged=damaged)
+        return Encoding(embeddings, found, n_encoded=self.n_encoded, n_cached=self.n_hits, notes=notes,
+                        n_truncated=n_truncated, n_damaged=self.n_damaged)
 
 
 def _consistent(stored: dict[str, tuple[np.ndarray, str | None]],

@@ -316,19 +316,27 @@ def _confirm(args: argparse.Namespace, corpus, encoder, reporter: Reporter, nami
 
 
 def _encode_all(args: argparse.Namespace, corpus, encoder, reporter: Reporter) -> list:
+    """Each instruction's ``Encoding``; together (``encode_many``) where the encoder shares the document prefix."""
+    instructions = args.instruction
+    if len(instructions) > 1 and getattr(encoder, "shares_prefix", lambda _: False)(instructions):
+        bar = reporter.progress(f"{len(instructions)} instructions, each document's prefix run once")
+        try:
+            results = encoder.encode_many(corpus.texts, instructions, batch_size=args.batch_size,
+                                          answers=args.answers, progress=bar)
+        finally:
+            bar.close()
+        for number, result in enumerate(results, start=1):
+            _note_encoding(reporter, number, result)
+        return results
     results = []
-    for number, instruction in enumerate(args.instruction, start=1):
-        bar = reporter.progress(f"[{number}/{len(args.instruction)}] {instruction[:40]}")
+    for number, instruction in enumerate(instructions, start=1):
+        bar = reporter.progress(f"[{number}/{len(instructions)}] {instruction[:40]}")
         try:
             result = encoder.encode(corpus.texts, instruction, batch_size=args.batch_size,
                                     answers=args.answers, progress=bar)
         finally:
             bar.close()
-        damaged = f", {result.n_damaged} damaged cache rows encoded again" if result.n_damaged else ""
-        reporter.note(f"instruction {number}: {result.n_encoded} encoded, {result.n_cached} from cache{damaged}; "
-                      f"{result.n_truncated} document(s) cut before tokenizing")
-        for note in result.notes:
-            reporter.note(note)
+        _note_encoding(reporter, number, result)
         results.append(result)
     return results
 
@@ -380,6 +388,14 @@ def cmd_embed_shards(args: argparse.Namespace, reporter: Reporter) -> int:
         reporter.note(f"{report.n_no_text:,} row(s) had no text and were embedded as the empty text")
     reporter.note(report.describe())
     return 0
+
+
+def _note_encoding(reporter: Reporter, number: int, result) -> None:
+    damaged = f", {result.n_damaged} damaged cache rows encoded again" if result.n_damaged else ""
+    reporter.note(f"instruction {number}: {result.n_encoded} encoded, {result.n_cached} from cache{damaged}; "
+                  f"{result.n_truncated} document(s) cut before tokenizing")
+    for note in result.notes:
+        reporter.note(note)
 
 
 def cmd_embed(args: argparse.Namespace, reporter: Reporter) -> int:
@@ -436,6 +452,12 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
                                 assign_noise=args.assign_noise, random_state=args.random_state,
                                 not_applicable=args.not_applicable)
     analysis = Analysis(corpus, encoder, settings, labeler, batch_size=args.batch_size, answers=args.answers)
+    if analysis.shares_prefix(args.instruction):  # causal: each document's prompt prefix run once for all
+        bar = reporter.progress(f"{len(args.instruction)} instructions, each document's prefix run once")
+        try:
+            analysis.embed_all(args.instruction, progress=bar)
+        finally:
+            bar.close()
     results = []
     for number, instruction in enumerate(args.instruction, start=1):
         bar = reporter.progress(f"[{number}/{len(args.instruction)}] {instruction[:40]}")

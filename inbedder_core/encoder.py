@@ -43,6 +43,7 @@ from .models import (
     resolve_model,
 )
 from .prompts import BASELINE_PATTERN, INBEDDER_PATTERN, PromptParts, split_pattern, validate_pattern
+from .shared_prefix import cache_argument, last_states, split_rows
 
 if TYPE_CHECKING:
     import torch
@@ -206,28 +207,93 @@ class Encoder(ABC):
             EncodingError: out of memory even at batch size 1, or an instruction so long
                 that no document text fits in ``max_length`` tokens.
         """
+        texts, n_truncated = self._capped(texts)
+        want_answers = self.gives_answers if answers is None else bool(answers)
+        if not texts:
+            return Encoding(np.zeros((0, self.dimension), np.float32), [] if want_answers else None)
+        parts = [split_pattern(self.pattern, text, instruction) for text in texts]
+
+        def run(index: list[int]) -> list[tuple[np.ndarray, str]]:
+            vectors, found = self._encode_batch([parts[i] for i in index], want_answers)
+            return [(vectors[row], found[row] if found is not None else "") for row in range(len(index))]
+
+        rows, notes = self._batched([self._length(p) for p in parts], batch_size, run, progress)
+        return self._encoding(rows, want_answers, normalize, notes, n_truncated)
+
+    def encode_many(
+        self,
+        texts: Sequence[str],
+        instructions: Sequence[str],
+        *,
+        batch_size: int | None = None,
+        normalize: bool = True,
+        answers: bool | None = None,
+        progress: Progress | None = None,
+    ) -> list[Encoding]:
+        """Embed ``texts`` under each of ``instructions``: one ``Encoding`` per instruction, in order,
+        equal to what ``encode`` gives for it.
+
+        Where ``shares_prefix`` (a causal model, the document before the question) each document's
+        prompt prefix is run once per batch and only each question's tokens after it
+        (``shared_prefix``); otherwise this is ``encode`` per instruction. ``progress(done, total)``
+        counts (document, instruction) pairs. Arguments and errors as in ``encode``.
+        """
+        instructions = list(instructions)
+        n, n_questions = len(texts), len(instructions)
+        if not self.shares_prefix(instructions):
+            out = []
+            for k, instruction in enumerate(instructions):
+                inner = None if progress is None else (lambda d, _t, k=k: progress(k * n + d, n * n_questions))
+                out.append(self.encode(texts, instruction, batch_size=batch_size, normalize=normalize,
+                                       answers=answers, progress=inner))
+            return out
+        texts, n_truncated = self._capped(texts)
+        want_answers = self.gives_answers if answers is None else bool(answers)
+        if not texts:
+            return [Encoding(np.zeros((0, self.dimension), np.float32), [] if want_answers else None)
+                    for _ in instructions]
+        parts = [[split_pattern(self.pattern, text, q) for q in instructions] for text in texts]
+        rows, notes = self._batched([self._length(p[0]) for p in parts], batch_size,
+                                    lambda index: self._encode_shared_batch([parts[i] for i in index], want_answers),
+                                    progress, weight=n_questions)
+        return [self._encoding([row[q] for row in rows], want_answers, normalize, list(notes), n_truncated)
+                for q in range(n_questions)]
+
+    def shares_prefix(self, instructions: Sequence[str]) -> bool:
+        """Whether ``encode_many`` runs each document's prompt prefix once for ``instructions`` (causal kinds)."""
+        return False
+
+    def _encode_shared_batch(self, batch: list[list[PromptParts]],
+                             answers: bool) -> list[list[tuple[np.ndarray, str]]]:
+        """Per document of ``batch`` (its parts under each instruction): ``(raw vector, answer)`` per instruction."""
+        raise NotImplementedError(f"{type(self).__name__} does not share prompt prefixes")
+
+    def _capped(self, texts: Sequence[str]) -> tuple[list[str], int]:
+        """``texts`` as strings cut to ``char_cap(max_length)`` characters, and how many were cut."""
         cap = char_cap(self.max_length)
         texts = [str(t) for t in texts]
         n_truncated = sum(len(t) > cap for t in texts)
-        if n_truncated:
-            texts = [t[:cap] for t in texts]
-        want_answers = self.gives_answers if answers is None else bool(answers)
-        total = len(texts)
-        if total == 0:
-            return Encoding(np.zeros((0, self.dimension), np.float32), [] if want_answers else None)
-        parts = [split_pattern(self.pattern, text, instruction) for text in texts]
-        order = np.argsort([-self._length(p) for p in parts], kind="stable")
+        return ([t[:cap] for t in texts] if n_truncated else texts), n_truncated
+
+    def _batched(self, lengths: Sequence[int], batch_size: int | None, run: Callable[[list[int]], list[Any]],
+                 progress: Progress | None, weight: int = 1) -> tuple[list[Any], list[str]]:
+        """``run(indices)`` over batches of documents sorted longest first, ``batch_size`` at a time (halved
+        on out-of-memory); its per-document results in input order, and the notes.
+
+        ``progress(done * weight, total * weight)`` after each batch.
+        """
+        total = len(lengths)
+        order = np.argsort([-n for n in lengths], kind="stable")
         size = self.default_batch_size if batch_size is None else batch_size
         if size < 1:
             raise EncodingError(f"batch_size must be at least 1, got {size}")
-        vectors: list[np.ndarray] = [np.empty(0)] * total
-        found: list[str] = [""] * total
+        results: list[Any] = [None] * total
         notes: list[str] = []
         start = 0  # documents done, in length order
         while start < total:
-            index = order[start:start + size]
+            index = [int(i) for i in order[start:start + size]]
             try:
-                batch_vectors, batch_answers = self._encode_batch([parts[i] for i in index], want_answers)
+                rows = run(index)
             except Exception as error:  # noqa: BLE001 - only OOM is handled, the rest re-raised
                 if not _is_out_of_memory(error):
                     raise
@@ -241,20 +307,23 @@ class Encoder(ABC):
                 size = max(1, size // 2)
                 notes.append(f"out of memory on {self.device}: batch size halved to {size}")
                 continue
-            for row, i in enumerate(index):
-                vectors[i] = batch_vectors[row]
-                if batch_answers is not None:
-                    found[i] = batch_answers[row]
+            for i, row in zip(index, rows, strict=True):
+                results[i] = row
             start += len(index)
             if progress is not None:
-                progress(start, total)
-        embeddings = np.stack(vectors).astype(np.float32, copy=False)
+                progress(start * weight, total * weight)
+        return results, notes
+
+    def _encoding(self, rows: list[tuple[np.ndarray, str]], want_answers: bool, normalize: bool, notes: list[str],
+                  n_truncated: int) -> Encoding:
+        """The ``Encoding`` of per-document ``(raw vector, answer)`` rows."""
+        embeddings = np.stack([vector for vector, _ in rows]).astype(np.float32, copy=False)
         if normalize:
             embeddings = l2_normalize(embeddings)
         if n_truncated:
-            notes.append(truncation_note(n_truncated, cap))
-        return Encoding(embeddings, found if want_answers else None, n_encoded=total, notes=notes,
-                        n_truncated=n_truncated)
+            notes.append(truncation_note(n_truncated, char_cap(self.max_length)))
+        return Encoding(embeddings, [answer for _, answer in rows] if want_answers else None, n_encoded=len(rows),
+                        notes=notes, n_truncated=n_truncated)
 
     @property
     @abstractmethod
@@ -464,6 +533,30 @@ class CausalLMEncoder(TransformersEncoder):
             vectors = hidden[torch.arange(len(rows), device=ids.device), last].float()
         decoded = self.generate_answers(rows) if answers else None
         return vectors.cpu().numpy(), decoded
+
+    def shares_prefix(self, instructions: Sequence[str]) -> bool:
+        """Two or more instructions, a pattern with the document before the instruction, and a model that takes
+        ``position_ids`` and a key/value cache (and has no sliding window shorter than ``max_length``)."""
+        pattern = self.pattern
+        window = getattr(self.model.config, "sliding_window", None)
+        return (len(instructions) > 1 and self._takes_positions and cache_argument(self._base) is not None
+                and pattern.find("{instruction}") > pattern.find("{input}")
+                and not (isinstance(window, int) and window < self.max_length))
+
+    def _encode_shared_batch(self, batch: list[list[PromptParts]],
+                             answers: bool) -> list[list[tuple[np.ndarray, str]]]:
+        rows = [[self.tokenize(parts) for parts in document] for document in batch]
+        splits = [split_rows(document) for document in rows]  # on the full prompts' ids: see shared_prefix
+        n_questions = len(rows[0])
+        states, tokens = last_states(self.model, [prefix for prefix, _ in splits],
+                                     [[suffixes[q] for _, suffixes in splits] for q in range(n_questions)],
+                                     pad_id=self.pad_token_id, device=self.device,
+                                     answer_tokens=self.answer_tokens if answers else 0)
+        vectors = [state.cpu().numpy() for state in states]
+        decoded = [[self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in question]
+                   for question in tokens] if tokens is not None else None
+        return [[(vectors[q][i], decoded[q][i] if decoded is not None else "") for q in range(n_questions)]
+                for i in range(len(batch))]
 
     def generate_answers(self, rows: list[list[int]]) -> list[str]:
         """Greedy (deterministic) answers of at most ``answer_tokens`` tokens for tokenized prompts."""

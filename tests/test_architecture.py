@@ -93,6 +93,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("io.corpus", "prompts"),  # the Corpus type and load caps; prompt templates
     ("io.decode", "io.readers"),
     ("io.load",),
+    ("shared_prefix",),  # a causal model's document prefix run once for several questions (issue 15)
     ("encoder",),
     ("cache",),
     ("cluster.base",),
