@@ -12,7 +12,7 @@ import pytest
 from inbedder_core import plots
 from inbedder_core.comparison import compare_labelings
 from inbedder_core.landmarks import cluster_centres
-from inbedder_core.results import NOISE
+from inbedder_core.results import NOISE, NOT_APPLICABLE
 
 EVIL = "<b>bold</b> & <a href='javascript:alert(1)'>click</a> <img src=x onerror=alert(1)>"
 
@@ -171,6 +171,17 @@ def test_the_palette_gives_neighbouring_clusters_distinct_colours_at_60_clusters
             assert plots.color_distance(palette[cluster_id], palette[other]) > 20, (cluster_id, other)
     assert len(set(palette.values())) > 30  # the palette is used, not a few colours repeated
     assert plots.cluster_palette(coords, labels) == palette  # deterministic
+
+
+def test_the_does_not_apply_group_keeps_its_own_colour_and_takes_none_of_the_palette():
+    coords, labels = _blobs(6, seed=3)
+    labels = labels.copy()
+    labels[labels == 5] = NOT_APPLICABLE  # issue 13's group, drawn by issue 19's neighbourhood palette
+    labels[labels == 4] = NOISE
+    palette = plots.cluster_palette(coords, labels)
+    assert palette[NOT_APPLICABLE] == plots.NOT_APPLICABLE_COLOR and palette[NOISE] == plots.NOISE_COLOR
+    colours = [palette[c] for c in range(4)]
+    assert plots.NOT_APPLICABLE_COLOR not in colours and len(set(colours)) == 4
 
 
 def test_cluster_names_are_drawn_at_the_centres_and_decluttered_when_they_crowd():
