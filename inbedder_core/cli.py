@@ -280,11 +280,12 @@ def _llm_plans(args: argparse.Namespace, corpus, encoder, reporter: Reporter) ->
     return bool(args.llm_estimate)
 
 
-def _check_paths(args: argparse.Namespace, outputs: list[Path]) -> None:
-    """Before any work: no output is the input (or the cache), and the output folder can be written."""
+def _check_paths(args: argparse.Namespace, outputs: list[Path], inputs: list[Path] | None = None) -> None:
+    """Before any work: no output is an input (default ``args.input``) or the cache, and the output folder
+    can be written."""
     from .outputs import check_outputs
 
-    reads = [Path(args.input)]
+    reads = list(inputs) if inputs is not None else [Path(args.input)]
     if not getattr(args, "no_cache", True):
         from .cache import CACHE_FILE
         from .settings import default_cache_dir
@@ -803,6 +804,8 @@ def cmd_drill(args: argparse.Namespace, reporter: Reporter) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".csv":
         raise InBedderError(f"--out '{out}' must end in .csv (a JSON report is written beside it)")
+    run_csv = Path(args.run_csv)
+    _check_paths(args, [out, out.with_suffix(".json")], inputs=[run_csv, run_csv.with_suffix(".json")])
     run = read_run(args.run_csv, args.question)
     args.model = args.model or run.model
     rows = rows_of(run.labels, args.cluster)
@@ -857,6 +860,7 @@ def cmd_stability(args: argparse.Namespace, reporter: Reporter) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".json":
         raise InBedderError(f"--out '{out}' must end in .json (a per-document CSV is written beside it)")
+    _check_paths(args, [out, out.with_suffix(".csv")])
     rewordings = args.rewording or template_rewordings(args.instruction)
     corpus = _load(args, reporter)
     encoder = load_cli_encoder(args, reporter)

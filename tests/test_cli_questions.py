@@ -84,3 +84,16 @@ def test_stability_prints_the_table_and_writes_the_report(small, tiny_roberta, t
     assert len(report["document_share"]) == 162 and report["ari"][0][0] == 1.0
     column = read_csv_export(out.with_suffix(".csv"))
     assert {"stability", "cluster_stability", "cluster_1"} <= set(column.columns) and len(column) == 162
+
+
+def test_drill_and_stability_refuse_to_write_onto_what_they_read(small, tmp_path):
+    """As ``cluster`` and ``embed`` do (issue 20): checked before any work, the input left as it was."""
+    run = tmp_path / "run.csv"
+    run.write_bytes(small.read_bytes())
+    before = run.read_bytes()
+    done = inbedder("drill", str(run), "--cluster", "0", "-i", FEEL, "--out", str(run), "-q")
+    assert done.returncode == 2 and "would overwrite" in done.stderr and "choose another output name" in done.stderr
+    # stability's per-document CSV goes beside its report: run.json would put it onto run.csv
+    done = inbedder("stability", str(run), "-i", NEED, "--out", str(tmp_path / "run.json"), "-q")
+    assert done.returncode == 2 and "would overwrite" in done.stderr
+    assert run.read_bytes() == before and not (tmp_path / "run.json").exists()
