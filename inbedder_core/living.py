@@ -18,7 +18,7 @@ import pandas as pd
 from .analysis import summarize_clusters
 from .edits import EditLog, apply_log, load_edits, save_edits
 from .errors import RunError
-from .export import export_table, instruction_columns, map_columns
+from .export import export_table, map_columns
 from .io.corpus import Corpus
 from .placement import (
     Drift,
@@ -167,8 +167,7 @@ def assignment_table(corpus: Corpus, assignment: Assignment) -> pd.DataFrame:
     each after the instruction's last column (``y_i``, the placed map position)."""
     table = export_table(corpus, assignment.results)
     for index, placement in enumerate(assignment.placements, start=1):
-        last = map_columns(index)[1] if map_columns(index)[1] in table.columns else instruction_columns(index)[3]
-        at = table.columns.get_loc(last) + 1
+        at = table.columns.get_loc(map_columns(index)[1]) + 1  # export_table always writes x_i, y_i
         table.insert(at, f"assigned_{index}", pd.Series(np.ones(len(table), dtype=bool), index=table.index))
         table.insert(at + 1, f"placement_strength_{index}", pd.Series(placement.strength, index=table.index))
     return table
