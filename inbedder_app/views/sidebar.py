@@ -75,7 +75,7 @@ def render(config: AppConfig) -> Choices:
                         "so it does not follow the instruction the way InBedder does.")
     device = sidebar.selectbox("Device", DEVICES, key="device")
 
-    defaults = {"algorithm": ALGORITHMS[0], "min_cluster_size": 0, "k": 10, "n_neighbors": 15,
+    defaults = {"algorithm": ALGORITHMS[0], "min_cluster_size": 0, "k": 10, "n_neighbors": 15, "seed": None,
                 "assign_noise": False, "naming": NAMING_MODES[0] if config.api_key else NAMING_MODES[1],
                 "llm_base_url": "", "llm_model": config.llm_model}  # "" = the configured endpoint
     for key, value in defaults.items():
@@ -88,6 +88,12 @@ def render(config: AppConfig) -> Choices:
         k = st.number_input("KMeans k (clusters)", min_value=2, max_value=1000, step=1, key="k")
         n_neighbors = st.number_input("UMAP neighbours", min_value=2, max_value=500, step=1, key="n_neighbors")
         assign_noise = st.checkbox("Assign noise to the nearest cluster", key="assign_noise")
+        seed = st.number_input("Seed for a reproducible run (empty: parallel, fastest)", min_value=0,
+                               max_value=2**31 - 1, step=1, key="seed", placeholder="empty: parallel",
+                               help="A seed makes UMAP bit-reproducible: the same file, model and settings give "
+                                    "the same map and clusters every time. It runs UMAP on one thread, so on a "
+                                    "machine with many cores it is slower. Without one UMAP uses every core and "
+                                    "two runs differ slightly.")
         st.subheader("Cluster names")
         naming = st.radio("Naming", NAMING_MODES, key="naming", horizontal=True)
         configured = configured_endpoint(config.llm_base_url)
@@ -114,6 +120,7 @@ def render(config: AppConfig) -> Choices:
         min_cluster_size=int(min_size) or None,
         k=int(k) if algorithm == "KMeans" else None,
         assign_noise=bool(assign_noise),
+        random_state=None if seed is None else int(seed),
     )
     return Choices(model=model.strip(), device=device, settings=settings,
                    naming=naming_choice(naming, base_url, llm_model, user_key, config.llm_model),
