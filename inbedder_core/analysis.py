@@ -21,7 +21,7 @@ import numpy as np
 
 from . import applicability
 from .cluster.clusterers import HDBSCANClusterer, KMeansClusterer
-from .cluster.reducers import UMAPReducer
+from .cluster.reducers import MAP_EPOCHS, UMAPReducer
 from .cluster.session import ClusteringSession
 from .comparison import (
     PairwiseComparison,
@@ -65,23 +65,28 @@ class AnalysisSettings:
     min_samples: int | None = None
     k: int | None = None
     assign_noise: bool = False
-    random_state: int | None = 42
+    random_state: int | None = None
     map_min_dist: float = 0.1
     not_applicable: bool = False  # issue 13: documents without an answer in their own group (``applicability``)
     not_applicable_threshold: float = applicability.DEFAULT_SIMILARITY_THRESHOLD
+    map_init: str = "reduction"
+    map_epochs: int | None = MAP_EPOCHS
+    pca_components: int | None = None
 
     def reducer(self) -> UMAPReducer:
         return UMAPReducer(n_components=self.n_components, n_neighbors=self.n_neighbors, min_dist=0.0,
-                           metric=self.metric, random_state=self.random_state)
+                           metric=self.metric, random_state=self.random_state, pca_components=self.pca_components)
 
     def map_reducer(self) -> UMAPReducer:
         return UMAPReducer(n_components=2, n_neighbors=self.n_neighbors, min_dist=self.map_min_dist,
-                           metric=self.metric, random_state=self.random_state)
+                           metric=self.metric, random_state=self.random_state, init=self.map_init,
+                           n_epochs=self.map_epochs, pca_components=self.pca_components)
 
     def clusterer(self, n_docs: int, memory: Any = None) -> HDBSCANClusterer | KMeansClusterer:
         """The clusterer these settings describe; ``memory`` caches HDBSCAN's spanning tree."""
         if self.k is not None:
-            return KMeansClusterer(k=self.k, random_state=self.random_state)
+            # k-means is cheap and deterministic for a given seed whatever the threads: always seeded.
+            return KMeansClusterer(k=self.k, random_state=0 if self.random_state is None else self.random_state)
         return HDBSCANClusterer(min_cluster_size=self.effective_min_cluster_size(n_docs),
                                 min_samples=self.effective_min_samples(n_docs), memory=memory)
 
@@ -217,7 +222,7 @@ class Analysis:
         reduced = state.session.reduced(reducer)
         timings["reduce"] = time.perf_counter() - start
         start = time.perf_counter()
-        coords = state.session.coords(map_reducer)
+        coords = state.session.coords(map_reducer, reducer=reducer)
         timings["map"] = time.perf_counter() - start
         report("reduced with UMAP")
         clusterer = settings.clusterer(len(self.corpus), memory=self._hdbscan_memory())

@@ -194,12 +194,17 @@ def placer_from_analysis(analysis: Any, result: InstructionResult) -> QuestionPl
     with prediction data (deterministic, and checked: the labels must equal the result's).
 
     Raises:
-        PlacementError: the run used no UMAP model (too few documents) or the refit differs.
+        PlacementError: the run used no UMAP model (too few documents), reduced with PCA first, or the
+            refit differs.
     """
     settings = analysis.settings
+    if settings.pca_components is not None:
+        raise PlacementError(f"the run reduced the embeddings with PCA to {settings.pca_components} dimensions "
+                             "first, and that projection is not saved: new documents cannot be placed into it; "
+                             "cluster without --pca to save a run that places new documents")
     session = analysis.clustering_session(result.instruction)
     reducer = session.fitted(settings.reducer())
-    map_reducer = session.fitted(settings.map_reducer())
+    map_reducer = session.fitted(settings.map_reducer(), start_from=settings.reducer())
     if getattr(reducer, "model_", None) is None or getattr(map_reducer, "model_", None) is None:
         raise PlacementError(f"the map of {result.instruction!r} was not made by UMAP (too few documents); "
                              "new documents cannot be placed into it")
