@@ -91,7 +91,8 @@ def add_encoder_options(parser: argparse.ArgumentParser | argparse._ArgumentGrou
                         help="force the encoder kind (default: detected from the model's config)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     parser.add_argument("--dtype", default="auto",
-                        help="float32, bfloat16, float16 (default: bf16 on CUDA, fp32 on CPU)")
+                        help="float32, bfloat16, float16 (default: bf16 on CUDA, and on CPUs with native bf16 "
+                             "(AVX512-BF16, AMX); else fp32)")
     parser.add_argument("--batch-size", type=int, default=None, help="documents per forward pass")
     parser.add_argument("--max-length", type=int, default=512, help="token budget per prompt (text is truncated)")
     parser.add_argument("--pattern", default=None, help="prompt pattern with {input} and {instruction}")
