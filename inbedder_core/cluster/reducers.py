@@ -13,20 +13,25 @@ import numpy as np
 from inbedder_core.errors import ClusteringError
 
 from .base import _all_identical, _as_points, _check_int, _Params
-from .runtime import _import_umap
+from .runtime import _import_umap, mark_nn_descent_compiled, nn_descent_compiled
 
 # Below this many points UMAP cannot build a neighbour graph worth the name (it needs
 # n_neighbors >= 2, so n >= 3, and its spectral start needs more): a deterministic
 # PCA layout is returned instead.
 MIN_UMAP_POINTS = 4
 
+# Below this many documents umap-learn would compute all pairwise distances itself (its "small
+# data" path); an exact graph costs a fraction of a second there whatever else is compiled.
+UMAP_SMALL_DATA_POINTS = 4096
+
 # From this many documents the session computes the neighbour graph once and shares it between
 # the clustering reduction and the 2-D map (below, UMAP's small-input guards apply).
 SHARED_KNN_MIN_POINTS = MIN_UMAP_POINTS
 
 # Up to this many documents the neighbour graph is exact, by blocked matrix products (BLAS,
-# multi-threaded, deterministic, no numba compile); above it, approximate by NN-descent
-# (pynndescent). See benchmarks/README.md for the crossover.
+# multi-threaded, deterministic, no numba compile), unless the run is unseeded and NN-descent is
+# already compiled in this process (the app's warm-up does that), where NN-descent is several times
+# faster; above it, always NN-descent (pynndescent). See benchmarks/README.md.
 EXACT_KNN_MAX_POINTS = 20_000
 
 INITS = ("spectral", "pca", "random", "reduction")
@@ -82,12 +87,14 @@ def exact_neighbors(X: np.ndarray, k: int, metric: str = "cosine",
     block = int(block) if block else max(64, min(4096, (1 << 23) // max(n, 1)))
     for start in range(0, n, block):
         stop = min(start + block, n)
-        G = A[start:stop] @ A.T  # (b, n)
+        D = A[start:stop] @ A.T  # (b, n) similarities, made distances in place
         rows = np.arange(stop - start)
         if metric == "cosine":
-            D = 1.0 - G
+            np.subtract(1.0, D, out=D)
         else:
-            D = sq[start:stop, None] - 2.0 * G + sq[None, :]
+            D *= -2.0
+            D += sq[start:stop, None]
+            D += sq[None, :]
         D[rows, start + rows] = -np.inf  # the point itself first, whatever rounding says
         part = np.argpartition(D, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (stop - start, 1))
         d = np.take_along_axis(D, part, axis=1)
@@ -268,9 +275,18 @@ class UMAPReducer(_Params):
 
         return PCA(n_components=int(self.pca_components), random_state=0).fit_transform(X).astype(np.float32)
 
+    def uses_exact_neighbors(self, n: int) -> bool:
+        """Whether the neighbour graph of ``n`` documents is computed exactly (``EXACT_KNN_MAX_POINTS``)."""
+        if n > EXACT_KNN_MAX_POINTS or self.metric not in ("cosine", "euclidean"):
+            return False
+        if n < UMAP_SMALL_DATA_POINTS:
+            return True
+        return not (self.random_state is None and nn_descent_compiled())
+
     def nearest_neighbors(self, X: np.ndarray, n_neighbors: int | None = None) -> NeighborGraph:
         """The neighbour graph UMAP would build on ``X``: exact up to ``EXACT_KNN_MAX_POINTS``
-        documents (for ``cosine`` and ``euclidean``), else approximate (NN-descent).
+        documents (for ``cosine`` and ``euclidean``; see ``uses_exact_neighbors``), else approximate
+        (NN-descent).
 
         ``k`` is ``n_neighbors`` (default: this reducer's, clamped to ``n - 1``). Pass the
         result to ``fit_transform(X, knn=...)`` of UMAP reducers with the same metric and
@@ -280,7 +296,7 @@ class UMAPReducer(_Params):
         self._validate()
         X = self._project(X)
         k = self.effective_n_neighbors(X.shape[0]) if n_neighbors is None else int(n_neighbors)
-        if X.shape[0] <= EXACT_KNN_MAX_POINTS and self.metric in ("cosine", "euclidean"):
+        if self.uses_exact_neighbors(X.shape[0]):
             indices, dists = exact_neighbors(X, k, self.metric)
             return NeighborGraph(indices=indices, distances=dists)
         umap = _import_umap()
@@ -297,6 +313,7 @@ class UMAPReducer(_Params):
             use_pynndescent=True,
             n_jobs=1 if self.random_state is not None else self.n_jobs,
         )
+        mark_nn_descent_compiled()
         return NeighborGraph(indices=indices, distances=dists, search_index=search_index)
 
     def fit(self, X: np.ndarray, knn: NeighborGraph | None = None, init: np.ndarray | None = None) -> UMAPReducer:
@@ -352,8 +369,7 @@ class UMAPReducer(_Params):
             start = self.init_ = "random"
             self.notes_.append(f"random UMAP start: {n} documents are too few for a spectral start")
         self.method_ = "umap"
-        if knn is None and self.backend == "umap" and n <= EXACT_KNN_MAX_POINTS and self.metric in (
-                "cosine", "euclidean"):
+        if knn is None and self.backend == "umap" and self.uses_exact_neighbors(n):
             knn = self.nearest_neighbors(X)  # exact, BLAS: no NN-descent compile, same graph as a shared one
         X = self._project(X)
         if self.backend == "cuml":  # pragma: no cover - needs a GPU and RAPIDS
@@ -400,9 +416,12 @@ class UMAPReducer(_Params):
             raise ClusteringError(
                 "UMAP produced non-finite coordinates; try a different random_state or PCAReducer"
             )
-        if knn is not None and knn.search_index is None and not getattr(model, "_small_data", True):
-            # our exact graph came without a search index: give transform() an exact one (placement)
-            model._knn_search_index = ExactSearchIndex(model._raw_data, self.metric)
+        if not getattr(model, "_small_data", True):
+            if knn is None:
+                mark_nn_descent_compiled()  # UMAP ran NN-descent itself
+            elif knn.search_index is None:
+                # our exact graph came without a search index: give transform() an exact one (placement)
+                model._knn_search_index = ExactSearchIndex(model._raw_data, self.metric)
         self.embedding_ = embedding
         self.model_ = model  # the fitted umap.UMAP, kept so a saved run can place new documents (placement)
         return embedding

@@ -143,4 +143,21 @@ def warm_up(n_points: int = 60, random_state: int = 0, approximate: bool = True)
             force_approximation_algorithm=force,
             n_epochs=20,
         ).fit_transform(X)
+    if approximate:
+        mark_nn_descent_compiled()
     return time.perf_counter() - start
+
+
+_NN_DESCENT_COMPILED = False
+
+
+def mark_nn_descent_compiled() -> None:
+    """Record that this process has compiled pynndescent's NN-descent (its core cannot be cached on disk)."""
+    global _NN_DESCENT_COMPILED
+    _NN_DESCENT_COMPILED = True
+
+
+def nn_descent_compiled() -> bool:
+    """Whether NN-descent is already compiled in this process (by ``warm_up`` or an earlier fit), so using
+    it costs no compile."""
+    return _NN_DESCENT_COMPILED

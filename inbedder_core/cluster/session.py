@@ -17,7 +17,7 @@ from inbedder_core.results import NOISE
 
 from .base import _as_points, _freeze, as_labels, stage_key
 from .clusterers import _assign_to_nearest_centroid, clustering_quality
-from .reducers import EXACT_KNN_MAX_POINTS, SHARED_KNN_MIN_POINTS, NeighborGraph, UMAPReducer
+from .reducers import SHARED_KNN_MIN_POINTS, NeighborGraph, UMAPReducer
 
 # --------------------------------------------------------------------------- session
 
@@ -100,7 +100,7 @@ class ClusteringSession:
         umaps = [r for r in (self.reducer, self.map_reducer, reducer) if isinstance(r, UMAPReducer)]
 
         def graph_key(r: UMAPReducer) -> Hashable:
-            return (r.metric, r.pca_components, _freeze(r.random_state) if n > EXACT_KNN_MAX_POINTS else None)
+            return (r.metric, r.pca_components, None if r.uses_exact_neighbors(n) else _freeze(r.random_state))
 
         key = graph_key(reducer)
         same = [r for r in umaps if graph_key(r) == key]
