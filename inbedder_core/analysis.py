@@ -8,6 +8,7 @@ and the 2-D map (in a ``ClusteringSession``), so changing ``min_cluster_size`` o
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 import time
@@ -21,7 +22,7 @@ import numpy as np
 
 from . import applicability
 from .cluster.clusterers import HDBSCANClusterer, KMeansClusterer
-from .cluster.reducers import UMAPReducer
+from .cluster.reducers import MAP_EPOCHS, UMAPReducer
 from .cluster.session import ClusteringSession
 from .comparison import (
     PairwiseComparison,
@@ -43,8 +44,20 @@ Stage = Callable[[str], None]
 
 
 def auto_min_cluster_size(n_docs: int) -> int:
-    """A default HDBSCAN ``min_cluster_size`` that scales with the corpus: ``clip(n / 150, 5, 50)``."""
-    return int(min(50, max(5, round(n_docs / 150))))
+    """A default HDBSCAN ``min_cluster_size`` that grows with the corpus: ``clip(sqrt(n) / 3, 5, 100)``.
+
+    Chosen on nine labeled corpora of 2,770 to 50,000 documents and 3 to 240 labels against the
+    previous ``clip(n / 150, 5, 50)``: V-measure above it on seven, equal on two, below on none
+    (``benchmarks/bench_defaults.py rules``; ``benchmarks/README.md``).
+    """
+    return int(min(100, max(5, round(math.sqrt(max(n_docs, 0)) / 3))))
+
+
+def auto_min_samples(min_cluster_size: int) -> int:
+    """The default HDBSCAN ``min_samples`` for a ``min_cluster_size``: 5 below 40 (small clusters keep
+    their edges instead of losing them to noise), 10 from 40 (steadier densities in large corpora);
+    never above ``min_cluster_size``."""
+    return min(int(min_cluster_size), 5 if min_cluster_size < 40 else 10)
 
 
 @dataclass(frozen=True)
@@ -53,9 +66,9 @@ class AnalysisSettings:
 
     ``k`` set means KMeans with ``k`` clusters, else HDBSCAN with ``min_cluster_size``
     (``None``: ``auto_min_cluster_size``) and ``min_samples`` (``None``:
-    ``min(10, min_cluster_size)``). ``min_samples`` does not follow ``min_cluster_size``
-    (HDBSCAN's own default) on purpose: with it fixed, HDBSCAN's spanning tree is reused when
-    only ``min_cluster_size`` changes, and a smaller ``min_samples`` leaves less noise.
+    ``auto_min_samples``: 5, or 10 from ``min_cluster_size`` 40). ``min_samples`` does not follow
+    ``min_cluster_size`` (HDBSCAN's own default) on purpose: with it fixed, HDBSCAN's spanning tree
+    is reused when only ``min_cluster_size`` changes, and a smaller ``min_samples`` leaves less noise.
     """
 
     n_neighbors: int = 15
@@ -65,23 +78,28 @@ class AnalysisSettings:
     min_samples: int | None = None
     k: int | None = None
     assign_noise: bool = False
-    random_state: int | None = 42
+    random_state: int | None = None
     map_min_dist: float = 0.1
     not_applicable: bool = False  # issue 13: documents without an answer in their own group (``applicability``)
     not_applicable_threshold: float = applicability.DEFAULT_SIMILARITY_THRESHOLD
+    map_init: str = "reduction"
+    map_epochs: int | None = MAP_EPOCHS
+    pca_components: int | None = None
 
     def reducer(self) -> UMAPReducer:
         return UMAPReducer(n_components=self.n_components, n_neighbors=self.n_neighbors, min_dist=0.0,
-                           metric=self.metric, random_state=self.random_state)
+                           metric=self.metric, random_state=self.random_state, pca_components=self.pca_components)
 
     def map_reducer(self) -> UMAPReducer:
         return UMAPReducer(n_components=2, n_neighbors=self.n_neighbors, min_dist=self.map_min_dist,
-                           metric=self.metric, random_state=self.random_state)
+                           metric=self.metric, random_state=self.random_state, init=self.map_init,
+                           n_epochs=self.map_epochs, pca_components=self.pca_components)
 
     def clusterer(self, n_docs: int, memory: Any = None) -> HDBSCANClusterer | KMeansClusterer:
         """The clusterer these settings describe; ``memory`` caches HDBSCAN's spanning tree."""
         if self.k is not None:
-            return KMeansClusterer(k=self.k, random_state=self.random_state)
+            # k-means is cheap and deterministic for a given seed whatever the threads: always seeded.
+            return KMeansClusterer(k=self.k, random_state=0 if self.random_state is None else self.random_state)
         return HDBSCANClusterer(min_cluster_size=self.effective_min_cluster_size(n_docs),
                                 min_samples=self.effective_min_samples(n_docs), memory=memory)
 
@@ -89,7 +107,7 @@ class AnalysisSettings:
         return self.min_cluster_size or auto_min_cluster_size(n_docs)
 
     def effective_min_samples(self, n_docs: int) -> int:
-        return self.min_samples or min(10, self.effective_min_cluster_size(n_docs))
+        return self.min_samples or auto_min_samples(self.effective_min_cluster_size(n_docs))
 
     def as_dict(self, n_docs: int) -> dict[str, Any]:
         out = asdict(self)
@@ -217,7 +235,7 @@ class Analysis:
         reduced = state.session.reduced(reducer)
         timings["reduce"] = time.perf_counter() - start
         start = time.perf_counter()
-        coords = state.session.coords(map_reducer)
+        coords = state.session.coords(map_reducer, reducer=reducer)
         timings["map"] = time.perf_counter() - start
         report("reduced with UMAP")
         clusterer = settings.clusterer(len(self.corpus), memory=self._hdbscan_memory())

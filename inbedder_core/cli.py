@@ -91,7 +91,8 @@ def add_encoder_options(parser: argparse.ArgumentParser | argparse._ArgumentGrou
                         help="force the encoder kind (default: detected from the model's config)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     parser.add_argument("--dtype", default="auto",
-                        help="float32, bfloat16, float16 (default: bf16 on CUDA, fp32 on CPU)")
+                        help="float32, bfloat16, float16 (default: bf16 on CUDA, and on CPUs with native bf16 "
+                             "(AVX512-BF16, AMX); else fp32)")
     parser.add_argument("--batch-size", type=int, default=None, help="documents per forward pass")
     parser.add_argument("--max-length", type=int, default=512, help="token budget per prompt (text is truncated)")
     parser.add_argument("--pattern", default=None, help="prompt pattern with {input} and {instruction}")
@@ -134,6 +135,8 @@ def _add_ray_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .cluster.reducers import MAP_EPOCHS
+
     parser = argparse.ArgumentParser(
         prog="inbedder",
         description="Cluster a text corpus by the answer to a question (InBedder instruction-following embeddings).",
@@ -161,7 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--n-components", type=int, default=5, help="UMAP dimensions used for clustering")
     cluster.add_argument("--metric", default="cosine", help="UMAP metric on the embeddings")
     cluster.add_argument("--assign-noise", action="store_true", help="assign noise to the nearest cluster")
-    cluster.add_argument("--random-state", type=int, default=42, help="seed for UMAP and KMeans")
+    cluster.add_argument("--seed", "--random-state", dest="seed", type=int, default=None, metavar="N",
+                         help="bit-reproducible run: UMAP seeded and single-threaded (slower on several cores; "
+                              "default: parallel, and runs differ slightly)")
+    cluster.add_argument("--map-epochs", type=int, default=MAP_EPOCHS, metavar="N",
+                         help=f"layout epochs of the 2-D map, which starts from the clustering reduction "
+                              f"(default {MAP_EPOCHS}; 0 = UMAP's own choice and a spectral start)")
+    cluster.add_argument("--pca", type=int, default=None, metavar="DIM",
+                         help="project the embeddings on DIM principal axes before UMAP (default: off)")
     cluster.add_argument("--labeler", choices=["auto", "llm", "keywords"], default="auto",
                          help="how clusters are named: LLM when OPENAI_API_KEY is set (auto), or keywords")
     cluster.add_argument("--llm-model", default=None, help="chat model for naming (default gpt-4o-mini; "
@@ -450,8 +460,11 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
     _confirm(args, corpus, encoder, reporter, float(getattr(labeler, "budget", 0.0) or 0.0))
     settings = AnalysisSettings(n_neighbors=args.n_neighbors, n_components=args.n_components, metric=args.metric,
                                 min_cluster_size=args.min_cluster_size, min_samples=args.min_samples, k=args.k,
-                                assign_noise=args.assign_noise, random_state=args.random_state,
-                                not_applicable=args.not_applicable)
+                                assign_noise=args.assign_noise, random_state=args.seed,
+                                not_applicable=args.not_applicable,
+                                map_epochs=args.map_epochs or None,
+                                map_init="reduction" if args.map_epochs else "spectral",
+                                pca_components=args.pca)
     analysis = Analysis(corpus, encoder, settings, labeler, batch_size=args.batch_size, answers=args.answers)
     if analysis.shares_prefix(args.instruction):  # causal: each document's prompt prefix run once for all
         bar = reporter.progress(f"{len(args.instruction)} instructions, each document's prefix run once")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -619,7 +620,8 @@ def choose_device(device: str | None = None) -> str:
 
 
 def choose_dtype(device: str, dtype: str | None = None) -> str:
-    """``dtype`` if given; else bfloat16 (or float16) on CUDA and float32 on CPU.
+    """``dtype`` if given; else bfloat16 (or float16) on CUDA; on CPU bfloat16 where the processor
+    computes it natively (``cpu_has_native_bf16``), else float32.
 
     Raises:
         ModelError: an unknown dtype name.
@@ -629,10 +631,38 @@ def choose_dtype(device: str, dtype: str | None = None) -> str:
             import torch
 
             return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-        return "float32"
+        return "bfloat16" if cpu_has_native_bf16() else "float32"
     if dtype not in DTYPES:
         raise ModelError(f"dtype '{dtype}' is not supported; choose one of {list(DTYPES)} or 'auto'")
     return str(dtype)
+
+
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (x86 ``avx512_bf16`` or ``amx_bf16``, Linux).
+
+    There torch runs a model in bf16 1.5-3x faster than in fp32, with vectors at cosine >= 0.9999 of
+    fp32's (``benchmarks/README.md``); elsewhere bf16 is emulated and slower, so ``auto`` keeps fp32.
+    ``INBEDDER_CPU_BF16=0`` keeps fp32 everywhere (``=1`` forces bf16).
+    """
+    forced = os.environ.get("INBEDDER_CPU_BF16", "").strip().lower()
+    if forced in ("0", "1", "false", "true", "no", "yes", "off", "on"):
+        return forced in ("1", "true", "yes", "on")
+    return any(flag in _cpu_flags() for flag in CPU_BF16_FLAGS)
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[-1].split())
+    except OSError:
+        pass
+    return frozenset()
 
 
 def load_encoder(
@@ -655,7 +685,8 @@ def load_encoder(
             ``INBEDDER_MODEL`` or ``BrandonZYW/roberta-large-InBedder``.
         kind: force ``masked``, ``causal`` or ``sentence-transformers`` (default: detected).
         device: ``cpu``, ``cuda``, ``cuda:1``... (default: CUDA when available).
-        dtype: ``float32``, ``bfloat16``, ``float16`` (default: bf16/fp16 on CUDA, fp32 on CPU).
+        dtype: ``float32``, ``bfloat16``, ``float16`` (default: ``choose_dtype``: bf16/fp16 on CUDA; on
+            CPU bf16 where the processor has native bf16, else fp32).
         pattern: prompt pattern with ``{input}`` and ``{instruction}``.
         max_length: token budget per prompt; the document text is truncated to fit.
 

@@ -17,8 +17,9 @@ after checking each file's SHA-256 against the manifest; a file that differs is 
 a run folder like code: reopen only runs from your own cache or from someone you trust.
 
 **Placing** (``place``): UMAP ``transform`` into the clustering space and onto the 2-D map,
-then HDBSCAN ``approximate_predict`` (strength: the membership probability) or the nearest
-KMeans centroid (strength: the distance to it). With ``assign_noise`` the noise goes to the
+then, for HDBSCAN, the label most common among the ``min_samples`` nearest fitted documents in the
+clustering space (strength: its share of those votes; ``_neighbour_vote``) or the nearest KMeans
+centroid (strength: the distance to it). With ``assign_noise`` the noise goes to the
 nearest centroid, as in the fit. A saved run's edits are respected (``follow_edits``): a
 document placed in a cluster that was merged lands in the merged cluster; in a split cluster,
 in the part whose documents are nearest on the map.
@@ -148,6 +149,38 @@ def _nearest(Z: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return nearest, np.sqrt(d2[np.arange(len(Z)), nearest])
 
 
+def _neighbour_vote(Z: np.ndarray, fitted_Z: np.ndarray, fitted_labels: np.ndarray,
+                    k: int) -> tuple[np.ndarray, np.ndarray]:
+    """HDBSCAN placement: the label (noise included) most common among each row's ``k`` nearest fitted
+    documents in the clustering space, ties to the nearer; strength: that label's share of the votes.
+
+    Used instead of ``hdbscan.approximate_predict``, which with ``min_samples`` below
+    ``min_cluster_size`` (the defaults) gave a quarter of the fitted documents themselves another
+    cluster; a fitted document is its own nearest neighbour here, so it keeps its cluster.
+    """
+    k = max(1, min(int(k), len(fitted_Z)))
+    raw = np.full(len(Z), NOISE, dtype=np.int64)
+    strength = np.zeros(len(Z), dtype=np.float64)
+    if len(fitted_Z) == 0:
+        return raw, strength
+    B = np.asarray(fitted_Z, dtype=np.float64)
+    for start in range(0, len(Z), 1024):
+        A = np.asarray(Z[start:start + 1024], dtype=np.float64)
+        d2 = (A ** 2).sum(axis=1)[:, None] - 2.0 * A @ B.T + (B ** 2).sum(axis=1)[None, :]
+        near = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < len(B) else np.tile(np.arange(len(B)), (len(A), 1))
+        order = np.argsort(np.take_along_axis(d2, near, axis=1), axis=1, kind="stable")
+        near = np.take_along_axis(near, order, axis=1)
+        votes = fitted_labels[near]
+        for i, row in enumerate(votes):
+            values, counts = np.unique(row, return_counts=True)
+            best = counts.max()
+            winners = set(values[counts == best].tolist())
+            label = next(int(v) for v in row if int(v) in winners)  # ties: the nearer neighbour's label
+            raw[start + i] = label
+            strength[start + i] = best / k
+    return raw, strength
+
+
 def _nearest_fitted_distance(model: Any, X: np.ndarray) -> np.ndarray | None:
     """Distance from each row of ``X`` to its nearest fitted document in UMAP's input metric
     (cosine or euclidean; ``None`` for other metrics)."""
@@ -194,12 +227,17 @@ def placer_from_analysis(analysis: Any, result: InstructionResult) -> QuestionPl
     with prediction data (deterministic, and checked: the labels must equal the result's).
 
     Raises:
-        PlacementError: the run used no UMAP model (too few documents) or the refit differs.
+        PlacementError: the run used no UMAP model (too few documents), reduced with PCA first, or the
+            refit differs.
     """
     settings = analysis.settings
+    if settings.pca_components is not None:
+        raise PlacementError(f"the run reduced the embeddings with PCA to {settings.pca_components} dimensions "
+                             "first, and that projection is not saved: new documents cannot be placed into it; "
+                             "cluster without --pca to save a run that places new documents")
     session = analysis.clustering_session(result.instruction)
     reducer = session.fitted(settings.reducer())
-    map_reducer = session.fitted(settings.map_reducer())
+    map_reducer = session.fitted(settings.map_reducer(), start_from=settings.reducer())
     if getattr(reducer, "model_", None) is None or getattr(map_reducer, "model_", None) is None:
         raise PlacementError(f"the map of {result.instruction!r} was not made by UMAP (too few documents); "
                              "new documents cannot be placed into it")
@@ -256,11 +294,9 @@ def place(placer: QuestionPlacer, embeddings: np.ndarray) -> Placement:
     coords = np.asarray(placer.map_reducer.transform(X), dtype=np.float32)
     nearest, dist = _nearest(Z, placer.centroids)
     if placer.algorithm == "hdbscan":
-        import hdbscan
-
-        raw, strength = hdbscan.approximate_predict(placer.clusterer, Z.astype(np.float64))
-        raw = np.asarray(raw, dtype=np.int64)
-        strength = np.asarray(strength, dtype=np.float64)
+        fitted = np.asarray(placer.clusterer.labels_, dtype=np.int64)
+        k = int(getattr(placer.clusterer, "min_samples", None) or getattr(placer.clusterer, "min_cluster_size", 5))
+        raw, strength = _neighbour_vote(Z, placer.reduced, fitted, k)
     else:
         raw = placer.centroid_ids[nearest].astype(np.int64)
         strength = dist.astype(np.float64)

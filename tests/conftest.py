@@ -18,6 +18,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The suite compares vectors at 1e-5 (batching, caching, sharding): it runs models in fp32 even on CPUs
+# with native bf16, where `auto` picks bf16; test_encoder checks that choice and bf16's closeness.
+os.environ.setdefault("INBEDDER_CPU_BF16", "0")
 
 WORDS = (
     "### Input Instruction Response : ? . , ! ' the a an my i you is are was it to of and in on for with "

@@ -82,9 +82,9 @@ def test_changing_knobs_reclusters_without_reembedding_or_reducing(sample):
 
 def test_min_samples_is_fixed_so_hdbscan_trees_are_reused(sample):
     settings = AnalysisSettings(min_cluster_size=30)
-    assert settings.effective_min_samples(1000) == 10
-    assert AnalysisSettings(min_cluster_size=6).effective_min_samples(1000) == 6
-    assert settings.as_dict(1000)["min_samples"] == 10
+    assert settings.effective_min_samples(1000) == 5
+    assert AnalysisSettings(min_cluster_size=4).effective_min_samples(1000) == 4
+    assert settings.as_dict(1000)["min_samples"] == 5
     analysis = Analysis(sample, HashEncoder(dim=48), AnalysisSettings(random_state=0, min_cluster_size=15))
     analysis.run(NEED)
     analysis.with_settings(min_cluster_size=25).run(NEED)
@@ -141,8 +141,20 @@ def test_clusters_sharing_a_name_are_told_apart_by_their_id():
 
 
 def test_auto_min_cluster_size_scales_and_is_bounded():
-    assert auto_min_cluster_size(10) == 5 and auto_min_cluster_size(3000) == 20
-    assert auto_min_cluster_size(1_000_000) == 50
+    assert auto_min_cluster_size(10) == 5 and auto_min_cluster_size(2999) == 18
+    assert auto_min_cluster_size(22_500) == 50 and auto_min_cluster_size(50_000) == 75
+    assert auto_min_cluster_size(1_000_000) == 100
+    sizes = [auto_min_cluster_size(n) for n in range(0, 200_000, 997)]
+    assert sizes == sorted(sizes)  # never shrinks as the corpus grows
+
+
+def test_default_min_samples_is_5_for_small_clusters_10_for_large_and_never_above_the_size():
+    for n, expected in ((2999, 5), (10_084, 5), (22_500, 10), (50_000, 10), (30, 5)):
+        settings = AnalysisSettings()
+        assert settings.effective_min_samples(n) == expected
+        assert settings.effective_min_samples(n) <= settings.effective_min_cluster_size(n)
+    assert AnalysisSettings(min_cluster_size=3).effective_min_samples(5000) == 3
+    assert AnalysisSettings(min_samples=7).effective_min_samples(5000) == 7
 
 
 class FlakyLabeler:

@@ -205,7 +205,7 @@ def test_constructors_only_store_parameters():
     r = UMAPReducer(n_components=3, random_state=7)
     assert r.get_params() == {
         "n_components": 3, "n_neighbors": 15, "min_dist": 0.0, "metric": "cosine", "random_state": 7, "n_jobs": -1,
-        "n_epochs": None,
+        "n_epochs": None, "init": "spectral", "pca_components": None, "backend": "umap",
     }
     assert not [k for k in vars(r) if k.endswith("_")]
     assert "random_state=7" in repr(r)
@@ -446,7 +446,7 @@ def test_session_reuses_the_reduction_when_only_the_clusterer_changes(blob_data)
 
 
 def test_session_shares_one_neighbour_graph_between_reduction_and_map(blob_data):
-    """Above ``shared_knn_min_points`` both UMAP fits reuse one real (NN-descent) neighbour graph."""
+    """From ``shared_knn_min_points`` both UMAP fits reuse one neighbour graph."""
     X, truth = blob_data
     session = ClusteringSession(
         X,
@@ -506,3 +506,140 @@ def test_hdbscan_memory_reuses_the_tree_and_gives_the_same_labels(tmp_path):
         np.testing.assert_array_equal(with_memory, fresh)
     stored = [p for p in cached.rglob("output.pkl")]
     assert len(stored) == 1  # one spanning tree, computed once, reused for every min_cluster_size
+
+
+# --------------------------------------------------------------------------- speed features (issue 18)
+
+
+def test_exact_neighbors_match_brute_force_and_put_each_point_first():
+    from inbedder_core.cluster.reducers import exact_neighbors
+
+    X, _ = blobs(n=257, centers=4, dim=24, seed=5)
+    for metric in ("cosine", "euclidean"):
+        idx, dist = exact_neighbors(X, 9, metric, block=50)
+        assert idx.shape == (257, 9) and dist.dtype == np.float32
+        np.testing.assert_array_equal(idx[:, 0], np.arange(257))
+        assert (np.diff(dist, axis=1) >= -1e-6).all() and (dist >= 0).all()
+        if metric == "cosine":
+            A = X / np.linalg.norm(X, axis=1, keepdims=True)
+            D = 1.0 - A @ A.T
+        else:
+            D = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+        np.fill_diagonal(D, -1.0)
+        expected = np.sort(D, axis=1)[:, 1:9]
+        np.testing.assert_allclose(dist[:, 1:], expected, atol=1e-5)
+    with pytest.raises(ClusteringError, match="metric"):
+        exact_neighbors(X, 5, "manhattan")
+
+
+def test_same_seed_gives_identical_reduction_map_and_labels():
+    X, _ = blobs(n=400, centers=6, dim=32, seed=2)
+
+    def run():
+        session = ClusteringSession(
+            X, reducer=UMAPReducer(random_state=3),
+            map_reducer=UMAPReducer(n_components=2, min_dist=0.1, random_state=3, init="reduction", n_epochs=50))
+        labels = session.cluster(HDBSCANClusterer(min_cluster_size=10, min_samples=5)).labels
+        return session.reduced(), session.coords(), labels
+
+    (Z1, C1, L1), (Z2, C2, L2) = run(), run()
+    np.testing.assert_array_equal(Z1, Z2)
+    np.testing.assert_array_equal(C1, C2)
+    np.testing.assert_array_equal(L1, L2)
+
+
+def test_shared_neighbour_graph_gives_the_same_result_as_recomputing_it():
+    X, _ = blobs(n=300, centers=5, dim=32, seed=4)
+    shared = ClusteringSession(X, reducer=UMAPReducer(random_state=0),
+                               map_reducer=UMAPReducer(n_components=2, min_dist=0.1, random_state=0))
+    Z, C = shared.reduced(), shared.coords()
+    assert shared.n_knn_ == 1
+    alone = ClusteringSession(X, reducer=UMAPReducer(random_state=0),
+                              map_reducer=UMAPReducer(n_components=2, min_dist=0.1, random_state=0),
+                              shared_knn_min_points=10**9)
+    np.testing.assert_array_equal(Z, alone.reduced())
+    np.testing.assert_array_equal(C, alone.coords())
+    assert alone.n_knn_ == 0
+    # and the same as UMAP computing its own (exact) neighbours below its approximation threshold
+    own = UMAPReducer(random_state=0)
+    own_knn = own.nearest_neighbors(X)
+    np.testing.assert_array_equal(Z, UMAPReducer(random_state=0).fit_transform(X, knn=own_knn))
+
+
+def test_map_from_the_reduction_starts_there_and_is_memoised_with_it():
+    X, truth = blobs(n=300, centers=5, dim=32, seed=6)
+    map_reducer = UMAPReducer(n_components=2, min_dist=0.1, random_state=0, init="reduction", n_epochs=30)
+    session = ClusteringSession(X, reducer=UMAPReducer(random_state=0), map_reducer=map_reducer)
+    coords = session.coords()
+    assert session.n_reductions_ == 1 and session.n_maps_ == 1 and map_reducer.init_ == "reduction"
+    assert coords.shape == (300, 2) and np.isfinite(coords).all()
+    assert adjusted_rand_score(truth, KMeansClusterer(k=5, random_state=0).fit_predict(coords)) > 0.9
+    session.reduced()
+    assert session.n_reductions_ == 1 and session.coords() is coords
+    # another clustering reduction gives another map
+    other = session.coords(reducer=UMAPReducer(n_neighbors=10, random_state=0))
+    assert other is not coords and session.n_maps_ == 2
+    # without coordinates to start from, init="reduction" falls back to a spectral start
+    alone = UMAPReducer(n_components=2, random_state=0, init="reduction", n_epochs=30)
+    alone.fit_transform(X)
+    assert alone.init_ == "spectral"
+    with pytest.raises(ClusteringError, match="init"):
+        UMAPReducer(init="umap").fit_transform(X)
+
+
+def test_pca_before_umap_projects_wide_embeddings():
+    X, truth = blobs(n=300, centers=5, dim=48, seed=7)
+    reducer = UMAPReducer(random_state=0, pca_components=16)
+    assert reducer._project(X).shape == (300, 16)
+    assert UMAPReducer(pca_components=64)._project(X) is X  # not wider: unchanged
+    Z = ClusteringSession(X, reducer=reducer, map_reducer=IdentityReducer()).reduced()
+    assert adjusted_rand_score(truth, HDBSCANClusterer(min_cluster_size=15).fit_predict(Z)) > 0.9
+
+
+def test_unseeded_settings_run_in_parallel_and_kmeans_stays_seeded():
+    from inbedder_core.analysis import AnalysisSettings
+
+    settings = AnalysisSettings()
+    assert settings.random_state is None and settings.reducer().random_state is None
+    assert settings.map_reducer().init == "reduction"
+    assert settings.clusterer(1000).__class__ is HDBSCANClusterer
+    assert AnalysisSettings(k=5).clusterer(1000).random_state == 0
+    assert AnalysisSettings(random_state=9).reducer().random_state == 9
+
+
+def test_enable_numba_caching_turns_the_disk_cache_on_for_umap_kernels(tmp_path):
+    code = (
+        "import sys, os; os.environ['NUMBA_CACHE_DIR'] = sys.argv[1]; "
+        "from inbedder_core.cluster.runtime import _import_umap, enable_numba_caching; _import_umap(); "
+        "from numba.core.caching import NullCache; import umap.layouts as L; "
+        "print(type(L._nb_optimize_layout_euclidean_single_epoch_parallel._cache).__name__, enable_numba_caching())"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["FunctionCache", "0"]
+    env = {**os.environ, "INBEDDER_NUMBA_CACHE": "0"}
+    off = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True,
+                         env=env)
+    assert off.stdout.split() == ["NullCache", "0"]
+
+
+def test_umap_fitted_on_our_exact_graph_still_transforms_new_points():
+    """From 4,096 documents UMAP keeps no pairwise matrix; fitted on our exact graph it has no NN-descent
+    index either, so ``ExactSearchIndex`` stands in: new points land beside the fitted ones they copy."""
+    from inbedder_core.cluster.reducers import ExactSearchIndex
+
+    X, truth = blobs(n=4200, centers=4, dim=16, seed=8)
+    reducer = UMAPReducer(n_components=2, random_state=0, n_epochs=30)
+    coords = reducer.fit_transform(X)
+    assert isinstance(reducer.model_._knn_search_index, ExactSearchIndex)
+    rng = np.random.default_rng(0)
+    picks = rng.choice(len(X), size=40, replace=False)
+    placed = reducer.model_.transform(X[picks] + rng.normal(scale=1e-4, size=(40, X.shape[1])).astype(np.float32))
+    centres = np.stack([coords[truth == c].mean(axis=0) for c in range(4)])
+    nearest_centre = np.argmin(((placed[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+    assert (nearest_centre == truth[picks]).mean() >= 0.95
+    index = ExactSearchIndex(X, "euclidean")
+    idx, dist = index.query(X[:5], k=3)
+    np.testing.assert_array_equal(idx[:, 0], np.arange(5))
+    assert (dist[:, 0] < 1e-3).all() and (np.diff(dist, axis=1) >= 0).all()
+    with pytest.raises(ClusteringError, match="metric"):
+        ExactSearchIndex(X, "manhattan")

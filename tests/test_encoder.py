@@ -274,3 +274,28 @@ def test_progress_reports_done_and_total(roberta):
     seen = []
     roberta.encode(TEXTS, FEEL, batch_size=3, progress=lambda done, total: seen.append((done, total)))
     assert seen == [(3, 7), (6, 7), (7, 7)]
+
+
+def test_auto_dtype_on_cpu_is_bf16_only_where_the_processor_has_it(monkeypatch):
+    from inbedder_core.encoder import _cpu_flags, choose_dtype, cpu_has_native_bf16
+
+    native = any(flag in _cpu_flags() for flag in ("avx512_bf16", "amx_bf16"))
+    monkeypatch.delenv("INBEDDER_CPU_BF16", raising=False)
+    assert cpu_has_native_bf16() is native
+    assert choose_dtype("cpu") == ("bfloat16" if native else "float32")
+    assert choose_dtype("cpu", "float32") == "float32"  # an explicit choice always wins
+    monkeypatch.setenv("INBEDDER_CPU_BF16", "0")
+    assert choose_dtype("cpu", "auto") == "float32"
+    monkeypatch.setenv("INBEDDER_CPU_BF16", "1")
+    assert choose_dtype("cpu", None) == "bfloat16"
+
+
+def test_bf16_on_cpu_gives_the_fp32_vectors_closely(tiny_roberta):
+    fp32 = load_encoder(str(tiny_roberta), device="cpu", dtype="float32")
+    bf16 = load_encoder(str(tiny_roberta), device="cpu", dtype="bfloat16")
+    texts = ["the card never arrived", "how do I top up", "exchange rate for euros"]
+    a = fp32.encode(texts, "What does the customer need?").embeddings
+    b = bf16.encode(texts, "What does the customer need?").embeddings
+    assert b.dtype == np.float32 and bf16.fingerprint.dtype == "bfloat16" != fp32.fingerprint.dtype
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.99

@@ -856,3 +856,17 @@ def test_urls_are_scrubbed_of_credentials_before_they_are_shown() -> None:
     with pytest.raises(LabelingError, match="holds a user name or password") as refused:  # issue 20: refused
         choose_labeler("llm", api_key="sk-test-1234", base_url="http://u:pw@127.0.0.1:9/v1")
     assert "pw" not in str(refused.value)
+
+
+def test_class_tfidf_reuses_the_counts_of_the_same_documents_but_never_serves_stale_ones():
+    from inbedder_core.name import keywords
+
+    docs = [f"card {w} payment" for w in ("late", "declined", "late", "refund")] + ["transfer pending"] * 4
+    first = class_tfidf(docs, [0, 0, 0, 0, 1, 1, 1, 1])
+    keywords._TERMS_MEMO.clear()
+    regrouped = class_tfidf(docs, [0, 1, 0, 1, 0, 1, 0, 1])  # counted afresh
+    assert class_tfidf(docs, [0, 0, 0, 0, 1, 1, 1, 1]) == first  # counts reused: same answer
+    assert class_tfidf(docs, [0, 1, 0, 1, 0, 1, 0, 1]) == regrouped
+    assert sum(key[1] == len(docs) for key in keywords._TERMS_MEMO) == 1  # one entry for these documents
+    edited = [*docs[:-1], "exchange rate"]
+    assert "exchange" in {t for t, _ in class_tfidf(edited, [0, 0, 0, 0, 1, 1, 1, 1])[1]}

@@ -42,6 +42,7 @@ def _reopen(digest: str, run_id: str, config: AppConfig) -> None:
     st.session_state["min_cluster_size"] = settings.min_cluster_size or 0
     st.session_state["n_neighbors"] = settings.n_neighbors
     st.session_state["assign_noise"] = settings.assign_noise
+    st.session_state["seed"] = settings.random_state
     if recorded.get("naming_mode") in NAMING_MODES:
         st.session_state["naming"] = recorded["naming_mode"]
     if recorded.get("llm_model"):

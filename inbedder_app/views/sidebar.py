@@ -98,7 +98,7 @@ def render(config: AppConfig) -> Choices:
                         "so it does not follow the instruction the way InBedder does.")
     device = sidebar.selectbox("Device", DEVICES, key="device")
 
-    defaults = {"algorithm": ALGORITHMS[0], "min_cluster_size": 0, "k": 10, "n_neighbors": 15,
+    defaults = {"algorithm": ALGORITHMS[0], "min_cluster_size": 0, "k": 10, "n_neighbors": 15, "seed": None,
                 "assign_noise": False, "naming": NAMING_MODES[0] if config.api_key else NAMING_MODES[1],
                 "llm_base_url": "", "llm_model": config.llm_model}  # "" = the configured endpoint
     for key, value in defaults.items():
@@ -113,6 +113,12 @@ def render(config: AppConfig) -> Choices:
         assign_noise = st.checkbox("Assign noise to the nearest cluster", key="assign_noise")
         not_applicable = st.checkbox("'Does not apply' group", key="not_applicable",  # issue 13
                                      help="Documents with no answer (none, n/a, not mentioned...) in their own group")
+        seed = st.number_input("Seed for a reproducible run (empty: parallel, fastest)", min_value=0,
+                               max_value=2**31 - 1, step=1, key="seed", placeholder="empty: parallel",
+                               help="A seed makes UMAP bit-reproducible: the same file, model and settings give "
+                                    "the same map and clusters every time. It runs UMAP on one thread, so on a "
+                                    "machine with many cores it is slower. Without one UMAP uses every core and "
+                                    "two runs differ slightly.")
         st.form_submit_button("Apply clustering to the current maps", key="apply_settings")
     with sidebar.form("naming_form"):  # each section's Apply sits with its knobs
         st.subheader("Cluster names")
@@ -146,6 +152,7 @@ def render(config: AppConfig) -> Choices:
         k=int(k) if algorithm == "KMeans" else None,
         assign_noise=bool(assign_noise),
         not_applicable=bool(not_applicable),
+        random_state=None if seed is None else int(seed),
     )
     return Choices(model=model.strip(), device=device, settings=settings,
                    naming=naming_choice(naming, base_url, llm_model, user_key, config.llm_model),

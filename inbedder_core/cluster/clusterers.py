@@ -44,6 +44,9 @@ class HDBSCANClusterer(_Params):
             part (``None``: no caching).
         prediction_data: keep HDBSCAN's prediction data, so that ``hdbscan.approximate_predict``
             can place new points (``placement``); costs a little time and memory.
+        backend: ``"hdbscan"`` (default), ``"fast_hdbscan"`` (the ``fast-hdbscan`` package:
+            numba, multi-core; no ``memory``) or ``"cuml"`` (RAPIDS cuML on a GPU; optional,
+            not tested here). See ``benchmarks/README.md`` for how they compare.
 
     The core-distance computation runs on one thread (``core_dist_n_jobs=1``).
 
@@ -64,6 +67,7 @@ class HDBSCANClusterer(_Params):
         leaf_size: int = 100,
         memory: Any = None,
         prediction_data: bool = False,
+        backend: str = "hdbscan",
     ) -> None:
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
@@ -75,6 +79,7 @@ class HDBSCANClusterer(_Params):
         self.leaf_size = leaf_size
         self.memory = memory
         self.prediction_data = prediction_data
+        self.backend = backend
 
     def fit(self, Z: np.ndarray) -> HDBSCANClusterer:
         self.fit_predict(Z)
@@ -122,21 +127,27 @@ class HDBSCANClusterer(_Params):
             if min_samples is not None:
                 self.notes_.append(f"min_samples lowered from {min_samples} to {n - 1} ({n} documents)")
             self.min_samples_ = n - 1
-        import hdbscan
+        if self.backend not in HDBSCAN_BACKENDS:
+            raise ClusteringError(f"backend={self.backend!r} is invalid; expected one of {list(HDBSCAN_BACKENDS)}")
+        if self.backend != "hdbscan":
+            model = _other_hdbscan(self.backend, self.min_cluster_size_, self.min_samples_,
+                                   self.cluster_selection_method, allow_single)
+        else:
+            import hdbscan
 
-        model = hdbscan.HDBSCAN(
-            min_cluster_size=self.min_cluster_size_,
-            min_samples=self.min_samples_,
-            metric=self.metric,
-            cluster_selection_method=self.cluster_selection_method,
-            allow_single_cluster=allow_single,
-            algorithm=self.algorithm,
-            approx_min_span_tree=self.approx_min_span_tree,
-            leaf_size=_check_int("leaf_size", self.leaf_size, 1),
-            core_dist_n_jobs=1,
-            prediction_data=bool(self.prediction_data),
-            **({} if self.memory is None else {"memory": self.memory}),
-        )
+            model = hdbscan.HDBSCAN(
+                min_cluster_size=self.min_cluster_size_,
+                min_samples=self.min_samples_,
+                metric=self.metric,
+                cluster_selection_method=self.cluster_selection_method,
+                allow_single_cluster=allow_single,
+                algorithm=self.algorithm,
+                approx_min_span_tree=self.approx_min_span_tree,
+                leaf_size=_check_int("leaf_size", self.leaf_size, 1),
+                core_dist_n_jobs=1,
+                prediction_data=bool(self.prediction_data),
+                **({} if self.memory is None else {"memory": self.memory}),
+            )
         try:
             labels = model.fit_predict(Z.astype(np.float64))
         except ValueError as exc:
@@ -144,14 +155,67 @@ class HDBSCANClusterer(_Params):
                 f"HDBSCAN failed on {n} points with min_cluster_size={self.min_cluster_size_}, "
                 f"min_samples={self.min_samples_}, metric={self.metric!r}: {exc}"
             ) from exc
-        self.labels_ = np.asarray(labels, dtype=np.int64)
-        self.probabilities_ = np.asarray(model.probabilities_, dtype=np.float64)
+        self.labels_ = np.asarray(getattr(labels, "get", lambda: labels)(), dtype=np.int64)  # cuML: device array
+        probabilities = getattr(model, "probabilities_", None)
+        if probabilities is not None and hasattr(probabilities, "get"):
+            probabilities = probabilities.get()
+        self.probabilities_ = (np.ones(n) if probabilities is None else np.asarray(probabilities, dtype=np.float64))
         self.model_ = model
         if not (self.labels_ != NOISE).any():
             self.notes_.append(
                 f"HDBSCAN found no cluster: all {n} documents are noise; lower min_cluster_size "
                 f"(now {self.min_cluster_size_}) or min_samples"
             )
+        return self.labels_
+
+
+HDBSCAN_BACKENDS = ("hdbscan", "fast_hdbscan", "cuml")
+
+
+def _other_hdbscan(backend: str, min_cluster_size: int, min_samples: int, method: str, allow_single: bool) -> Any:
+    """fast-hdbscan's or cuML's HDBSCAN with the same parameters (Euclidean)."""
+    try:
+        if backend == "fast_hdbscan":
+            from fast_hdbscan import HDBSCAN
+        else:  # pragma: no cover - needs a GPU and RAPIDS
+            from cuml.cluster import HDBSCAN
+    except ImportError as exc:
+        package = "fast-hdbscan" if backend == "fast_hdbscan" else "cuml (RAPIDS, a CUDA GPU)"
+        raise ClusteringError(f"HDBSCAN backend {backend!r} needs the {package} package: {exc}") from exc
+    return HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, cluster_selection_method=method,
+                   allow_single_cluster=allow_single)
+
+
+class EVoCClusterer(_Params):
+    """EVoC (the ``evoc`` package, optional): clusters the embeddings themselves, no UMAP first.
+
+    Use it with ``IdentityReducer`` as the session's reducer. Noise is ``NOISE``.
+
+    Args:
+        base_min_cluster_size: EVoC's smallest cluster at its finest layer.
+        noise_level: EVoC's noise knob (0: assign more, 1: call more noise).
+        random_state: seed (EVoC's own; ``None`` runs in parallel).
+
+    Fitted attributes: ``labels_`` (int64), ``n_layers_``, ``notes_``.
+    """
+
+    def __init__(self, base_min_cluster_size: int = 5, noise_level: float = 0.5,
+                 random_state: int | None = None) -> None:
+        self.base_min_cluster_size = base_min_cluster_size
+        self.noise_level = noise_level
+        self.random_state = random_state
+
+    def fit_predict(self, X: np.ndarray) -> np.ndarray:
+        X = _as_points(X)
+        self.notes_: list[str] = []
+        try:
+            import evoc
+        except ImportError as exc:
+            raise ClusteringError(f"EVoCClusterer needs the evoc package (pip install evoc): {exc}") from exc
+        model = evoc.EVoC(base_min_cluster_size=_check_int("base_min_cluster_size", self.base_min_cluster_size, 2),
+                          noise_level=float(self.noise_level), random_state=self.random_state)
+        self.labels_ = np.asarray(model.fit_predict(X), dtype=np.int64)
+        self.n_layers_ = len(getattr(model, "cluster_layers_", []) or [])
         return self.labels_
 
 

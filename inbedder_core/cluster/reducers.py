@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,17 +13,32 @@ import numpy as np
 from inbedder_core.errors import ClusteringError
 
 from .base import _all_identical, _as_points, _check_int, _Params
-from .runtime import _import_umap
+from .runtime import _import_umap, mark_nn_descent_compiled, nn_descent_compiled
 
 # Below this many points UMAP cannot build a neighbour graph worth the name (it needs
 # n_neighbors >= 2, so n >= 3, and its spectral start needs more): a deterministic
 # PCA layout is returned instead.
 MIN_UMAP_POINTS = 4
 
-# UMAP computes exact neighbours below this size (its own threshold); above it the
-# session computes the approximate neighbour graph once and shares it between the
-# clustering reduction and the 2-D map.
-SHARED_KNN_MIN_POINTS = 4096
+# Below this many documents umap-learn would compute all pairwise distances itself (its "small
+# data" path); an exact graph costs a fraction of a second there whatever else is compiled.
+UMAP_SMALL_DATA_POINTS = 4096
+
+# From this many documents the session computes the neighbour graph once and shares it between
+# the clustering reduction and the 2-D map (below, UMAP's small-input guards apply).
+SHARED_KNN_MIN_POINTS = MIN_UMAP_POINTS
+
+# Up to this many documents the neighbour graph is exact, by blocked matrix products (BLAS,
+# multi-threaded, deterministic, no numba compile), unless the run is unseeded and NN-descent is
+# already compiled in this process (the app's warm-up does that), where NN-descent is several times
+# faster; above it, always NN-descent (pynndescent). See benchmarks/README.md.
+EXACT_KNN_MAX_POINTS = 20_000
+
+INITS = ("spectral", "pca", "random", "reduction")
+
+# Layout epochs of the 2-D map when it starts from the clustering reduction (``init="reduction"``):
+# UMAP's own choice is 500 up to 10,000 documents and 200 above, from a spectral start.
+MAP_EPOCHS = 200
 
 
 # --------------------------------------------------------------------------- reducers
@@ -36,8 +52,7 @@ def _trivial_layout(X: np.ndarray, n_components: int, metric: str = "euclidean")
     """
     A = X.astype(np.float64)
     if metric == "cosine":
-        norms = np.linalg.norm(A, axis=1, keepdims=True)
-        A = np.divide(A, norms, out=np.zeros_like(A), where=norms > 0)
+        A = _unit_rows(A)
     A = A - A.mean(axis=0)
     out = np.zeros((A.shape[0], n_components), dtype=np.float32)
     if A.shape[0] > 1 and np.any(A):
@@ -49,6 +64,107 @@ def _trivial_layout(X: np.ndarray, n_components: int, metric: str = "euclidean")
         signs[signs == 0] = 1.0
         out[:, :m] = coords * signs
     return out
+
+
+def exact_neighbors(X: np.ndarray, k: int, metric: str = "cosine",
+                    block: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The exact ``k`` nearest neighbours of every row of ``X`` (itself first), by blocked matrix products.
+
+    ``metric`` is ``"cosine"`` (distance ``1 - cos``, as UMAP's) or ``"euclidean"``. Returns
+    ``(indices int64 (n, k), distances float32 (n, k))``, sorted by distance, ties by index;
+    deterministic. Memory: a few ``block x n`` arrays at a time (``block`` default: ~8M entries).
+    """
+    if metric not in ("cosine", "euclidean"):
+        raise ClusteringError(f"exact neighbours support metric 'cosine' or 'euclidean', not {metric!r}")
+    A = np.ascontiguousarray(X, dtype=np.float32)
+    n = A.shape[0]
+    k = min(int(k), n)
+    if metric == "cosine":
+        A = _unit_rows(A)
+    sq = (A.astype(np.float64) ** 2).sum(axis=1).astype(np.float32)
+    indices = np.empty((n, k), dtype=np.int64)
+    distances = np.empty((n, k), dtype=np.float32)
+    block = int(block) if block else max(64, min(4096, (1 << 23) // max(n, 1)))
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        D = A[start:stop] @ A.T  # (b, n) similarities, made distances in place
+        rows = np.arange(stop - start)
+        if metric == "cosine":
+            np.subtract(1.0, D, out=D)
+        else:
+            D *= -2.0
+            D += sq[start:stop, None]
+            D += sq[None, :]
+        D[rows, start + rows] = -np.inf  # the point itself first, whatever rounding says
+        part = np.argpartition(D, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (stop - start, 1))
+        d = np.take_along_axis(D, part, axis=1)
+        order = np.lexsort((part, d), axis=1)
+        idx = np.take_along_axis(part, order, axis=1)
+        d = np.take_along_axis(d, order, axis=1)
+        d[:, 0] = 0.0
+        np.maximum(d, 0.0, out=d)
+        if metric == "euclidean":
+            np.sqrt(d, out=d)
+        indices[start:stop] = idx
+        distances[start:stop] = d
+    return indices, distances
+
+
+class ExactSearchIndex:
+    """An exact stand-in for pynndescent's ``NNDescent`` search index, for ``umap.UMAP.transform``.
+
+    UMAP fitted on a precomputed neighbour graph has no index to find the fitted neighbours of new
+    points; this one finds them by blocked matrix products against the fitted data (deterministic,
+    no numba compile). ``query(X, k)`` returns ``(indices int64 (m, k), distances float32 (m, k))``.
+    """
+
+    _angular_trees = False
+
+    def __init__(self, data: np.ndarray, metric: str) -> None:
+        if metric not in ("cosine", "euclidean"):
+            raise ClusteringError(f"exact search supports metric 'cosine' or 'euclidean', not {metric!r}")
+        self.data = data
+        self.metric = metric
+
+    def query(self, X: np.ndarray, k: int = 10, epsilon: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+        del epsilon  # exact: nothing to trade
+        Q = np.ascontiguousarray(X, dtype=np.float32)
+        A = np.ascontiguousarray(self.data, dtype=np.float32)
+        if self.metric == "cosine":
+            Q, A = _unit_rows(Q), _unit_rows(A)
+        k = min(int(k), A.shape[0])
+        indices = np.empty((Q.shape[0], k), dtype=np.int64)
+        distances = np.empty((Q.shape[0], k), dtype=np.float32)
+        sq = (A.astype(np.float64) ** 2).sum(axis=1).astype(np.float32)
+        block = max(64, min(4096, (1 << 23) // max(A.shape[0], 1)))
+        for start in range(0, Q.shape[0], block):
+            G = Q[start:start + block] @ A.T
+            if self.metric == "cosine":
+                D = 1.0 - G
+            else:
+                D = (Q[start:start + block] ** 2).sum(axis=1)[:, None] - 2.0 * G + sq[None, :]
+            part = np.argpartition(D, k - 1, axis=1)[:, :k] if k < A.shape[0] else np.tile(
+                np.arange(A.shape[0]), (D.shape[0], 1))
+            d = np.take_along_axis(D, part, axis=1)
+            order = np.lexsort((part, d), axis=1)
+            d = np.maximum(np.take_along_axis(d, order, axis=1), 0.0)
+            indices[start:start + block] = np.take_along_axis(part, order, axis=1)
+            distances[start:start + block] = np.sqrt(d) if self.metric == "euclidean" else d
+        return indices, distances
+
+
+def _unit_rows(A: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(A, axis=1, keepdims=True)
+    return np.divide(A, norms, out=np.zeros_like(A), where=norms > 0)
+
+
+def _scaled_init(Z: np.ndarray, n_components: int) -> np.ndarray:
+    """A UMAP starting layout from other coordinates: their first principal axes, scaled to [0, 10]
+    per axis (as UMAP scales its own spectral start), signs fixed."""
+    start = _trivial_layout(Z, n_components).astype(np.float64)
+    span = start.max(axis=0) - start.min(axis=0)
+    span[span == 0] = 1.0
+    return (10.0 * (start - start.min(axis=0)) / span).astype(np.float32)
 
 
 @dataclass
@@ -82,11 +198,20 @@ class UMAPReducer(_Params):
         min_dist: how tightly points may be packed, in [0, 1]; 0.0 suits clustering.
         metric: input-space metric, ``"cosine"`` for sentence embeddings.
         random_state: seed passed to UMAP; when set UMAP runs single-threaded and is
-            reproducible.
+            bit-reproducible; ``None`` (default) runs in parallel, and two runs differ slightly.
         n_jobs: threads when ``random_state`` is ``None`` (UMAP ignores it otherwise).
         n_epochs: layout optimisation epochs; ``None`` keeps UMAP's choice (500 up to
             10,000 documents, 200 above). The layout is most of UMAP's time: fewer epochs
             (e.g. 200 for the 2-D map) are proportionally faster.
+        init: starting layout: ``"spectral"`` (UMAP's), ``"pca"``, ``"random"``, or
+            ``"reduction"``: start from other coordinates handed to ``fit_transform(init=...)``
+            (the session hands the map the clustering reduction, so the map starts where the
+            clusters are and needs fewer epochs); without them it falls back to spectral.
+        pca_components: project the embeddings on this many principal axes first (seeded)
+            when they are wider; ``None`` (default) uses them as they are.
+        backend: ``"umap"`` (umap-learn, default) or ``"cuml"`` (RAPIDS cuML's UMAP on a CUDA
+            GPU; optional and not tested here: it computes its own neighbour graph and ignores
+            ``knn``, and an ``init="reduction"`` start becomes spectral).
 
     Fitted attributes:
         embedding_: ``float32 (n, n_components)``.
@@ -107,6 +232,9 @@ class UMAPReducer(_Params):
         random_state: int | np.random.RandomState | None = None,
         n_jobs: int = -1,
         n_epochs: int | None = None,
+        init: str = "spectral",
+        pca_components: int | None = None,
+        backend: str = "umap",
     ) -> None:
         self.n_components = n_components
         self.n_neighbors = n_neighbors
@@ -115,12 +243,21 @@ class UMAPReducer(_Params):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.n_epochs = n_epochs
+        self.init = init
+        self.pca_components = pca_components
+        self.backend = backend
 
     def _validate(self) -> tuple[int, int]:
         n_components = _check_int("n_components", self.n_components, 1)
         n_neighbors = _check_int("n_neighbors", self.n_neighbors, 2)
         if self.n_epochs is not None:
             _check_int("n_epochs", self.n_epochs, 1)
+        if self.pca_components is not None:
+            _check_int("pca_components", self.pca_components, 2)
+        if self.backend not in ("umap", "cuml"):
+            raise ClusteringError(f"backend={self.backend!r} is invalid; expected 'umap' or 'cuml'")
+        if self.init not in INITS:
+            raise ClusteringError(f"init={self.init!r} is invalid; expected one of {list(INITS)}")
         if not 0.0 <= float(self.min_dist) <= 1.0:
             raise ClusteringError(f"min_dist={self.min_dist!r} is invalid; expected a number in [0, 1]")
         return n_components, n_neighbors
@@ -129,8 +266,27 @@ class UMAPReducer(_Params):
         """The neighbourhood size used for ``n`` points: ``min(n_neighbors, n - 1)``."""
         return max(1, min(int(self.n_neighbors), n - 1))
 
+    def _project(self, X: np.ndarray) -> np.ndarray:
+        """``X`` on its first ``pca_components`` principal axes (seeded), or ``X`` when not set or not wider."""
+        if self.pca_components is None or X.shape[1] <= int(self.pca_components) or X.shape[0] <= int(
+                self.pca_components):
+            return X
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=int(self.pca_components), random_state=0).fit_transform(X).astype(np.float32)
+
+    def uses_exact_neighbors(self, n: int) -> bool:
+        """Whether the neighbour graph of ``n`` documents is computed exactly (``EXACT_KNN_MAX_POINTS``)."""
+        if n > EXACT_KNN_MAX_POINTS or self.metric not in ("cosine", "euclidean"):
+            return False
+        if n < UMAP_SMALL_DATA_POINTS:
+            return True
+        return not (self.random_state is None and nn_descent_compiled())
+
     def nearest_neighbors(self, X: np.ndarray, n_neighbors: int | None = None) -> NeighborGraph:
-        """The approximate neighbour graph (NN-descent) UMAP would build on ``X``.
+        """The neighbour graph UMAP would build on ``X``: exact up to ``EXACT_KNN_MAX_POINTS``
+        documents (for ``cosine`` and ``euclidean``; see ``uses_exact_neighbors``), else approximate
+        (NN-descent).
 
         ``k`` is ``n_neighbors`` (default: this reducer's, clamped to ``n - 1``). Pass the
         result to ``fit_transform(X, knn=...)`` of UMAP reducers with the same metric and
@@ -138,7 +294,11 @@ class UMAPReducer(_Params):
         """
         X = _as_points(X)
         self._validate()
+        X = self._project(X)
         k = self.effective_n_neighbors(X.shape[0]) if n_neighbors is None else int(n_neighbors)
+        if self.uses_exact_neighbors(X.shape[0]):
+            indices, dists = exact_neighbors(X, k, self.metric)
+            return NeighborGraph(indices=indices, distances=dists)
         umap = _import_umap()
         from sklearn.utils import check_random_state
 
@@ -153,20 +313,24 @@ class UMAPReducer(_Params):
             use_pynndescent=True,
             n_jobs=1 if self.random_state is not None else self.n_jobs,
         )
+        mark_nn_descent_compiled()
         return NeighborGraph(indices=indices, distances=dists, search_index=search_index)
 
-    def fit(self, X: np.ndarray, knn: NeighborGraph | None = None) -> UMAPReducer:
+    def fit(self, X: np.ndarray, knn: NeighborGraph | None = None, init: np.ndarray | None = None) -> UMAPReducer:
         """Fit on ``X`` (``float32 (n, d)``); see ``fit_transform``. Returns self."""
-        self.fit_transform(X, knn=knn)
+        self.fit_transform(X, knn=knn, init=init)
         return self
 
-    def fit_transform(self, X: np.ndarray, knn: NeighborGraph | None = None) -> np.ndarray:
+    def fit_transform(self, X: np.ndarray, knn: NeighborGraph | None = None,
+                      init: np.ndarray | None = None) -> np.ndarray:
         """Reduce ``X`` (``float32 (n, d)``) to ``float32 (n, n_components)``.
 
         Args:
             X: one row per document, finite.
             knn: optional neighbour graph from ``nearest_neighbors`` on the same ``X`` (same
                 metric, at least ``n_neighbors_`` neighbours), to skip that step.
+            init: with ``init="reduction"``: coordinates ``(n, m)`` to start from (their first
+                ``n_components`` principal axes, scaled as UMAP scales its spectral start).
 
         Raises:
             ClusteringError: empty or non-finite input, invalid parameters, a ``knn`` that
@@ -192,10 +356,27 @@ class UMAPReducer(_Params):
                 f"neighbours than documents ({n})"
             )
         # UMAP's spectral start solves for n_components + 1 eigenvectors, which needs more points.
-        self.init_ = "spectral" if n > n_components + 1 else "random"
-        if self.init_ == "random":
+        start: str | np.ndarray = self.init if self.init != "reduction" else "spectral"
+        if self.init == "reduction" and init is not None:
+            init = np.asarray(init)
+            if init.ndim != 2 or init.shape[0] != n or not np.isfinite(init).all():
+                raise ClusteringError(f"init coordinates have shape {init.shape}; expected ({n}, m), finite")
+            start = _scaled_init(init, n_components)
+            self.init_ = "reduction"
+        else:
+            self.init_ = str(start)
+        if self.init_ == "spectral" and n <= n_components + 1:
+            start = self.init_ = "random"
             self.notes_.append(f"random UMAP start: {n} documents are too few for a spectral start")
         self.method_ = "umap"
+        if knn is None and self.backend == "umap" and self.uses_exact_neighbors(n):
+            knn = self.nearest_neighbors(X)  # exact, BLAS: no NN-descent compile, same graph as a shared one
+        X = self._project(X)
+        if self.backend == "cuml":  # pragma: no cover - needs a GPU and RAPIDS
+            self.embedding_ = _cuml_umap(X, n_components, self.n_neighbors_, float(self.min_dist), self.metric,
+                                         self.random_state, "random" if self.init_ == "random" else "spectral",
+                                         self.n_epochs)
+            return self.embedding_
         umap = _import_umap()
         kwargs: dict[str, Any] = {}
         if knn is not None:
@@ -217,12 +398,14 @@ class UMAPReducer(_Params):
             metric=self.metric,
             random_state=self.random_state,
             n_jobs=1 if self.random_state is not None else self.n_jobs,
-            init=self.init_,
+            init=start,
             n_epochs=None if self.n_epochs is None else int(self.n_epochs),
             **kwargs,
         )
         try:
-            embedding = model.fit_transform(X)
+            with warnings.catch_warnings():  # our own exact graph has no NNDescent index: ExactSearchIndex below
+                warnings.filterwarnings("ignore", message=".*knn_search_index.*")
+                embedding = model.fit_transform(X)
         except (ValueError, TypeError) as exc:
             raise ClusteringError(
                 f"UMAP failed on {n} documents with n_neighbors={self.n_neighbors_}, "
@@ -233,9 +416,28 @@ class UMAPReducer(_Params):
             raise ClusteringError(
                 "UMAP produced non-finite coordinates; try a different random_state or PCAReducer"
             )
+        if not getattr(model, "_small_data", True):
+            if knn is None:
+                mark_nn_descent_compiled()  # UMAP ran NN-descent itself
+            elif knn.search_index is None:
+                # our exact graph came without a search index: give transform() an exact one (placement)
+                model._knn_search_index = ExactSearchIndex(model._raw_data, self.metric)
         self.embedding_ = embedding
         self.model_ = model  # the fitted umap.UMAP, kept so a saved run can place new documents (placement)
         return embedding
+
+
+def _cuml_umap(X: np.ndarray, n_components: int, n_neighbors: int, min_dist: float, metric: str,
+               random_state: Any, init: str, n_epochs: int | None) -> np.ndarray:  # pragma: no cover - GPU only
+    try:
+        from cuml.manifold import UMAP
+    except ImportError as exc:
+        raise ClusteringError(f"backend='cuml' needs RAPIDS cuML and a CUDA GPU: {exc}") from exc
+    model = UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
+                 random_state=random_state, init=init, **({} if n_epochs is None else {"n_epochs": int(n_epochs)}))
+    out = model.fit_transform(X)
+    out = out.get() if hasattr(out, "get") else out
+    return np.asarray(out, dtype=np.float32)
 
 
 class PCAReducer(_Params):

@@ -53,7 +53,8 @@ class ClusteringSession:
     Args:
         embeddings: ``float32 (n, d)``; not copied when already float32 (do not mutate it).
         reducer: the clustering-space reducer; default ``UMAPReducer()`` (5-D).
-        map_reducer: the 2-D map reducer; default ``UMAPReducer(n_components=2, min_dist=0.1)``.
+        map_reducer: the 2-D map reducer; default ``UMAPReducer(n_components=2, min_dist=0.1)``
+            (pass one with ``init="reduction"`` to start the map from the clustering vectors).
         shared_knn_min_points: from this many documents both UMAP fits share one neighbour graph.
 
     Attributes:
@@ -97,8 +98,12 @@ class ClusteringSession:
         if n < self.shared_knn_min_points:
             return None
         umaps = [r for r in (self.reducer, self.map_reducer, reducer) if isinstance(r, UMAPReducer)]
-        key = (reducer.metric, _freeze(reducer.random_state))
-        same = [r for r in umaps if (r.metric, _freeze(r.random_state)) == key]
+
+        def graph_key(r: UMAPReducer) -> Hashable:
+            return (r.metric, r.pca_components, None if r.uses_exact_neighbors(n) else _freeze(r.random_state))
+
+        key = graph_key(reducer)
+        same = [r for r in umaps if graph_key(r) == key]
         need = reducer.effective_n_neighbors(n)
         cached = self._knn.get(key)
         if cached is not None and cached.k >= need:
@@ -111,14 +116,20 @@ class ClusteringSession:
         self._knn[key] = graph
         return graph
 
-    def _fit(self, reducer: Any) -> tuple[np.ndarray, bool]:
-        """``(vectors, whether they were computed now)``, memoised by the reducer's configuration."""
-        key = stage_key(reducer)
+    def _fit(self, reducer: Any, start_from: Any = None) -> tuple[np.ndarray, bool]:
+        """``(vectors, whether they were computed now)``, memoised by the reducer's configuration.
+
+        ``start_from``: for a UMAP reducer with ``init="reduction"``, the reducer whose
+        (memoised) vectors it starts from.
+        """
+        from_reduction = isinstance(reducer, UMAPReducer) and reducer.init == "reduction" and start_from is not None
+        key = (stage_key(reducer), stage_key(start_from)) if from_reduction else stage_key(reducer)
         if key in self._memo:
             return self._memo[key], False
         if isinstance(reducer, UMAPReducer):
+            init = self._fit(start_from)[0] if from_reduction else None
             knn = self._knn_for(reducer)
-            out = reducer.fit_transform(self.embeddings, knn=knn)
+            out = reducer.fit_transform(self.embeddings, knn=knn, init=init)
         else:
             out = reducer.fit_transform(self.embeddings)
         out = np.asarray(out, dtype=np.float32)
@@ -133,12 +144,17 @@ class ClusteringSession:
         self.notes_.extend(n for n in notes if n not in self.notes_)
         return out, True
 
-    def fitted(self, reducer: Any) -> Any:
+    def fitted(self, reducer: Any, start_from: Any = None) -> Any:
         """The reducer object fitted for ``reducer``'s configuration (``None`` if not computed yet).
 
-        Its ``model_`` (UMAP) can ``transform`` new points; ``placement`` saves it.
+        A UMAP map with ``init="reduction"`` is looked up as started from ``start_from``'s vectors
+        (default: the session's reducer), as ``coords`` computes it. Its ``model_`` (UMAP) can
+        ``transform`` new points; ``placement`` saves it.
         """
         with self._lock:
+            if isinstance(reducer, UMAPReducer) and reducer.init == "reduction":
+                source = self.reducer if start_from is None else start_from
+                return self._fitted.get((stage_key(reducer), stage_key(source)))
             return self._fitted.get(stage_key(reducer))
 
     def reduced(self, reducer: Any = None) -> np.ndarray:
@@ -155,11 +171,19 @@ class ClusteringSession:
                 self.timings_["reduce"] = time.perf_counter() - start
             return out
 
-    def coords(self, map_reducer: Any = None) -> np.ndarray:
-        """The 2-D map, ``float32 (n, 2)`` (for a 2-component map reducer), computed once per configuration."""
+    def coords(self, map_reducer: Any = None, reducer: Any = None) -> np.ndarray:
+        """The 2-D map, ``float32 (n, 2)`` (for a 2-component map reducer), computed once per configuration.
+
+        A UMAP map reducer with ``init="reduction"`` starts from the clustering vectors of
+        ``reducer`` (default: the session's), computing them first if needed.
+        """
         with self._lock:
+            source = self.reducer if reducer is None else reducer
+            chosen = self.map_reducer if map_reducer is None else map_reducer
+            if isinstance(chosen, UMAPReducer) and chosen.init == "reduction":
+                self.reduced(source)  # memoised; counted and timed as the reduction
             start = time.perf_counter()
-            out, computed = self._fit(self.map_reducer if map_reducer is None else map_reducer)
+            out, computed = self._fit(chosen, start_from=source)
             if computed:
                 self.n_maps_ += 1
                 self.timings_["map"] = time.perf_counter() - start
