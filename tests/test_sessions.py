@@ -10,8 +10,10 @@ runs passes ``PRAGMA integrity_check`` and holds every session's vectors, equal 
 - ``test_eight_browser_sessions_at_once`` (slow, browser): a real ``streamlit run app.py`` driven by
   eight Chromium contexts of one browser (Playwright's async API); prints the server's peak RSS
   (``VmHWM``) and the wall time.
-- ``test_eight_apptest_sessions_in_threads``: the same in this process, eight ``AppTest`` sessions in
-  threads sharing the process's ``st.cache_resource`` (the default suite's lighter variant).
+- ``test_eight_sessions_in_threads_share_one_model_and_one_cache`` (the default suite's lighter variant):
+  eight threads of this process take the model and the cache from the app's ``st.cache_resource``
+  functions at the same moment and run their own corpus and question (``AppTest`` cannot run two
+  sessions at once: it swaps one process-wide ``Runtime`` in and out around each run).
 
 ``benchmarks/bench_sessions.py`` reuses the browser driver here to time one session against eight.
 """
