@@ -21,6 +21,7 @@ runs passes ``PRAGMA integrity_check`` and holds every session's vectors, equal 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import random
@@ -255,9 +256,10 @@ def test_eight_sessions_in_threads_share_one_model_and_one_cache(tiny_roberta, t
     from streamlit.logger import get_logger
 
     from inbedder_app import resources
-    from inbedder_core.analysis import Analysis
+    from inbedder_core.analysis import Analysis, settings_record
     from inbedder_core.cache import CachedEncoder
     from inbedder_core.io.load import load_corpus
+    from inbedder_core.living import save_living_run
 
     cache_dir = str(tmp_path / "cache")
     resources.shared_encoder.clear()  # the loads counted below are this test's
@@ -268,6 +270,7 @@ def test_eight_sessions_in_threads_share_one_model_and_one_cache(tiny_roberta, t
     logger.addHandler(handler)
     barrier = threading.Barrier(N_SESSIONS)
     results: dict[int, object] = {}
+    saved: dict[int, tuple] = {}
     errors: list[BaseException] = []
 
     def analyst(k: int) -> None:
@@ -276,7 +279,12 @@ def test_eight_sessions_in_threads_share_one_model_and_one_cache(tiny_roberta, t
             barrier.wait(timeout=120)  # all eight ask for the model at the same moment
             encoder = CachedEncoder(resources.shared_encoder(str(tiny_roberta), "cpu"),
                                     resources.shared_embedding_cache(cache_dir))
-            results[k] = Analysis(corpus, encoder).run(QUESTIONS[k])
+            analysis = Analysis(corpus, encoder)
+            results[k] = analysis.run(QUESTIONS[k])
+            barrier.wait(timeout=600)  # and save their runs together (fitted UMAPs pickled at once)
+            saved[k] = save_living_run(corpus, [results[k]], analysis, model=str(tiny_roberta),
+                                       settings=settings_record(analysis.settings, len(corpus)),
+                                       fingerprint=dataclasses.asdict(encoder.fingerprint))
         except BaseException as error:  # noqa: BLE001 - reported by the main thread
             errors.append(error)
             barrier.abort()
@@ -297,5 +305,7 @@ def test_eight_sessions_in_threads_share_one_model_and_one_cache(tiny_roberta, t
         own_words = set(" ".join(session_rows(k)["text"]).split())
         keywords = {w for c in result.clusters for keyword in c.keywords for w in keyword.split()}
         assert keywords and keywords <= own_words, f"session {k}: keywords not from its documents"
+        info, folder, note = saved[k]
+        assert note is None and (folder / "placement" / "reducer_0.pkl").is_file(), note
     assert model_loads(log.getvalue()) == [str(tiny_roberta)]  # one load for the eight sessions
     assert_cache_holds_every_session(Path(cache_dir) / CACHE_FILE, tiny_roberta)
