@@ -157,7 +157,9 @@ async def run_session(browser, url: str, k: int, folder: Path, round_: int = 0) 
         await page.get_by_label("Instructions, one per line").fill(QUESTIONS[k])
         started = time.monotonic()
         await page.get_by_role("button", name="Run", exact=True).click()
-        await page.get_by_text(re.compile(r"^Done in ")).wait_for(timeout=SESSION_MS)
+        done = page.get_by_text(re.compile(r"^Done in "))
+        await done.or_(page.locator('[data-testid="stException"]')).first.wait_for(timeout=SESSION_MS)
+        await no_exception_shown(page, k)  # a failed run fails the test now, not after SESSION_MS
         await page.locator(".js-plotly-plot").first.wait_for(timeout=SESSION_MS)
         await settle(page)
         seconds = time.monotonic() - started
