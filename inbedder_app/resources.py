@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,17 @@ from inbedder_core.models import BASELINE_MODEL, is_available_offline
 
 @st.cache_resource(show_spinner="Loading the model (once per server)…", max_entries=2)
 def shared_encoder(model: str, device: str) -> Any:
-    """The encoder for ``model`` on ``device``, loaded once and shared by all sessions."""
-    return load_encoder(model, device=device)
+    """The encoder for ``model`` on ``device``, loaded once and shared by all sessions.
+
+    Each load writes one line to the server's log (``inbedder: loaded model ...``): an operator (and
+    ``tests/test_sessions.py``) can count how often a process loaded a model.
+    """
+    from streamlit.logger import get_logger
+
+    started = time.monotonic()
+    encoder = load_encoder(model, device=device)
+    get_logger(__name__).info("inbedder: loaded model %r on %s in %.1f s", model, device, time.monotonic() - started)
+    return encoder
 
 
 @st.cache_resource(show_spinner="Loading the answer embedder (once per server)…")

@@ -37,6 +37,7 @@ import hashlib
 import json
 import os
 import pickle
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -370,6 +371,12 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+_PICKLING = threading.Lock()
+"""One pickling at a time in a process: numba gives a compiled function (inside a fitted UMAP) its id on
+its first pickling without a lock, and two threads doing it at once fail (``assert self.__uuid is None``
+in ``numba.core.dispatcher``): seen with eight app sessions saving their runs together."""
+
+
 def save_placement(run_folder: str | os.PathLike[str], placers: Sequence[QuestionPlacer],
                    fingerprint: Mapping[str, Any]) -> Path:
     """Write ``run_folder/placement/`` (manifest last, so a half-written one is never read).
@@ -387,7 +394,7 @@ def save_placement(run_folder: str | os.PathLike[str], placers: Sequence[Questio
                 if model is None:
                     continue
                 path = folder / f"{role}_{i}.pkl"
-                with open(path, "wb") as handle:
+                with open(path, "wb") as handle, _PICKLING:
                     pickle.dump(model, handle, protocol=pickle.HIGHEST_PROTOCOL)
                 files[role] = {"file": path.name, "sha256": _sha256(path)}
             arrays[f"centroids_{i}"] = p.centroids
