@@ -113,8 +113,8 @@ def bench_size(n: int, args: argparse.Namespace) -> dict[str, object]:
     row["knn"] = session.timings_.get("knn", 0.0)
     row["umap5"] = session.timings_["reduce"] - row["knn"]  # type: ignore[operator]
     row["umap2"] = session.timings_["map"]
-    # The product's path (AnalysisSettings): min_samples fixed at min(10, min_cluster_size) and HDBSCAN's
-    # spanning tree cached in a joblib memory, so a new min_cluster_size reuses the tree.
+    # The product's path (AnalysisSettings): min_samples stays fixed while only min_cluster_size changes and
+    # HDBSCAN's spanning tree is cached in a joblib memory, so a new min_cluster_size reuses the tree.
     tree_cache = tempfile.mkdtemp(prefix="bench-hdbscan-")
     first = session.cluster(HDBSCANClusterer(min_cluster_size=15, min_samples=10, memory=tree_cache))
     row["hdbscan"] = first.timings["cluster"]
