@@ -74,34 +74,46 @@ def exact_neighbors(X: np.ndarray, k: int, metric: str = "cosine",
     ``(indices int64 (n, k), distances float32 (n, k))``, sorted by distance, ties by index;
     deterministic. Memory: a few ``block x n`` arrays at a time (``block`` default: ~8M entries).
     """
+    return _exact_knn(X, X, k, metric, block, itself_first=True)
+
+
+def _exact_knn(Q: np.ndarray, X: np.ndarray, k: int, metric: str, block: int | None = None, *,
+               itself_first: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The exact ``k`` nearest rows of ``X`` for every row of ``Q`` (``exact_neighbors``; with
+    ``itself_first`` ``Q`` is ``X`` and each row's own index comes first, at distance 0)."""
     if metric not in ("cosine", "euclidean"):
         raise ClusteringError(f"exact neighbours support metric 'cosine' or 'euclidean', not {metric!r}")
     A = np.ascontiguousarray(X, dtype=np.float32)
-    n = A.shape[0]
-    k = min(int(k), n)
+    B = np.ascontiguousarray(Q, dtype=np.float32)
     if metric == "cosine":
         A = _unit_rows(A)
+        B = A if itself_first else _unit_rows(B)
+    n, m = A.shape[0], B.shape[0]
+    k = min(int(k), n)
     sq = (A.astype(np.float64) ** 2).sum(axis=1).astype(np.float32)
-    indices = np.empty((n, k), dtype=np.int64)
-    distances = np.empty((n, k), dtype=np.float32)
+    sq_q = sq if itself_first else (B.astype(np.float64) ** 2).sum(axis=1).astype(np.float32)
+    indices = np.empty((m, k), dtype=np.int64)
+    distances = np.empty((m, k), dtype=np.float32)
     block = int(block) if block else max(64, min(4096, (1 << 23) // max(n, 1)))
-    for start in range(0, n, block):
-        stop = min(start + block, n)
-        D = A[start:stop] @ A.T  # (b, n) similarities, made distances in place
-        rows = np.arange(stop - start)
+    for start in range(0, m, block):
+        stop = min(start + block, m)
+        D = B[start:stop] @ A.T  # (b, n) similarities, made distances in place
         if metric == "cosine":
             np.subtract(1.0, D, out=D)
         else:
             D *= -2.0
-            D += sq[start:stop, None]
+            D += sq_q[start:stop, None]
             D += sq[None, :]
-        D[rows, start + rows] = -np.inf  # the point itself first, whatever rounding says
+        if itself_first:
+            rows = np.arange(stop - start)
+            D[rows, start + rows] = -np.inf  # the point itself first, whatever rounding says
         part = np.argpartition(D, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (stop - start, 1))
         d = np.take_along_axis(D, part, axis=1)
         order = np.lexsort((part, d), axis=1)
         idx = np.take_along_axis(part, order, axis=1)
         d = np.take_along_axis(d, order, axis=1)
-        d[:, 0] = 0.0
+        if itself_first:
+            d[:, 0] = 0.0
         np.maximum(d, 0.0, out=d)
         if metric == "euclidean":
             np.sqrt(d, out=d)
@@ -128,29 +140,7 @@ class ExactSearchIndex:
 
     def query(self, X: np.ndarray, k: int = 10, epsilon: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
         del epsilon  # exact: nothing to trade
-        Q = np.ascontiguousarray(X, dtype=np.float32)
-        A = np.ascontiguousarray(self.data, dtype=np.float32)
-        if self.metric == "cosine":
-            Q, A = _unit_rows(Q), _unit_rows(A)
-        k = min(int(k), A.shape[0])
-        indices = np.empty((Q.shape[0], k), dtype=np.int64)
-        distances = np.empty((Q.shape[0], k), dtype=np.float32)
-        sq = (A.astype(np.float64) ** 2).sum(axis=1).astype(np.float32)
-        block = max(64, min(4096, (1 << 23) // max(A.shape[0], 1)))
-        for start in range(0, Q.shape[0], block):
-            G = Q[start:start + block] @ A.T
-            if self.metric == "cosine":
-                D = 1.0 - G
-            else:
-                D = (Q[start:start + block] ** 2).sum(axis=1)[:, None] - 2.0 * G + sq[None, :]
-            part = np.argpartition(D, k - 1, axis=1)[:, :k] if k < A.shape[0] else np.tile(
-                np.arange(A.shape[0]), (D.shape[0], 1))
-            d = np.take_along_axis(D, part, axis=1)
-            order = np.lexsort((part, d), axis=1)
-            d = np.maximum(np.take_along_axis(d, order, axis=1), 0.0)
-            indices[start:start + block] = np.take_along_axis(part, order, axis=1)
-            distances[start:start + block] = np.sqrt(d) if self.metric == "euclidean" else d
-        return indices, distances
+        return _exact_knn(X, self.data, k, self.metric)
 
 
 def _unit_rows(A: np.ndarray) -> np.ndarray:
@@ -369,9 +359,10 @@ class UMAPReducer(_Params):
             start = self.init_ = "random"
             self.notes_.append(f"random UMAP start: {n} documents are too few for a spectral start")
         self.method_ = "umap"
-        if knn is None and self.backend == "umap" and self.uses_exact_neighbors(n):
-            knn = self.nearest_neighbors(X)  # exact, BLAS: no NN-descent compile, same graph as a shared one
         X = self._project(X)
+        if knn is None and self.backend == "umap" and self.uses_exact_neighbors(n):
+            # exact, BLAS: no NN-descent compile, the same graph as a shared one (on the projected data)
+            knn = NeighborGraph(*exact_neighbors(X, self.n_neighbors_, self.metric))
         if self.backend == "cuml":  # pragma: no cover - needs a GPU and RAPIDS
             self.embedding_ = _cuml_umap(X, n_components, self.n_neighbors_, float(self.min_dist), self.metric,
                                          self.random_state, "random" if self.init_ == "random" else "spectral",
