@@ -23,7 +23,7 @@ import numpy as np
 from . import applicability
 from .cluster.clusterers import HDBSCANClusterer, KMeansClusterer
 from .cluster.reducers import MAP_EPOCHS, UMAPReducer
-from .cluster.session import ClusteringSession
+from .cluster.session import FIT_SAMPLE_ABOVE, FIT_SAMPLE_SIZE, ClusteringSession
 from .comparison import (
     PairwiseComparison,
     compare_labelings,
@@ -69,6 +69,10 @@ class AnalysisSettings:
     ``auto_min_samples``: 5, or 10 from ``min_cluster_size`` 40). ``min_samples`` does not follow
     ``min_cluster_size`` (HDBSCAN's own default) on purpose: with it fixed, HDBSCAN's spanning tree
     is reused when only ``min_cluster_size`` changes, and a smaller ``min_samples`` leaves less noise.
+
+    Above ``fit_sample_above`` documents, UMAP and the clusterer are fitted on a random sample of
+    ``fit_sample_size`` (the same sample in every run) and the other documents are placed into it;
+    ``min_cluster_size`` and ``min_samples`` then apply to the sample (the automatic ones follow its size).
     """
 
     n_neighbors: int = 15
@@ -85,6 +89,8 @@ class AnalysisSettings:
     map_init: str = "reduction"
     map_epochs: int | None = MAP_EPOCHS
     pca_components: int | None = None
+    fit_sample_above: int = FIT_SAMPLE_ABOVE
+    fit_sample_size: int = FIT_SAMPLE_SIZE
 
     def reducer(self) -> UMAPReducer:
         return UMAPReducer(n_components=self.n_components, n_neighbors=self.n_neighbors, min_dist=0.0,
@@ -103,6 +109,14 @@ class AnalysisSettings:
         return HDBSCANClusterer(min_cluster_size=self.effective_min_cluster_size(n_docs),
                                 min_samples=self.effective_min_samples(n_docs), memory=memory)
 
+    def fit_sample(self, n_docs: int) -> int | None:
+        """How many of ``n_docs`` documents are fitted on (``None``: all of them)."""
+        return self.fit_sample_size if n_docs > self.fit_sample_above and self.fit_sample_size < n_docs else None
+
+    def fitted_docs(self, n_docs: int) -> int:
+        """The number of documents the clusterer is fitted on."""
+        return self.fit_sample(n_docs) or n_docs
+
     def effective_min_cluster_size(self, n_docs: int) -> int:
         return self.min_cluster_size or auto_min_cluster_size(n_docs)
 
@@ -111,9 +125,10 @@ class AnalysisSettings:
 
     def as_dict(self, n_docs: int) -> dict[str, Any]:
         out = asdict(self)
+        out["fitted_documents"] = self.fitted_docs(n_docs)
         if self.k is None:
-            out["min_cluster_size"] = self.effective_min_cluster_size(n_docs)
-            out["min_samples"] = self.effective_min_samples(n_docs)
+            out["min_cluster_size"] = self.effective_min_cluster_size(self.fitted_docs(n_docs))
+            out["min_samples"] = self.effective_min_samples(self.fitted_docs(n_docs))
             out["algorithm"] = "hdbscan"
         else:
             out["algorithm"] = "kmeans"
@@ -191,13 +206,18 @@ class Analysis:
             seconds = (time.perf_counter() - start) / len(new)
             for instruction, encoding in zip(new, encodings, strict=True):
                 self.n_embeddings_ += 1
-                self._states[instruction] = _InstructionState(encoding, ClusteringSession(encoding.embeddings),
+                self._states[instruction] = _InstructionState(encoding, self._session(encoding.embeddings),
                                                               seconds)
         return [self._state(instruction, progress).encoding for instruction in checked]
 
     def clustering_session(self, instruction: str) -> ClusteringSession:
         """The (memoised) ``ClusteringSession`` of ``instruction``: its fitted reducers, for ``placement``."""
         return self._state(instruction).session
+
+    def _session(self, embeddings: np.ndarray) -> ClusteringSession:
+        """A clustering session fitted on the sample the settings ask for (seeded by their random state)."""
+        seed = 0 if self.settings.random_state is None else int(self.settings.random_state)
+        return ClusteringSession(embeddings, fit_sample=self.settings.fit_sample(len(embeddings)), sample_seed=seed)
 
     def _state(self, instruction: str, progress: Callable[[int, int], None] | None = None) -> _InstructionState:
         instruction = _checked_instruction(instruction)
@@ -207,9 +227,11 @@ class Analysis:
             encoding = self.encoder.encode(self.corpus.texts, instruction, batch_size=self.batch_size,
                                            answers=self.answers, progress=progress)
             self.n_embeddings_ += 1
-            state = _InstructionState(encoding, ClusteringSession(encoding.embeddings),
+            state = _InstructionState(encoding, self._session(encoding.embeddings),
                                       time.perf_counter() - start)
             self._states[instruction] = state
+        elif state.session.fit_sample != self.settings.fit_sample(state.session.n_points):
+            state.session = self._session(state.encoding.embeddings)  # the sample settings changed
         return state
 
     def run(self, instruction: str, *, progress: Callable[[int, int], None] | None = None,
@@ -231,16 +253,22 @@ class Analysis:
             report(f"embedded {len(self.corpus)} documents ({encoding.n_cached} from cache{cut})")
         settings = self.settings
         reducer, map_reducer = settings.reducer(), settings.map_reducer()
+        session = state.session
+        placed = session.place_seconds_  # placing the documents outside a fitted sample is its own stage
         start = time.perf_counter()
-        reduced = state.session.reduced(reducer)
-        timings["reduce"] = time.perf_counter() - start
+        reduced = session.reduced(reducer)
+        timings["reduce"] = time.perf_counter() - start - (session.place_seconds_ - placed)
+        placed_before_map = session.place_seconds_
         start = time.perf_counter()
-        coords = state.session.coords(map_reducer, reducer=reducer)
-        timings["map"] = time.perf_counter() - start
+        coords = session.coords(map_reducer, reducer=reducer)
+        timings["map"] = time.perf_counter() - start - (session.place_seconds_ - placed_before_map)
         report("reduced with UMAP")
-        clusterer = settings.clusterer(len(self.corpus), memory=self._hdbscan_memory())
-        outcome = state.session.cluster(clusterer, assign_noise=settings.assign_noise, reducer=reducer)
+        clusterer = settings.clusterer(settings.fitted_docs(len(self.corpus)), memory=self._hdbscan_memory())
+        outcome = session.cluster(clusterer, assign_noise=settings.assign_noise, reducer=reducer)
         timings["cluster"] = outcome.timings.get("cluster", 0.0)
+        if session.sample_index_ is not None:
+            timings["place"] = session.place_seconds_ - placed
+            report(session.sample_note or "")
         report(f"found {outcome.quality.get('n_clusters', 0)} clusters")
         applies = self._applicability(state, instruction) if settings.not_applicable else None
         labels = outcome.labels if applies is None else np.where(applies.mask, NOISE, outcome.labels)
@@ -415,7 +443,8 @@ def corpus_label_matrix(corpus: Corpus, results: Sequence[InstructionResult],
     return rows
 
 
-STAGES = ("embed", "reduce", "map", "cluster", "label")
+STAGES = ("embed", "reduce", "map", "cluster", "place", "label")
+"""``place``: documents outside a fitted sample placed into it (0 below ``AnalysisSettings.fit_sample_above``)."""
 
 _UMAP_S_PER_DOC = 1.5e-3
 """Rough seconds per document of one UMAP fit on two CPU cores (measured on 3k-20k documents)."""

@@ -136,6 +136,7 @@ def _add_ray_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .cluster.reducers import MAP_EPOCHS
+    from .cluster.session import FIT_SAMPLE_ABOVE, FIT_SAMPLE_SIZE
 
     parser = argparse.ArgumentParser(
         prog="inbedder",
@@ -172,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
                               f"(default {MAP_EPOCHS}; 0 = UMAP's own choice and a spectral start)")
     cluster.add_argument("--pca", type=int, default=None, metavar="DIM",
                          help="project the embeddings on DIM principal axes before UMAP (default: off)")
+    cluster.add_argument("--fit-sample-above", type=int, default=FIT_SAMPLE_ABOVE, metavar="N",
+                         help=f"above N documents, fit UMAP and the clusterer on a random sample and place the "
+                              f"others into it (default {FIT_SAMPLE_ABOVE:,})")
+    cluster.add_argument("--fit-sample", type=int, default=FIT_SAMPLE_SIZE, metavar="N",
+                         help=f"the size of that sample (default {FIT_SAMPLE_SIZE:,})")
     cluster.add_argument("--labeler", choices=["auto", "llm", "keywords"], default="auto",
                          help="how clusters are named: LLM when OPENAI_API_KEY is set (auto), or keywords")
     cluster.add_argument("--llm-model", default=None, help="chat model for naming (default gpt-4o-mini; "
@@ -464,7 +470,8 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
                                 not_applicable=args.not_applicable,
                                 map_epochs=args.map_epochs or None,
                                 map_init="reduction" if args.map_epochs else "spectral",
-                                pca_components=args.pca)
+                                pca_components=args.pca, fit_sample_above=args.fit_sample_above,
+                                fit_sample_size=args.fit_sample)
     analysis = Analysis(corpus, encoder, settings, labeler, batch_size=args.batch_size, answers=args.answers)
     if analysis.shares_prefix(args.instruction):  # causal: each document's prompt prefix run once for all
         bar = reporter.progress(f"{len(args.instruction)} instructions, each document's prefix run once")
@@ -486,6 +493,9 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
                       + "; ".join(c.name for c in result.clusters[:5]))
         for error in quality.get("naming_errors") or []:
             reporter.note(f"naming: {error}")
+        sample = analysis.clustering_session(instruction).sample_note
+        if sample:
+            reporter.note(f"instruction {number}: {sample}")
         for note in analysis.embedding(instruction).notes:  # cut documents, damaged cache rows or file
             reporter.note(f"instruction {number}: {note}")
     fingerprint = encoder.fingerprint

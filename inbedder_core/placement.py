@@ -18,7 +18,7 @@ a run folder like code: reopen only runs from your own cache or from someone you
 
 **Placing** (``place``): UMAP ``transform`` into the clustering space and onto the 2-D map,
 then, for HDBSCAN, the label most common among the ``min_samples`` nearest fitted documents in the
-clustering space (strength: its share of those votes; ``_neighbour_vote``) or the nearest KMeans
+clustering space (strength: its share of those votes; ``cluster.base.nearest_vote``) or the nearest KMeans
 centroid (strength: the distance to it). With ``assign_noise`` the noise goes to the
 nearest centroid, as in the fit. A saved run's edits are respected (``follow_edits``): a
 document placed in a cluster that was merged lands in the merged cluster; in a split cluster,
@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from .cluster.base import nearest_vote
 from .errors import InBedderError
 from .results import NOISE, InstructionResult
 from .runs import RESULTS_FILE, RUN_FILE, RUN_SCHEMA
@@ -150,38 +151,6 @@ def _nearest(Z: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return nearest, np.sqrt(d2[np.arange(len(Z)), nearest])
 
 
-def _neighbour_vote(Z: np.ndarray, fitted_Z: np.ndarray, fitted_labels: np.ndarray,
-                    k: int) -> tuple[np.ndarray, np.ndarray]:
-    """HDBSCAN placement: the label (noise included) most common among each row's ``k`` nearest fitted
-    documents in the clustering space, ties to the nearer; strength: that label's share of the votes.
-
-    Used instead of ``hdbscan.approximate_predict``, which with ``min_samples`` below
-    ``min_cluster_size`` (the defaults) gave a quarter of the fitted documents themselves another
-    cluster; a fitted document is its own nearest neighbour here, so it keeps its cluster.
-    """
-    k = max(1, min(int(k), len(fitted_Z)))
-    raw = np.full(len(Z), NOISE, dtype=np.int64)
-    strength = np.zeros(len(Z), dtype=np.float64)
-    if len(fitted_Z) == 0:
-        return raw, strength
-    B = np.asarray(fitted_Z, dtype=np.float64)
-    for start in range(0, len(Z), 1024):
-        A = np.asarray(Z[start:start + 1024], dtype=np.float64)
-        d2 = (A ** 2).sum(axis=1)[:, None] - 2.0 * A @ B.T + (B ** 2).sum(axis=1)[None, :]
-        near = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < len(B) else np.tile(np.arange(len(B)), (len(A), 1))
-        order = np.argsort(np.take_along_axis(d2, near, axis=1), axis=1, kind="stable")
-        near = np.take_along_axis(near, order, axis=1)
-        votes = fitted_labels[near]
-        for i, row in enumerate(votes):
-            values, counts = np.unique(row, return_counts=True)
-            best = counts.max()
-            winners = set(values[counts == best].tolist())
-            label = next(int(v) for v in row if int(v) in winners)  # ties: the nearer neighbour's label
-            raw[start + i] = label
-            strength[start + i] = best / k
-    return raw, strength
-
-
 def _nearest_fitted_distance(model: Any, X: np.ndarray) -> np.ndarray | None:
     """Distance from each row of ``X`` to its nearest fitted document in UMAP's input metric
     (cosine or euclidean; ``None`` for other metrics)."""
@@ -244,12 +213,14 @@ def placer_from_analysis(analysis: Any, result: InstructionResult) -> QuestionPl
                              "new documents cannot be placed into it")
     Z = session.reduced(settings.reducer())
     raw = np.asarray(result.raw_labels, dtype=np.int64)
+    sample = session.sample_index_  # a run fitted on a sample: the sample is what was fitted
+    fitted_Z = Z if sample is None else Z[sample]
     clusterer = None
     if settings.k is None:
-        fitted = settings.clusterer(len(raw))
+        fitted = settings.clusterer(len(fitted_Z))
         fitted.prediction_data = True
-        labels = fitted.fit_predict(Z)
-        if fitted.model_ is None or not np.array_equal(labels, raw):
+        labels = fitted.fit_predict(fitted_Z)
+        if fitted.model_ is None or not np.array_equal(labels, raw if sample is None else raw[sample]):
             raise PlacementError(f"HDBSCAN did not reproduce the clusters of {result.instruction!r}; "
                                  "new documents cannot be placed into this run")
         clusterer = fitted.model_
@@ -262,6 +233,8 @@ def placer_from_analysis(analysis: Any, result: InstructionResult) -> QuestionPl
     own = np.linalg.norm(Z[member] - centroids[np.searchsorted(ids, raw[member])], axis=1)
     far = float(np.quantile(own, FAR_QUANTILE)) if own.size else float("inf")
     poor = (raw == NOISE) | (dist > far)
+    if sample is not None:
+        poor = poor[sample]  # judged on the documents UMAP was fitted on, as its distances below are
     far_input = float("inf")
     nearest_other = _nearest_other_distance(reducer.model_)
     if nearest_other is not None:
@@ -270,7 +243,7 @@ def placer_from_analysis(analysis: Any, result: InstructionResult) -> QuestionPl
     return QuestionPlacer(result.instruction, "kmeans" if settings.k is not None else "hdbscan",
                           reducer.model_, map_reducer.model_, clusterer, ids.astype(np.int64), centroids, far,
                           float(poor.mean()) if len(poor) else 0.0, bool(settings.assign_noise),
-                          np.asarray(Z, dtype=np.float32), far_input)
+                          np.asarray(fitted_Z, dtype=np.float32), far_input)
 
 
 # --------------------------------------------------------------------------- placing
@@ -297,7 +270,7 @@ def place(placer: QuestionPlacer, embeddings: np.ndarray) -> Placement:
     if placer.algorithm == "hdbscan":
         fitted = np.asarray(placer.clusterer.labels_, dtype=np.int64)
         k = int(getattr(placer.clusterer, "min_samples", None) or getattr(placer.clusterer, "min_cluster_size", 5))
-        raw, strength = _neighbour_vote(Z, placer.reduced, fitted, k)
+        raw, strength = nearest_vote(Z, placer.reduced, fitted, k)
     else:
         raw = placer.centroid_ids[nearest].astype(np.int64)
         strength = dist.astype(np.float64)

@@ -160,6 +160,20 @@ def test_cluster_with_a_tiny_inbedder_and_kmeans(small_sample, tiny_roberta, tmp
     assert "keywords (no OPENAI_API_KEY set)" in done.stderr
 
 
+def test_cluster_above_the_sample_threshold_fits_a_sample_and_places_the_rest(small_sample, tiny_roberta, tmp_path):
+    out = tmp_path / "run.csv"
+    done = inbedder("cluster", str(small_sample), "-i", NEED, "--model", str(tiny_roberta), "--min-cluster-size", "5",
+                    "--fit-sample-above", "200", "--fit-sample", "120", "--labeler", "keywords", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "fitted on a random sample of 120 of 240 documents; the other 120 were placed" in done.stderr
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["parameters"]["fitted_documents"] == 120 and report["timings"]["place"] > 0
+    assert len(read_csv_export(out)) == 240
+    small = inbedder("cluster", str(small_sample), "-i", NEED, "--model", str(tiny_roberta), "--fit-sample", "12",
+                     "--fit-sample-above", "100", "--labeler", "keywords", "--out", str(out))
+    assert small.returncode == 2 and "fit_sample=12 is too small a sample" in small.stderr
+
+
 def test_unknown_options_are_rejected_outside_app(small_sample, tmp_path):
     done = inbedder("embed", str(small_sample), "-i", NEED, "--out", str(tmp_path / "x.parquet"), "--bogus")
     assert done.returncode == 2 and "unrecognized arguments: --bogus" in done.stderr

@@ -15,6 +15,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
 from inbedder_core import clustering
+from inbedder_core.cluster.base import nearest_vote
 from inbedder_core.clustering import (
     ClusteringOutcome,
     ClusteringSession,
@@ -643,3 +644,53 @@ def test_umap_fitted_on_our_exact_graph_still_transforms_new_points():
     assert (dist[:, 0] < 1e-3).all() and (np.diff(dist, axis=1) >= 0).all()
     with pytest.raises(ClusteringError, match="metric"):
         ExactSearchIndex(X, "manhattan")
+
+
+# --------------------------------------------------------------------------- fitting on a sample (issue 15)
+
+
+def test_session_fits_on_a_sample_and_places_the_rest():
+    """Above the sample size UMAP and the clusterer see only the sample; every other document is
+    placed (UMAP transform, a vote of the nearest sample documents) and lands with its own blob."""
+    X, truth = blobs(n=1500, centers=6, dim=32, seed=3)
+    session = ClusteringSession(X, reducer=UMAPReducer(n_components=5, random_state=0),
+                                map_reducer=UMAPReducer(n_components=2, min_dist=0.1, random_state=0,
+                                                        init="reduction", n_epochs=100),
+                                fit_sample=500, sample_seed=7)
+    sample = session.sample_index_
+    assert sample is not None and len(sample) == 500 and len(np.unique(sample)) == 500
+    assert np.array_equal(sample, np.sort(sample))
+    outcome = session.cluster(HDBSCANClusterer(min_cluster_size=20, min_samples=5))
+    fitted = session.fitted(session.reducer)
+    assert fitted.model_.embedding_.shape == (500, 5)  # UMAP was fitted on the sample only
+    assert outcome.raw_labels.shape == (1500,) and (outcome.raw_labels != NOISE).mean() > 0.9
+    rest = np.setdiff1d(np.arange(1500), sample)
+    assert adjusted_rand_score(truth[rest], outcome.raw_labels[rest]) > 0.95
+    assert adjusted_rand_score(truth, outcome.raw_labels) > 0.95
+    assert "place" in outcome.timings and "place_reduce" in session.timings_
+    assert any("random sample of 500 of 1,500 documents" in note for note in outcome.quality["notes"])
+    coords = session.coords()
+    assert coords.shape == (1500, 2) and np.isfinite(coords).all() and "place_map" in session.timings_
+    # placed documents sit on the map beside their own blob's sample documents
+    centres = np.stack([coords[sample][truth[sample] == c].mean(axis=0) for c in range(6)])
+    nearest = np.argmin(((coords[rest][:, None, :] - centres[None]) ** 2).sum(axis=2), axis=1)
+    assert (nearest == truth[rest]).mean() > 0.95
+    # the same seed draws the same sample; below the sample size nothing is sampled
+    again = ClusteringSession(X, fit_sample=500, sample_seed=7)
+    assert np.array_equal(again.sample_index_, sample)
+    assert ClusteringSession(X, fit_sample=1500).sample_index_ is None
+    with pytest.raises(ClusteringError, match="fit_sample=10 is too small"):
+        ClusteringSession(X, fit_sample=10)
+
+
+def test_nearest_vote_takes_the_majority_and_breaks_ties_by_the_nearer():
+    fitted = np.array([[0.0], [1.0], [2.0], [10.0], [11.0]], dtype=np.float32)
+    labels = np.array([0, 0, 1, 2, 2])
+    got, strength = nearest_vote(np.array([[0.4], [10.6], [1.6], [0.0]], dtype=np.float32), fitted, labels, 3)
+    # 0.4: neighbours 0,1 (label 0) and 2 (label 1) -> 0; 10.6: 11, 10, 2 -> 2; 1.6: 2 (1), 1 (0), 0 (0) -> 0
+    assert got.tolist() == [0, 2, 0, 0]
+    assert np.allclose(strength, [2 / 3, 2 / 3, 2 / 3, 2 / 3])
+    tie, _ = nearest_vote(np.array([[1.6]], dtype=np.float32), fitted, labels, 2)  # 2 (label 1) is nearer than 1
+    assert tie.tolist() == [1]
+    none, zero = nearest_vote(np.zeros((2, 1), np.float32), np.zeros((0, 1), np.float32), np.zeros(0, int), 3)
+    assert none.tolist() == [NOISE, NOISE] and zero.tolist() == [0.0, 0.0]

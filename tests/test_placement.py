@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from inbedder_core.analysis import Analysis, AnalysisSettings, run_report, settings_record
+from inbedder_core.analysis import Analysis, AnalysisSettings, run_report, settings_from_record, settings_record
 from inbedder_core.corpus import Corpus, LoadReport
 from inbedder_core.edits import merge_edit, rename_edit, split_edit
 from inbedder_core.encoder import HashEncoder
@@ -49,7 +49,10 @@ def fitted(tmp_path_factory):
     corpus, encoder = topic_corpus(40, 0), HashEncoder(dim=32)
     out = {}
     for name, settings in (("hdbscan", AnalysisSettings(random_state=0, min_cluster_size=8)),
-                           ("kmeans", AnalysisSettings(random_state=0, k=4))):
+                           ("kmeans", AnalysisSettings(random_state=0, k=4)),
+                           # fitted on 100 of the 160 documents, the others placed (issue 15, bounded fits)
+                           ("sampled", AnalysisSettings(random_state=0, min_cluster_size=8, fit_sample_above=100,
+                                                        fit_sample_size=100))):
         analysis = Analysis(corpus, encoder, settings)
         result = analysis.run(Q)
         info, folder, note = save_living_run(corpus, [result], analysis, model="hash-encoder",
@@ -60,7 +63,7 @@ def fitted(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("algorithm", ["hdbscan", "kmeans"])
+@pytest.mark.parametrize("algorithm", ["hdbscan", "kmeans", "sampled"])
 def test_assigning_the_fitted_documents_reproduces_their_clusters(fitted, algorithm):
     corpus, encoder, result, folder = fitted[algorithm]
     assignment = assign(open_run(folder.parent.parent), corpus, encoder)  # the --save-run DIR finds the run
@@ -70,9 +73,24 @@ def test_assigning_the_fitted_documents_reproduces_their_clusters(fitted, algori
     assert (placed.labels[kept] == result.labels[kept]).mean() >= 0.99
     strength = assignment.placements[0].strength
     assert strength.shape == (len(corpus),) and np.isfinite(strength).all()
-    if algorithm == "hdbscan":
+    if algorithm != "kmeans":
         assert ((strength >= 0) & (strength <= 1)).all()
     assert not assignment.drifts[0].drifted
+
+
+def test_a_run_fitted_on_a_sample_says_so_and_clusters_every_document(fitted):
+    from sklearn.metrics import v_measure_score
+
+    corpus, _, result, folder = fitted["sampled"]
+    assert any("random sample of 100 of 160 documents" in note for note in result.quality["notes"])
+    assert result.timings["place"] > 0 and len(result.labels) == len(corpus)
+    full = fitted["hdbscan"][2]
+    assert v_measure_score(corpus.table["gold"], result.labels) > 0.8
+    assert v_measure_score(corpus.table["gold"], result.labels) > v_measure_score(corpus.table["gold"],
+                                                                                  full.labels) - 0.1
+    reopened = settings_from_record(open_run(folder).saved.info.settings)
+    assert (reopened.fit_sample_above, reopened.fit_sample_size) == (100, 100)
+    assert settings_record(reopened, len(corpus))["effective"]["fitted_documents"] == 100
 
 
 def test_new_documents_of_the_same_topics_score_like_the_fitted_ones(fitted):

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from .base import Clusterer, Reducer, as_labels, stage_key
+from .base import Clusterer, Reducer, as_labels, nearest_vote, stage_key
 from .clusterers import (
     HDBSCAN_BACKENDS,
     SILHOUETTE_SAMPLE_SIZE,
@@ -27,11 +27,12 @@ from .reducers import (
     exact_neighbors,
 )
 from .runtime import NUMBA_CACHE_SUBDIR, configure_numba_cache, default_numba_cache_dir, enable_numba_caching, warm_up
-from .session import ClusteringOutcome, ClusteringSession
+from .session import FIT_SAMPLE_ABOVE, FIT_SAMPLE_SIZE, ClusteringOutcome, ClusteringSession
 
 __all__ = [
     "as_labels",
     "stage_key",
+    "nearest_vote",
     "Reducer",
     "Clusterer",
     "NUMBA_CACHE_SUBDIR",
@@ -57,4 +58,6 @@ __all__ = [
     "clustering_quality",
     "ClusteringOutcome",
     "ClusteringSession",
+    "FIT_SAMPLE_ABOVE",
+    "FIT_SAMPLE_SIZE",
 ]

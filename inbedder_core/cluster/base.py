@@ -120,3 +120,38 @@ class Clusterer(Protocol):
     """What a clustering stage offers."""
 
     def fit_predict(self, Z: np.ndarray) -> np.ndarray: ...
+
+
+# --------------------------------------------------------------------------- placing by neighbours
+
+
+def nearest_vote(Z: np.ndarray, fitted_Z: np.ndarray, fitted_labels: np.ndarray,
+                 k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's label by a vote of its ``k`` nearest fitted rows (euclidean, in a low-dimensional
+    clustering space): the most common label (noise included), ties to the nearer neighbour; the
+    strength is that label's share of the votes.
+
+    Exact (a KD-tree, so memory stays ``O(len(Z) * k)``); a fitted row is its own nearest neighbour
+    and keeps its label. Returns ``(int64 labels, float64 strength)``; all noise with strength 0
+    when nothing was fitted.
+    """
+    labels = np.full(len(Z), NOISE, dtype=np.int64)
+    strength = np.zeros(len(Z), dtype=np.float64)
+    if len(fitted_Z) == 0 or len(Z) == 0:
+        return labels, strength
+    from sklearn.neighbors import KDTree
+
+    k = max(1, min(int(k), len(fitted_Z)))
+    fitted_labels = np.asarray(fitted_labels, dtype=np.int64)
+    tree = KDTree(np.asarray(fitted_Z, dtype=np.float64))
+    for start in range(0, len(Z), 65536):
+        block = np.asarray(Z[start:start + 65536], dtype=np.float64)
+        _, near = tree.query(block, k=k, sort_results=True)
+        votes = fitted_labels[near]  # (m, k), nearest first
+        counts = (votes[:, :, None] == votes[:, None, :]).sum(axis=2)  # votes for each neighbour's label
+        best = counts.max(axis=1)
+        first = np.argmax(counts == best[:, None], axis=1)  # the nearest neighbour among the winners
+        rows = np.arange(len(block))
+        labels[start:start + len(block)] = votes[rows, first]
+        strength[start:start + len(block)] = best / k
+    return labels, strength

@@ -263,7 +263,8 @@ class UMAPReducer(_Params):
             return X
         from sklearn.decomposition import PCA
 
-        return PCA(n_components=int(self.pca_components), random_state=0).fit_transform(X).astype(np.float32)
+        self.projection_ = PCA(n_components=int(self.pca_components), random_state=0)
+        return self.projection_.fit_transform(X).astype(np.float32)
 
     def uses_exact_neighbors(self, n: int) -> bool:
         """Whether the neighbour graph of ``n`` documents is computed exactly (``EXACT_KNN_MAX_POINTS``)."""
@@ -416,6 +417,32 @@ class UMAPReducer(_Params):
         self.embedding_ = embedding
         self.model_ = model  # the fitted umap.UMAP, kept so a saved run can place new documents (placement)
         return embedding
+
+
+    def transform(self, X: np.ndarray, batch_size: int = 100_000) -> np.ndarray:
+        """Place new rows ``X`` (``float32 (m, d)``, the fitted data's width) into the fitted layout
+        with UMAP's ``transform``, ``batch_size`` rows at a time (memory stays bounded).
+
+        Raises:
+            ClusteringError: not fitted with umap-learn (the trivial layout or cuML), or ``X`` of another width.
+        """
+        X = _as_points(X)
+        model = getattr(self, "model_", None)
+        if model is None:
+            raise ClusteringError("this reducer has no fitted umap-learn model to place new documents with "
+                                  "(too few documents, or the cuML backend); fit it on more documents")
+        projection = getattr(self, "projection_", None)
+        if projection is not None:
+            X = projection.transform(X).astype(np.float32)
+        if X.shape[1] != model._raw_data.shape[1]:
+            raise ClusteringError(f"rows of width {X.shape[1]} cannot be placed into a UMAP fitted on width "
+                                  f"{model._raw_data.shape[1]}")
+        out = np.empty((len(X), int(model.n_components)), dtype=np.float32)
+        with warnings.catch_warnings():  # n_epochs warnings of transform on large batches
+            warnings.simplefilter("ignore")
+            for start in range(0, len(X), batch_size):
+                out[start:start + batch_size] = model.transform(X[start:start + batch_size])
+        return out
 
 
 def _cuml_umap(X: np.ndarray, n_components: int, n_neighbors: int, min_dist: float, metric: str,

@@ -15,9 +15,15 @@ import numpy as np
 from inbedder_core.errors import ClusteringError
 from inbedder_core.results import NOISE
 
-from .base import _as_points, _freeze, as_labels, stage_key
+from .base import _as_points, _freeze, as_labels, nearest_vote, stage_key
 from .clusterers import _assign_to_nearest_centroid, clustering_quality
-from .reducers import SHARED_KNN_MIN_POINTS, NeighborGraph, UMAPReducer
+from .reducers import MIN_UMAP_POINTS, SHARED_KNN_MIN_POINTS, NeighborGraph, UMAPReducer
+
+FIT_SAMPLE_ABOVE = 200_000
+"""Above this many documents a run fits the reducers and the clusterer on a sample of ``FIT_SAMPLE_SIZE``
+and places the other documents into it (``ClusteringSession(fit_sample=...)``;
+``AnalysisSettings.fit_sample_above``; ``benchmarks/bench_scale.py`` measures both sides of it)."""
+FIT_SAMPLE_SIZE = 100_000
 
 # --------------------------------------------------------------------------- session
 
@@ -33,7 +39,7 @@ class ClusteringOutcome:
         quality: ``clustering_quality`` of the raw labels, plus ``n_noise_assigned`` (int);
             its ``notes`` also carry what the reducer and clusterer adjusted.
         timings: seconds spent by this call: ``reduce`` (0 when reused), ``cluster``,
-            ``assign_noise``, ``quality``.
+            ``place`` (sessions fitted on a sample), ``assign_noise``, ``quality``.
     """
 
     labels: np.ndarray
@@ -56,13 +62,22 @@ class ClusteringSession:
         map_reducer: the 2-D map reducer; default ``UMAPReducer(n_components=2, min_dist=0.1)``
             (pass one with ``init="reduction"`` to start the map from the clustering vectors).
         shared_knn_min_points: from this many documents both UMAP fits share one neighbour graph.
+        fit_sample: fit the UMAPs and the clusterer on this many documents drawn at random (seeded by
+            ``sample_seed``, so the sample is the same in every run) and place the others: UMAP
+            ``transform`` into the clustering space and onto the map, and a vote of the clusterer's
+            ``min_samples`` (else 10) nearest sample documents in the clustering space. ``None``
+            (default), or not fewer than the documents: fit on all of them.
+        sample_seed: the seed of that draw.
 
     Attributes:
         n_reductions_: reducer fits run for ``reduced()`` (a test can check it stays 1).
         n_maps_: map-reducer fits run for ``coords()``.
         n_knn_: neighbour graphs computed for sharing.
+        sample_index_: ``int64`` sorted indices of the documents fitted on, or ``None`` (all).
+        place_seconds_: seconds spent so far placing the documents outside the sample (transforms and votes).
         n_clusterings_: clusterer runs.
-        timings_: seconds of the last ``knn``, ``reduce`` and ``map`` computations.
+        timings_: seconds of the last ``knn``, ``reduce`` and ``map`` computations, and of placing
+            the other documents by ``transform`` (``place_reduce``, ``place_map``) in a sampled session.
         notes_: what the reducers adjusted (e.g. n_neighbors clamped).
 
     Thread-safe: concurrent calls compute each stage once.
@@ -72,8 +87,24 @@ class ClusteringSession:
     """
 
     def __init__(self, embeddings: np.ndarray, reducer: Any = None, map_reducer: Any = None,
-                 shared_knn_min_points: int = SHARED_KNN_MIN_POINTS) -> None:
+                 shared_knn_min_points: int = SHARED_KNN_MIN_POINTS, fit_sample: int | None = None,
+                 sample_seed: int = 0) -> None:
         self.embeddings = _as_points(embeddings)
+        n = self.embeddings.shape[0]
+        self.fit_sample = fit_sample
+        self.sample_index_: np.ndarray | None = None
+        self._rest_index: np.ndarray | None = None
+        self._fit_points = self.embeddings
+        if fit_sample is not None and int(fit_sample) < n:
+            if int(fit_sample) < MIN_UMAP_POINTS * 10:
+                raise ClusteringError(f"fit_sample={fit_sample} is too small a sample to fit UMAP on and place "
+                                      f"{n:,} documents into; use at least {MIN_UMAP_POINTS * 10}")
+            chosen = np.sort(np.random.default_rng(sample_seed).choice(n, size=int(fit_sample), replace=False))
+            rest = np.ones(n, dtype=bool)
+            rest[chosen] = False
+            self.sample_index_ = chosen.astype(np.int64)
+            self._rest_index = np.flatnonzero(rest)
+            self._fit_points = self.embeddings[chosen]
         self.shared_knn_min_points = shared_knn_min_points
         self.reducer = UMAPReducer() if reducer is None else reducer
         self.map_reducer = UMAPReducer(n_components=2, min_dist=0.1) if map_reducer is None else map_reducer
@@ -81,6 +112,7 @@ class ClusteringSession:
         self.n_maps_ = 0
         self.n_knn_ = 0
         self.n_clusterings_ = 0
+        self.place_seconds_ = 0.0
         self.timings_: dict[str, float] = {}
         self.notes_: list[str] = []
         self._memo: dict[Hashable, np.ndarray] = {}
@@ -93,8 +125,17 @@ class ClusteringSession:
     def n_points(self) -> int:
         return int(self.embeddings.shape[0])
 
+    @property
+    def sample_note(self) -> str | None:
+        """What the sample was (for the run's notes), or ``None`` when every document was fitted."""
+        if self.sample_index_ is None:
+            return None
+        return (f"fitted on a random sample of {len(self.sample_index_):,} of {self.n_points:,} documents; the other "
+                f"{self.n_points - len(self.sample_index_):,} were placed (UMAP transform, and a vote of the nearest "
+                "sample documents' clusters)")
+
     def _knn_for(self, reducer: UMAPReducer) -> NeighborGraph | None:
-        n = self.n_points
+        n = len(self._fit_points)
         if n < self.shared_knn_min_points:
             return None
         umaps = [r for r in (self.reducer, self.map_reducer, reducer) if isinstance(r, UMAPReducer)]
@@ -110,7 +151,7 @@ class ClusteringSession:
             return cached
         k = max(r.effective_n_neighbors(n) for r in same)
         start = time.perf_counter()
-        graph = reducer.nearest_neighbors(self.embeddings, n_neighbors=k)
+        graph = reducer.nearest_neighbors(self._fit_points, n_neighbors=k)
         self.timings_["knn"] = time.perf_counter() - start
         self.n_knn_ += 1
         self._knn[key] = graph
@@ -126,7 +167,17 @@ class ClusteringSession:
         key = (stage_key(reducer), stage_key(start_from)) if from_reduction else stage_key(reducer)
         if key in self._memo:
             return self._memo[key], False
-        if isinstance(reducer, UMAPReducer):
+        if isinstance(reducer, UMAPReducer) and self.sample_index_ is not None:
+            init = self._fit(start_from)[0][self.sample_index_] if from_reduction else None
+            fitted = reducer.fit_transform(self._fit_points, knn=self._knn_for(reducer), init=init)
+            start = time.perf_counter()
+            out = np.empty((self.n_points, fitted.shape[1]), dtype=np.float32)
+            out[self.sample_index_] = fitted
+            out[self._rest_index] = reducer.transform(self.embeddings[self._rest_index])
+            seconds = time.perf_counter() - start
+            self.timings_["place_map" if from_reduction or reducer.n_components == 2 else "place_reduce"] = seconds
+            self.place_seconds_ += seconds
+        elif isinstance(reducer, UMAPReducer):
             init = self._fit(start_from)[0] if from_reduction else None
             knn = self._knn_for(reducer)
             out = reducer.fit_transform(self.embeddings, knn=knn, init=init)
@@ -212,8 +263,21 @@ class ClusteringSession:
         with self._lock:
             reducer_notes = list(self._memo_notes.get(stage_key(self.reducer if reducer is None else reducer), []))
         start = time.perf_counter()
-        raw = as_labels(clusterer.fit_predict(Z), Z.shape[0], "clusterer labels")
-        timings["cluster"] = time.perf_counter() - start
+        if self.sample_index_ is None:
+            raw = as_labels(clusterer.fit_predict(Z), Z.shape[0], "clusterer labels")
+            timings["cluster"] = time.perf_counter() - start
+        else:
+            fitted = as_labels(clusterer.fit_predict(Z[self.sample_index_]), len(self.sample_index_),
+                               "clusterer labels")
+            timings["cluster"] = time.perf_counter() - start
+            start = time.perf_counter()
+            raw = np.empty(Z.shape[0], dtype=np.int64)
+            raw[self.sample_index_] = fitted
+            k = getattr(clusterer, "min_samples_", None) or 10
+            raw[self._rest_index] = nearest_vote(Z[self._rest_index], Z[self.sample_index_], fitted, k)[0]
+            timings["place"] = time.perf_counter() - start
+            self.place_seconds_ += timings["place"]
+            reducer_notes.append(self.sample_note or "")
         self.n_clusterings_ += 1
         start = time.perf_counter()
         labels = _assign_to_nearest_centroid(Z, raw) if assign_noise else raw.copy()
