@@ -13,7 +13,8 @@ embed run embeds everything. The ``cluster`` variants run ``inbedder cluster`` o
 names and the gold intents: ``cluster`` with the default settings (fitted on a sample above
 ``FIT_SAMPLE_ABOVE`` documents), ``cluster-sampled`` fitted on a ``--sample``-document sample whatever the size
 (``--fit-sample-above 0``), ``cluster-full`` on every document. They share one embedding cache per run of this
-script, so only the first of them embeds (the others read the cache; their ``embed`` is that read). Each run is a fresh process running the ``inbedder`` command line; the variants
+script, so only the first of them embeds (the others read the cache; their ``embed`` is that read).
+Each run is a fresh process running the ``inbedder`` command line; the variants
 alternate (A B C, C B A, ...) and the table gives medians. Peak RSS: the process's own
 (``ru_maxrss``), and on Ray the driver's plus the encoder actors' (sampled from ``/proc`` every 0.2 s;
 Ray's own daemons are left out). Ray runs start Ray on this machine (its start is in the wall time)
