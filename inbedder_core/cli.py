@@ -332,30 +332,46 @@ def _confirm(args: argparse.Namespace, corpus, encoder, reporter: Reporter, nami
                         "or load a sample (--max-rows) or use a GPU (--device cuda)")
 
 
-def _encode_all(args: argparse.Namespace, corpus, encoder, reporter: Reporter) -> list:
-    """Each instruction's ``Encoding``; together (``encode_many``) where the encoder shares the document prefix."""
+EMBED_BLOCK = 16_384
+"""``inbedder embed FILE --out FILE``: documents encoded and written per block of this many, so the
+vectors in memory stay bounded (the ids and texts are held; a folder output streams them too)."""
+
+
+def _encode_into(args: argparse.Namespace, corpus, encoder, reporter: Reporter, writer) -> None:
+    """Encode every instruction block by block into ``writer`` (``embedding_io.EmbeddingsWriter``); together
+    (``encode_many``) where the encoder shares the document prefix. Notes each instruction's counts."""
+    import numpy as np
+
+    from .encoder import Encoding
+
     instructions = args.instruction
-    if len(instructions) > 1 and getattr(encoder, "shares_prefix", lambda _: False)(instructions):
-        bar = reporter.progress(f"{len(instructions)} instructions, each document's prefix run once")
-        try:
-            results = encoder.encode_many(corpus.texts, instructions, batch_size=args.batch_size,
-                                          answers=args.answers, progress=bar)
-        finally:
-            bar.close()
-        for number, result in enumerate(results, start=1):
-            _note_encoding(reporter, number, result)
-        return results
-    results = []
-    for number, instruction in enumerate(instructions, start=1):
-        bar = reporter.progress(f"[{number}/{len(instructions)}] {instruction[:40]}")
-        try:
-            result = encoder.encode(corpus.texts, instruction, batch_size=args.batch_size,
-                                    answers=args.answers, progress=bar)
-        finally:
-            bar.close()
-        _note_encoding(reporter, number, result)
-        results.append(result)
-    return results
+    together = len(instructions) > 1 and getattr(encoder, "shares_prefix", lambda _: False)(instructions)
+    n, k = len(corpus), len(instructions)
+    totals = [Encoding(np.zeros((0, 0), dtype=np.float32), None) for _ in instructions]
+    bar = reporter.progress(f"{k} instructions, each document's prefix run once" if together else
+                            f"{k} instruction(s) x {n:,} documents" if k > 1 else instructions[0][:40])
+    try:
+        for start in range(0, n, EMBED_BLOCK):
+            texts = corpus.texts[start:start + EMBED_BLOCK]
+            done = start * k
+            if together:
+                results = encoder.encode_many(texts, instructions, batch_size=args.batch_size, answers=args.answers,
+                                              progress=lambda d, t, o=done: bar(o + d, n * k))
+            else:
+                results = [encoder.encode(texts, instruction, batch_size=args.batch_size, answers=args.answers,
+                                          progress=lambda d, t, o=done + i * len(texts): bar(o + d, n * k))
+                           for i, instruction in enumerate(instructions)]
+            writer.write(corpus.ids[start:start + EMBED_BLOCK], results)
+            for total, result in zip(totals, results, strict=True):
+                total.n_encoded += result.n_encoded
+                total.n_cached += result.n_cached
+                total.n_truncated += result.n_truncated
+                total.n_damaged += result.n_damaged
+                total.notes.extend(note for note in result.notes if note not in total.notes)
+    finally:
+        bar.close()
+    for number, total in enumerate(totals, start=1):
+        _note_encoding(reporter, number, total)
 
 
 def _sharded(args: argparse.Namespace) -> bool:
@@ -432,11 +448,11 @@ def cmd_embed(args: argparse.Namespace, reporter: Reporter) -> int:
     if _llm_plans(args, corpus, encoder, reporter):
         return 0
     _confirm(args, corpus, encoder, reporter)
-    results = _encode_all(args, corpus, encoder, reporter)
-    from .embedding_io import write_embeddings
+    from .embedding_io import open_embeddings
 
-    written = write_embeddings(out, corpus, args.instruction, results, encoder.fingerprint)
-    reporter.note(f"wrote {', '.join(str(p) for p in written)}")
+    with open_embeddings(out, len(corpus), args.instruction, encoder.fingerprint, corpus.source) as writer:
+        _encode_into(args, corpus, encoder, reporter, writer)
+    reporter.note(f"wrote {', '.join(str(p) for p in writer.written)}")
     return 0
 
 

@@ -12,7 +12,8 @@ A sharded run (``inbedder embed ... --out FOLDER``) writes the same Parquet layo
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,43 +25,109 @@ from .export import atomic_path
 from .io.corpus import Corpus
 
 
-def write_embeddings(out: str | Path, corpus: Corpus, instructions: Sequence[str], results: Sequence[Encoding],
-                     fingerprint: Fingerprint) -> list[Path]:
-    """Write ``results`` (one per instruction) to ``out``; returns the files written.
+class EmbeddingsWriter:
+    """``inbedder embed``'s one-file output, written block by block so that the vectors held in memory
+    stay bounded whatever the corpus size: Parquet row groups, or the rows of a ``.npy`` opened as a
+    memory map. Use it through ``open_embeddings``, which moves the finished file into place.
+    """
+
+    def __init__(self, tmp: Path, out: Path, n_docs: int, instructions: Sequence[str], fingerprint: Fingerprint,
+                 source: str) -> None:
+        self.tmp, self.out, self.n_docs = tmp, out, n_docs
+        self.instructions = list(instructions)
+        self.meta = {"fingerprint": fingerprint.__dict__, "instructions": self.instructions, "source": source}
+        self.npy = out.suffix.lower() == ".npy"
+        self.ids: list[str] = []
+        self.answers: list[str | None] | None = []
+        self._writer: Any = None
+        self._array: Any = None
+        self.rows = 0
+        self.written: list[Path] = []
+
+    def write(self, ids: Sequence[str], results: Sequence[Encoding]) -> None:
+        """The next block: its documents' ids and one ``Encoding`` per instruction (in order)."""
+        if self.npy:
+            vectors = results[0].embeddings
+            if self._array is None:
+                self._array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.float32,
+                                                        shape=(self.n_docs, vectors.shape[1]))
+            self._array[self.rows:self.rows + len(vectors)] = vectors
+            self.ids.extend(ids)
+            if results[0].answers is None:
+                self.answers = None
+            elif self.answers is not None:
+                self.answers.extend(results[0].answers)
+            self.rows += len(vectors)
+            return
+        import pyarrow.parquet as pq
+
+        for number, (instruction, result) in enumerate(zip(self.instructions, results, strict=True), start=1):
+            n = len(result.embeddings)
+            table = long_table(list(ids), [number] * n, [instruction] * n, result.answers,
+                               result.embeddings).replace_schema_metadata(embeddings_metadata(self.meta))
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self.tmp, table.schema)
+            self._writer.write_table(table)
+        self.rows += len(ids)
+
+    def close(self) -> list[Path]:
+        """Finish the file (and the ``.npy``'s sidecar); returns the files written."""
+        if self.npy:
+            if self._array is None:  # an empty corpus still gets its (0, 0) array
+                with open(self.tmp, "wb") as handle:
+                    np.save(handle, np.zeros((0, 0), dtype=np.float32))
+            else:
+                self._array.flush()
+                del self._array
+            sidecar = self.out.with_suffix(".answers.json")
+            with atomic_path(sidecar) as tmp:
+                tmp.write_text(json.dumps({**self.meta, "ids": self.ids, "answers": self.answers},
+                                          ensure_ascii=False, indent=1), encoding="utf-8")
+            return [self.out, sidecar]
+        if self._writer is None:  # no documents: an empty table of the layout
+            import pyarrow.parquet as pq
+
+            empty = long_table([], [], [], None, np.zeros((0, 1), dtype=np.float32))
+            pq.write_table(empty.replace_schema_metadata(embeddings_metadata(self.meta)), self.tmp)
+        else:
+            self._writer.close()
+        return [self.out]
+
+
+@contextmanager
+def open_embeddings(out: str | Path, n_docs: int, instructions: Sequence[str], fingerprint: Fingerprint,
+                    source: str) -> Iterator[EmbeddingsWriter]:
+    """An ``EmbeddingsWriter`` for ``out`` (``.parquet``: any number of instructions; ``.npy``: one); the
+    file appears only when the block completes without error.
 
     Raises:
-        ExportError: unknown suffix, or ``.npy`` with several instructions.
+        ExportError: unknown suffix, ``.npy`` with several instructions, or a folder that cannot be made.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     out = Path(out)
+    if out.suffix.lower() not in (".parquet", ".npy"):
+        raise ExportError(f"output '{out}' must end in .parquet or .npy")
+    if out.suffix.lower() == ".npy" and len(instructions) != 1:
+        raise ExportError(f".npy holds one instruction, got {len(instructions)}; write .parquet instead")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ExportError(f"cannot create the folder of '{out}': {error.strerror or error}") from error
-    meta = {"fingerprint": fingerprint.__dict__, "instructions": list(instructions), "source": corpus.source}
-    if out.suffix.lower() == ".npy":
-        if len(results) != 1:
-            raise ExportError(f".npy holds one instruction, got {len(results)}; write .parquet instead")
-        with atomic_path(out) as tmp, open(tmp, "wb") as handle:
-            np.save(handle, results[0].embeddings.astype(np.float32))
-        sidecar = out.with_suffix(".answers.json")
-        with atomic_path(sidecar) as tmp:
-            tmp.write_text(json.dumps({**meta, "ids": corpus.ids, "answers": results[0].answers},
-                                      ensure_ascii=False, indent=1), encoding="utf-8")
-        return [out, sidecar]
-    if out.suffix.lower() != ".parquet":
-        raise ExportError(f"output '{out}' must end in .parquet or .npy")
-    tables = []
-    for number, (instruction, result) in enumerate(zip(instructions, results, strict=True), start=1):
-        n = len(result.embeddings)
-        tables.append(long_table(corpus.ids, [number] * n, [instruction] * n, result.answers,
-                                 result.embeddings))
-    table = pa.concat_tables(tables).replace_schema_metadata(embeddings_metadata(meta))
     with atomic_path(out) as tmp:
-        pq.write_table(table, tmp)
-    return [out]
+        writer = EmbeddingsWriter(tmp, out, n_docs, instructions, fingerprint, source)
+        yield writer
+        writer.written = writer.close()
+
+
+def write_embeddings(out: str | Path, corpus: Corpus, instructions: Sequence[str], results: Sequence[Encoding],
+                     fingerprint: Fingerprint) -> list[Path]:
+    """Write ``results`` (one per instruction, every document) to ``out`` in one block; returns the files.
+
+    Raises:
+        ExportError: unknown suffix, or ``.npy`` with several instructions.
+    """
+    with open_embeddings(out, len(corpus), instructions, fingerprint, corpus.source) as writer:
+        writer.write(corpus.ids, results)
+    return writer.written
 
 
 def long_table(doc_ids: Any, instruction_index: Any, instruction: Sequence[str],

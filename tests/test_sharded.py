@@ -189,3 +189,41 @@ def test_the_command_line_embeds_a_folder_of_shards_and_says_how_fast(tmp_path, 
                            (["--out", str(tmp_path / "o3"), "--max-rows", "3"], "--max-rows: not for a sharded run")):
         assert main(["embed", str(tmp_path / "in"), *common, *extra]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_one_file_embeddings_are_written_block_by_block_and_read_back_whole(tmp_path):
+    """``inbedder embed FILE --out FILE`` writes block by block (bounded memory): the Parquet file holds one
+    row group per block and instruction, and reads back as every document in order; the .npy likewise."""
+    from inbedder_core.embedding_io import open_embeddings
+    from inbedder_core.encoder import HashEncoder
+
+    encoder = HashEncoder(dim=8)
+    texts = [f"document number {i} about {'cards' if i % 2 else 'loans'}" for i in range(25)]
+    ids = [f"id-{i}" for i in range(25)]
+    questions = ["What is it about?", "Which number?"]
+    out = tmp_path / "emb.parquet"
+    with open_embeddings(out, len(texts), questions, encoder.fingerprint, "corpus.csv") as writer:
+        for start in range(0, 25, 10):
+            block = texts[start:start + 10]
+            writer.write(ids[start:start + 10], [encoder.encode(block, q) for q in questions])
+        assert not out.exists()  # the file appears only once complete
+    assert writer.written == [out] and pq.ParquetFile(out).num_row_groups == 6
+    for number, question in enumerate(questions, start=1):
+        got_ids, vectors, answers = read_embeddings(out, number)
+        whole = encoder.encode(texts, question)
+        assert got_ids == ids and np.allclose(vectors, whole.embeddings) and answers == whole.answers
+    npy = tmp_path / "emb.npy"
+    with open_embeddings(npy, len(texts), questions[:1], encoder.fingerprint, "corpus.csv") as writer:
+        for start in range(0, 25, 10):
+            writer.write(ids[start:start + 10], [encoder.encode(texts[start:start + 10], questions[0])])
+    assert np.allclose(np.load(npy), encoder.encode(texts, questions[0]).embeddings)
+    sidecar = json.loads(npy.with_suffix(".answers.json").read_text())
+    assert sidecar["ids"] == ids and len(sidecar["answers"]) == 25
+    with pytest.raises(ExportError, match="holds one instruction, got 2"):
+        with open_embeddings(tmp_path / "two.npy", 3, questions, encoder.fingerprint, "c.csv"):
+            pass
+    failed = tmp_path / "failed.parquet"
+    with pytest.raises(RuntimeError), open_embeddings(failed, 25, questions, encoder.fingerprint, "c.csv") as writer:
+        writer.write(ids[:10], [encoder.encode(texts[:10], q) for q in questions])
+        raise RuntimeError("interrupted")
+    assert not failed.exists() and not list(tmp_path.glob(".failed*"))
