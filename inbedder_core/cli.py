@@ -353,13 +353,13 @@ def _encode_into(args: argparse.Namespace, corpus, encoder, reporter: Reporter, 
     try:
         for start in range(0, n, EMBED_BLOCK):
             texts = corpus.texts[start:start + EMBED_BLOCK]
-            done = start * k
+            done, size = start * k, len(texts)
             if together:
                 results = encoder.encode_many(texts, instructions, batch_size=args.batch_size, answers=args.answers,
                                               progress=lambda d, t, o=done: bar(o + d, n * k))
             else:
                 results = [encoder.encode(texts, instruction, batch_size=args.batch_size, answers=args.answers,
-                                          progress=lambda d, t, o=done + i * len(texts): bar(o + d, n * k))
+                                          progress=lambda d, t, o=done + i * size: bar(o + d, n * k))
                            for i, instruction in enumerate(instructions)]
             writer.write(corpus.ids[start:start + EMBED_BLOCK], results)
             for total, result in zip(totals, results, strict=True):
