@@ -187,6 +187,19 @@ class Analysis:
         share = getattr(self.encoder, "shares_prefix", None)
         return bool(share is not None and share(list(instructions)))
 
+    def use_encoding(self, instruction: str, encoding: Encoding) -> None:
+        """Use ``encoding`` (one vector per corpus document, in order: e.g. ``embedding_io.read_for_corpus``
+        of a sharded run's output) for ``instruction`` instead of embedding here.
+
+        Raises:
+            InBedderError: an empty instruction, or not one vector per document.
+        """
+        instruction = _checked_instruction(instruction)
+        if len(encoding.embeddings) != len(self.corpus):
+            raise InBedderError(f"{len(encoding.embeddings):,} vectors given for {len(self.corpus):,} documents; "
+                                "pass one per document, in the corpus's order")
+        self._states[instruction] = _InstructionState(encoding, self._session(encoding.embeddings), 0.0)
+
     def embed_all(self, instructions: Sequence[str], progress: Callable[[int, int], None] | None = None
                   ) -> list[Encoding]:
         """The (memoised) encodings of ``instructions``, those not embedded yet in one ``encode_many`` call, so a

@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
                               f"others into it (default {FIT_SAMPLE_ABOVE:,})")
     cluster.add_argument("--fit-sample", type=int, default=FIT_SAMPLE_SIZE, metavar="N",
                          help=f"the size of that sample (default {FIT_SAMPLE_SIZE:,})")
+    cluster.add_argument("--embeddings", metavar="PATH",
+                         help="use the vectors of `inbedder embed`'s output (a .parquet file or a folder of shards, "
+                              "e.g. from a Ray run) instead of embedding here; matched to the corpus by id")
     cluster.add_argument("--labeler", choices=["auto", "llm", "keywords"], default="auto",
                          help="how clusters are named: LLM when OPENAI_API_KEY is set (auto), or keywords")
     cluster.add_argument("--llm-model", default=None, help="chat model for naming (default gpt-4o-mini; "
@@ -471,15 +474,19 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
     if args.label_column and args.label_column not in corpus.table.columns:
         raise InBedderError(f"label column '{args.label_column}' not found; available: "
                             f"{list(map(str, corpus.table.columns))}; pass --label-column")
+    given = _given_embeddings(args, corpus, reporter) if args.embeddings else {}
     encoder = load_cli_encoder(args, reporter)
-    if _llm_plans(args, corpus, encoder, reporter):
+    if given:
+        _check_given_fingerprint(args.embeddings, given, encoder.fingerprint)
+    elif _llm_plans(args, corpus, encoder, reporter):
         return 0
     from .settings import default_llm_model
 
     llm_model = args.llm_model or default_llm_model()
     labeler, why = choose_labeler(args.labeler, model=llm_model, timeout=args.llm_timeout, budget=args.llm_budget)
     reporter.note(f"naming clusters with {why}")
-    _confirm(args, corpus, encoder, reporter, float(getattr(labeler, "budget", 0.0) or 0.0))
+    if not given:  # the estimate is mostly the embedding, which --embeddings skips
+        _confirm(args, corpus, encoder, reporter, float(getattr(labeler, "budget", 0.0) or 0.0))
     settings = AnalysisSettings(n_neighbors=args.n_neighbors, n_components=args.n_components, metric=args.metric,
                                 min_cluster_size=args.min_cluster_size, min_samples=args.min_samples, k=args.k,
                                 assign_noise=args.assign_noise, random_state=args.seed,
@@ -489,7 +496,9 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
                                 pca_components=args.pca, fit_sample_above=args.fit_sample_above,
                                 fit_sample_size=args.fit_sample)
     analysis = Analysis(corpus, encoder, settings, labeler, batch_size=args.batch_size, answers=args.answers)
-    if analysis.shares_prefix(args.instruction):  # causal: each document's prompt prefix run once for all
+    for instruction, (encoding, _) in given.items():
+        analysis.use_encoding(instruction, encoding)
+    if not given and analysis.shares_prefix(args.instruction):  # causal: each document's prompt prefix run once for all
         bar = reporter.progress(f"{len(args.instruction)} instructions, each document's prefix run once")
         try:
             analysis.embed_all(args.instruction, progress=bar)
@@ -537,6 +546,35 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
                                              fingerprint=dataclasses.asdict(fingerprint), root=args.save_run)
         reporter.note(f"saved the run in {folder}" + (f"; {note}" if note else ""))
     return 0
+
+
+def _given_embeddings(args: argparse.Namespace, corpus, reporter: Reporter) -> dict[str, tuple[Any, dict]]:
+    """``--embeddings PATH``: each instruction's ``(Encoding, metadata)`` read for the corpus's ids; ``--model``
+    defaults to the model that made them."""
+    from .embedding_io import read_for_corpus
+
+    given = {instruction: read_for_corpus(args.embeddings, instruction, corpus.ids)
+             for instruction in dict.fromkeys(args.instruction)}
+    made_by = next(iter(given.values()))[1].get("fingerprint") or {}
+    if args.model is None and made_by.get("model_id"):
+        args.model = made_by["model_id"]
+        args.pattern = args.pattern or made_by.get("pattern")
+    reporter.note(f"using the vectors of {args.embeddings} ({made_by.get('model_id', 'unknown model')}) for "
+                  f"{len(given)} instruction(s); nothing is embedded")
+    return given
+
+
+def _check_given_fingerprint(path: str, given: dict[str, tuple[Any, dict]], fingerprint) -> None:
+    """The vectors of ``--embeddings`` must come from the encoder this run loads (model, weights, prompt,
+    pooling; not the precision), or new documents would be placed and questions asked in another space."""
+    keys = ("model_id", "revision", "kind", "pattern", "pooling")
+    ours = {key: getattr(fingerprint, key) for key in keys}
+    for _, meta in given.values():
+        theirs = {key: (meta.get("fingerprint") or {}).get(key) for key in keys}
+        if theirs != ours:
+            differ = [f"{key} {theirs[key]!r} (file) vs {ours[key]!r} (here)" for key in keys if theirs[key] != ours[key]]
+            raise InBedderError(f"the vectors in {path} were made by another encoder: {'; '.join(differ)}; pass the "
+                                "--model (and --pattern) they were made with, or leave --embeddings out")
 
 
 def cmd_assign(args: argparse.Namespace, reporter: Reporter) -> int:

@@ -164,3 +164,78 @@ def read_embeddings(path: str | Path, instruction_index: int = 1) -> tuple[list[
         raise ExportError(f"'{path}' has no rows for instruction_index={instruction_index}")
     vectors = np.asarray(rows["embedding"].combine_chunks().flatten(), dtype=np.float32)
     return rows["doc_id"].to_pylist(), vectors.reshape(rows.num_rows, -1), rows["answer"].to_pylist()
+
+
+def embedding_files(path: str | Path) -> list[Path]:
+    """The Parquet files of ``path``: the file itself, or every ``*.parquet`` of a folder (``inbedder embed``'s
+    shards), sorted.
+
+    Raises:
+        ExportError: nothing of that name, or a folder without Parquet files.
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.parquet"))
+        if not files:
+            raise ExportError(f"folder '{path}' holds no .parquet files; pass the --out FOLDER or --out FILE.parquet "
+                              "of `inbedder embed`")
+        return files
+    if not path.is_file():
+        raise ExportError(f"embeddings '{path}' not found; pass the --out FOLDER or --out FILE.parquet of "
+                          "`inbedder embed`")
+    return [path]
+
+
+def read_for_corpus(path: str | Path, instruction: str, ids: Sequence[str]) -> tuple[Encoding, dict[str, Any]]:
+    """The vectors and answers of ``instruction`` for the documents ``ids`` (in that order), from
+    ``inbedder embed``'s output at ``path`` (one Parquet file or a folder of shards), and its metadata
+    (``fingerprint``, ``instructions``, ``source``). Rows of other documents are counted in the
+    ``Encoding``'s notes, not used.
+
+    Raises:
+        ExportError: no rows for ``instruction`` (naming those there are), or documents of ``ids`` without
+            a vector (naming the first few and how to embed them).
+    """
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    files = embedding_files(path)
+    raw = (pq.read_schema(files[0]).metadata or {}).get(b"inbedder")
+    meta = json.loads(raw) if raw else {}
+    position = {doc_id: i for i, doc_id in enumerate(ids)}
+    n = len(ids)
+    vectors: np.ndarray | None = None
+    answers: list[str | None] = [None] * n
+    seen = np.zeros(n, dtype=bool)
+    other = 0
+    instructions: set[str] = set()
+    for file in files:
+        table = pq.read_table(file, columns=["doc_id", "instruction", "answer", "embedding"])
+        instructions.update(table["instruction"].unique().to_pylist())
+        table = table.filter(pc.equal(table["instruction"], instruction))
+        if table.num_rows == 0:
+            continue
+        flat = table["embedding"].combine_chunks()
+        block = np.asarray(flat.flatten(), dtype=np.float32).reshape(table.num_rows, flat.type.list_size)
+        if vectors is None:
+            vectors = np.zeros((n, block.shape[1]), dtype=np.float32)
+        rows = np.fromiter((position.get(d, -1) for d in table["doc_id"].to_pylist()), dtype=np.int64,
+                           count=table.num_rows)
+        known = rows >= 0
+        other += int((~known).sum())
+        vectors[rows[known]] = block[known]
+        seen[rows[known]] = True
+        for row, answer in zip(rows[known].tolist(), table["answer"].filter(known).to_pylist(), strict=True):
+            answers[row] = answer
+    if vectors is None:
+        raise ExportError(f"'{path}' has no embeddings under {instruction!r}; it holds {sorted(instructions)}. "
+                          "Ask one of those, or embed this question with `inbedder embed ... -i QUESTION`")
+    if not seen.all():
+        missing = [ids[i] for i in np.flatnonzero(~seen)[:5]]
+        raise ExportError(f"'{path}' has no vector under {instruction!r} for {int((~seen).sum()):,} of the corpus's "
+                          f"{n:,} documents (first ids: {missing}); embed them with `inbedder embed FILE -i "
+                          f"QUESTION --out FOLDER` (a rerun resumes), or leave --embeddings out to embed here")
+    notes = [f"{other:,} embedded row(s) of documents not in this corpus were not used"] if other else []
+    encoding = Encoding(vectors, None if all(a is None for a in answers) else answers, n_cached=n, notes=notes)
+    return encoding, meta
+

