@@ -572,7 +572,8 @@ def _check_given_fingerprint(path: str, given: dict[str, tuple[Any, dict]], fing
     for _, meta in given.values():
         theirs = {key: (meta.get("fingerprint") or {}).get(key) for key in keys}
         if theirs != ours:
-            differ = [f"{key} {theirs[key]!r} (file) vs {ours[key]!r} (here)" for key in keys if theirs[key] != ours[key]]
+            differ = [f"{key} {theirs[key]!r} (file) vs {ours[key]!r} (here)"
+                      for key in keys if theirs[key] != ours[key]]
             raise InBedderError(f"the vectors in {path} were made by another encoder: {'; '.join(differ)}; pass the "
                                 "--model (and --pattern) they were made with, or leave --embeddings out")
 

@@ -181,8 +181,10 @@ def test_cluster_uses_the_vectors_of_a_sharded_embed_run(small_sample, tiny_robe
                     "--out", str(shards) + "/")
     assert done.returncode == 0, done.stderr
     common = ["-i", FEEL, "--k", "5", "--seed", "0", "--labeler", "keywords", "--no-cache"]
-    here = inbedder("cluster", str(small_sample), *common, "--model", str(tiny_roberta), "--out", str(tmp_path / "a.csv"))
-    given = inbedder("cluster", str(small_sample), *common, "--embeddings", str(shards), "--out", str(tmp_path / "b.csv"))
+    here = inbedder("cluster", str(small_sample), *common, "--model", str(tiny_roberta),
+                    "--out", str(tmp_path / "a.csv"))
+    given = inbedder("cluster", str(small_sample), *common, "--embeddings", str(shards),
+                     "--out", str(tmp_path / "b.csv"))
     assert here.returncode == 0 and given.returncode == 0, given.stderr
     assert "nothing is embedded" in given.stderr and "loading model" in given.stderr  # the model comes from the file
     a, b = read_csv_export(tmp_path / "a.csv"), read_csv_export(tmp_path / "b.csv")
