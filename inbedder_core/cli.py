@@ -132,6 +132,9 @@ def _add_ray_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--num-gpus-per-actor", type=float, default=0.0, metavar="G",
                        help="GPUs per actor (default 0: CPU actors); 0.5 puts two actors on each GPU")
     group.add_argument("--num-cpus-per-actor", type=float, default=1.0, metavar="C", help="CPUs per actor (default 1)")
+    group.add_argument("--rows-per-call", type=int, default=None, metavar="N",
+                       help="sharded runs: rows per encoder call (a killed actor's call is redone; default 2048; "
+                            "--batch-size is the model's batch inside a call)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -405,6 +408,8 @@ def cmd_embed_shards(args: argparse.Namespace, reporter: Reporter) -> int:
         raise InBedderError("--actors, --num-gpus-per-actor and --num-cpus-per-actor need --ray")
     if args.actors is not None and args.actors < 1:
         raise InBedderError(f"--actors {args.actors}: pass 1 or more")
+    if args.rows_per_call is not None and args.rows_per_call < 1:
+        raise InBedderError(f"--rows-per-call {args.rows_per_call}: pass 1 or more")
     spec = EncoderSpec(model=args.model, kind=args.kind, device=args.device, dtype=args.dtype, pattern=args.pattern,
                        max_length=args.max_length, use_cache=not args.no_cache,
                        cache_dir=os.environ.get("INBEDDER_CACHE_DIR"))
@@ -415,6 +420,7 @@ def cmd_embed_shards(args: argparse.Namespace, reporter: Reporter) -> int:
     try:
         report = embed_shards(args.input, args.out, args.instruction, encoder=spec, text_column=args.text_column,
                               id_column=args.id_column, batch_size=args.batch_size, answers=args.answers, ray=ray,
+                              rows_per_call=args.rows_per_call,
                               progress=bar, quiet=reporter.quiet)
     finally:
         bar.close()
@@ -437,6 +443,9 @@ def _note_encoding(reporter: Reporter, number: int, result) -> None:
 def cmd_embed(args: argparse.Namespace, reporter: Reporter) -> int:
     if _sharded(args):
         return cmd_embed_shards(args, reporter)
+    if args.rows_per_call is not None:
+        raise InBedderError("--rows-per-call is for sharded runs (--out FOLDER); a one-file run writes blocks of "
+                            f"{EMBED_BLOCK:,} documents")
     args.input = args.input[0]
     out = Path(args.out)
     if out.suffix.lower() not in (".parquet", ".npy"):

@@ -41,8 +41,10 @@ from .io.load import TEXT_COLUMN_NAMES
 
 MANIFEST = "manifest.json"
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
-DEFAULT_ROWS_PER_CALL = 256
-"""Rows handed to one encoder call (Ray Data's ``map_batches`` batch) when ``batch_size`` is not given."""
+DEFAULT_ROWS_PER_CALL = 2048
+"""Rows handed to one encoder call (Ray Data's ``map_batches`` batch) by default. The encoder sorts a call's
+texts by length before batching them, so short calls pad more: at 64 rows per call the in-process path
+ran 2-3x slower than the one-file path on BANKING77 (``benchmarks/bench_scale.py``)."""
 _WRITE_ROWS = 16_384  # output rows buffered per open shard before a Parquet row group is written
 _SHOWN = 10  # ids named in an error
 
@@ -531,13 +533,15 @@ def embed_shards(
     ray: RayOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
     quiet: bool = True,
+    rows_per_call: int | None = None,
 ) -> ShardReport:
     """Embed every row of ``inputs`` under each instruction into ``out``/``part-NNNNN.parquet`` (one per input
     file, in ``resolve_inputs`` order) and ``out``/``manifest.json``; skip shards a previous run finished.
 
     Args:
-        batch_size: rows per encoder call (Ray Data's batch), also the encoder's batch; default 256 rows
-            per call and the encoder's own batch.
+        batch_size: the encoder's batch (default its own).
+        rows_per_call: rows per encoder call (Ray Data's batch; a killed actor's call is redone); default
+            ``DEFAULT_ROWS_PER_CALL``.
         ray: run on Ray (``RayOptions``); ``None`` embeds in this process.
         progress: called with ``(documents done, documents)`` after each batch written.
 
@@ -575,7 +579,7 @@ def embed_shards(
     pending = [i for i, path in enumerate(files) if not manifest.finished(i, path)]
     report.shards_skipped = len(files) - len(pending)
     report.n_rows = report.n_documents * len(instructions)
-    rows = batch_size or DEFAULT_ROWS_PER_CALL
+    rows = rows_per_call or DEFAULT_ROWS_PER_CALL
     args = (encoder, instructions, text_column, id_column, batch_size, answers)
     started = time.perf_counter()
     if pending:

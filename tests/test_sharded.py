@@ -43,7 +43,7 @@ def spec(tiny_roberta):
 
 def test_each_input_file_gives_one_shard_with_every_row_once_per_instruction(tmp_path, spec, tiny_roberta):
     made = write_shards(tmp_path / "in")
-    report = embed_shards([tmp_path / "in"], tmp_path / "out", QUESTIONS, encoder=spec, batch_size=8)
+    report = embed_shards([tmp_path / "in"], tmp_path / "out", QUESTIONS, encoder=spec, batch_size=8, rows_per_call=8)
     assert sorted(p.name for p in (tmp_path / "out").glob("*.parquet")) == [f"part-0000{i}.parquet" for i in range(3)]
     assert (report.n_documents, report.n_embedded, report.shards_written, report.shards_skipped) == (90, 90, 3, 0)
     assert report.n_encoded == 180 and report.n_cached == 0 and report.docs_per_second > 0
@@ -58,7 +58,7 @@ def test_each_input_file_gives_one_shard_with_every_row_once_per_instruction(tmp
             assert answers == want.answers
         meta = json.loads(pq.read_schema(part).metadata[b"inbedder"])
         assert meta["fingerprint"]["model_id"] and meta["instructions"] == QUESTIONS
-    again = embed_shards([tmp_path / "in"], tmp_path / "out", QUESTIONS, encoder=spec, batch_size=8)
+    again = embed_shards([tmp_path / "in"], tmp_path / "out", QUESTIONS, encoder=spec, batch_size=8, rows_per_call=8)
     assert (again.shards_skipped, again.shards_written, again.n_embedded) == (3, 0, 0)
 
 
@@ -73,11 +73,11 @@ def test_a_run_stopped_by_sigint_resumes_with_only_the_unfinished_shards(tmp_pat
             signal.raise_signal(signal.SIGINT)
 
     with pytest.raises(KeyboardInterrupt):
-        embed_shards([tmp_path / "in"], out, QUESTIONS, encoder=spec, batch_size=8, progress=stop_after_first_shard)
+        embed_shards([tmp_path / "in"], out, QUESTIONS, encoder=spec, batch_size=8, rows_per_call=8, progress=stop_after_first_shard)
     assert [p.name for p in out.glob("*.parquet")] == ["part-00000.parquet"]
     assert not list(out.glob(".*tmp")), "the unfinished shard's temporary file is removed"
     first = (out / "part-00000.parquet").stat().st_mtime_ns
-    resumed = embed_shards([tmp_path / "in"], out, QUESTIONS, encoder=spec, batch_size=8)
+    resumed = embed_shards([tmp_path / "in"], out, QUESTIONS, encoder=spec, batch_size=8, rows_per_call=8)
     assert (resumed.shards_skipped, resumed.shards_written, resumed.n_embedded) == (1, 3, 72)
     assert resumed.n_cached == 0 and resumed.n_encoded == 144, "the first shard's rows are not embedded again"
     assert (out / "part-00000.parquet").stat().st_mtime_ns == first
@@ -166,12 +166,12 @@ def test_a_resume_with_another_encoder_behind_the_same_name_is_refused(tmp_path,
     shutil.copytree(tiny_roberta, model)
     spec = EncoderSpec(model=str(model), device="cpu")
     with pytest.raises(KeyboardInterrupt):
-        embed_shards([tmp_path / "in"], tmp_path / "out", QUESTIONS, encoder=spec, batch_size=8,
+        embed_shards([tmp_path / "in"], tmp_path / "out", QUESTIONS, encoder=spec, batch_size=8, rows_per_call=8,
                      progress=lambda done, total: signal.raise_signal(signal.SIGINT))
     shutil.rmtree(model)
     shutil.copytree(tiny_bert, model)  # other weights under the same path: the fingerprint's revision differs
     with pytest.raises(ExportError, match="another encoder.*revision"):
-        embed_shards([tmp_path / "in"], tmp_path / "out", QUESTIONS, encoder=spec, batch_size=8)
+        embed_shards([tmp_path / "in"], tmp_path / "out", QUESTIONS, encoder=spec, batch_size=8, rows_per_call=8)
     assert [p.name for p in (tmp_path / "out").glob("*.parquet")] == ["part-00000.parquet"]
 
 

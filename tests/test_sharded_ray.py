@@ -70,7 +70,7 @@ def test_a_killed_encoder_actor_leaves_a_run_with_every_row_exactly_once(cluster
             killed.append(pids[0])
 
     report = embed_shards([tmp_path / "in"], tmp_path / "ray", QUESTIONS, encoder=spec_for(tiny_roberta),
-                          batch_size=8, ray=RayOptions(actors=2, num_cpus_per_actor=0.5), progress=kill_one_actor)
+                          batch_size=8, rows_per_call=8, ray=RayOptions(actors=2, num_cpus_per_actor=0.5), progress=kill_one_actor)
     assert killed and not Path(f"/proc/{killed[0]}").exists()
     assert (report.actors, report.n_documents, report.n_embedded, report.shards_written) == (2, 120, 120, 3)
     local = embed_shards([tmp_path / "in"], tmp_path / "local", QUESTIONS, encoder=spec_for(tiny_roberta))
@@ -93,7 +93,7 @@ def test_a_ray_run_stopped_by_sigint_resumes_with_the_unfinished_shards_from_the
             signal.raise_signal(signal.SIGINT)
 
     with pytest.raises(KeyboardInterrupt):
-        embed_shards([tmp_path / "in"], out, QUESTIONS, encoder=spec_for(tiny_roberta), batch_size=8,
+        embed_shards([tmp_path / "in"], out, QUESTIONS, encoder=spec_for(tiny_roberta), batch_size=8, rows_per_call=8,
                      ray=RayOptions(actors=1), progress=stop_after_first_shard)
     finished = sorted(p.name for p in out.glob("*.parquet"))
     assert finished and len(finished) < 4 and not list(out.glob(".*tmp"))
