@@ -73,7 +73,8 @@ def test_a_run_stopped_by_sigint_resumes_with_only_the_unfinished_shards(tmp_pat
             signal.raise_signal(signal.SIGINT)
 
     with pytest.raises(KeyboardInterrupt):
-        embed_shards([tmp_path / "in"], out, QUESTIONS, encoder=spec, batch_size=8, rows_per_call=8, progress=stop_after_first_shard)
+        embed_shards([tmp_path / "in"], out, QUESTIONS, encoder=spec, batch_size=8, rows_per_call=8,
+                     progress=stop_after_first_shard)
     assert [p.name for p in out.glob("*.parquet")] == ["part-00000.parquet"]
     assert not list(out.glob(".*tmp")), "the unfinished shard's temporary file is removed"
     first = (out / "part-00000.parquet").stat().st_mtime_ns

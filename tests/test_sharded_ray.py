@@ -70,7 +70,8 @@ def test_a_killed_encoder_actor_leaves_a_run_with_every_row_exactly_once(cluster
             killed.append(pids[0])
 
     report = embed_shards([tmp_path / "in"], tmp_path / "ray", QUESTIONS, encoder=spec_for(tiny_roberta),
-                          batch_size=8, rows_per_call=8, ray=RayOptions(actors=2, num_cpus_per_actor=0.5), progress=kill_one_actor)
+                          batch_size=8, rows_per_call=8, ray=RayOptions(actors=2, num_cpus_per_actor=0.5),
+                          progress=kill_one_actor)
     assert killed and not Path(f"/proc/{killed[0]}").exists()
     assert (report.actors, report.n_documents, report.n_embedded, report.shards_written) == (2, 120, 120, 3)
     local = embed_shards([tmp_path / "in"], tmp_path / "local", QUESTIONS, encoder=spec_for(tiny_roberta))
