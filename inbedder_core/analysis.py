@@ -91,26 +91,40 @@ class AnalysisSettings:
     pca_components: int | None = None
     fit_sample_above: int = FIT_SAMPLE_ABOVE
     fit_sample_size: int = FIT_SAMPLE_SIZE
+    backend: str = "cpu"  # "cuml": RAPIDS cuML's UMAP and HDBSCAN on a CUDA GPU, every document fitted
 
     def reducer(self) -> UMAPReducer:
         return UMAPReducer(n_components=self.n_components, n_neighbors=self.n_neighbors, min_dist=0.0,
-                           metric=self.metric, random_state=self.random_state, pca_components=self.pca_components)
+                           metric=self.metric, random_state=self.random_state, pca_components=self.pca_components,
+                           backend=self._umap_backend())
+
+    def _umap_backend(self) -> str:
+        if self.backend not in ("cpu", "cuml"):
+            raise InBedderError(f"backend={self.backend!r} is invalid; expected 'cpu' or 'cuml'")
+        return "cuml" if self.backend == "cuml" else "umap"
 
     def map_reducer(self) -> UMAPReducer:
         return UMAPReducer(n_components=2, n_neighbors=self.n_neighbors, min_dist=self.map_min_dist,
                            metric=self.metric, random_state=self.random_state, init=self.map_init,
-                           n_epochs=self.map_epochs, pca_components=self.pca_components)
+                           n_epochs=self.map_epochs, pca_components=self.pca_components,
+                           backend=self._umap_backend())
 
     def clusterer(self, n_docs: int, memory: Any = None) -> HDBSCANClusterer | KMeansClusterer:
         """The clusterer these settings describe; ``memory`` caches HDBSCAN's spanning tree."""
         if self.k is not None:
             # k-means is cheap and deterministic for a given seed whatever the threads: always seeded.
             return KMeansClusterer(k=self.k, random_state=0 if self.random_state is None else self.random_state)
+        if self._umap_backend() == "cuml":
+            return HDBSCANClusterer(min_cluster_size=self.effective_min_cluster_size(n_docs),
+                                    min_samples=self.effective_min_samples(n_docs), backend="cuml")
         return HDBSCANClusterer(min_cluster_size=self.effective_min_cluster_size(n_docs),
                                 min_samples=self.effective_min_samples(n_docs), memory=memory)
 
     def fit_sample(self, n_docs: int) -> int | None:
-        """How many of ``n_docs`` documents are fitted on (``None``: all of them)."""
+        """How many of ``n_docs`` documents are fitted on (``None``: all of them; always on the cuML backend,
+        whose UMAP cannot place new points)."""
+        if self.backend == "cuml":
+            return None
         return self.fit_sample_size if n_docs > self.fit_sample_above and self.fit_sample_size < n_docs else None
 
     def fitted_docs(self, n_docs: int) -> int:

@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
                               f"others into it (default {FIT_SAMPLE_ABOVE:,})")
     cluster.add_argument("--fit-sample", type=int, default=FIT_SAMPLE_SIZE, metavar="N",
                          help=f"the size of that sample (default {FIT_SAMPLE_SIZE:,})")
+    cluster.add_argument("--backend", choices=["cpu", "cuml"], default="cpu",
+                         help="cuml: fit UMAP and HDBSCAN with RAPIDS cuML on a CUDA GPU (install RAPIDS first; every "
+                              "document is fitted, and the run cannot place new documents later)")
     cluster.add_argument("--embeddings", metavar="PATH",
                          help="use the vectors of `inbedder embed`'s output (a .parquet file or a folder of shards, "
                               "e.g. from a Ray run) instead of embedding here; matched to the corpus by id")
@@ -503,7 +506,7 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
                                 map_epochs=args.map_epochs or None,
                                 map_init="reduction" if args.map_epochs else "spectral",
                                 pca_components=args.pca, fit_sample_above=args.fit_sample_above,
-                                fit_sample_size=args.fit_sample)
+                                fit_sample_size=args.fit_sample, backend=args.backend)
     analysis = Analysis(corpus, encoder, settings, labeler, batch_size=args.batch_size, answers=args.answers)
     for instruction, (encoding, _) in given.items():
         analysis.use_encoding(instruction, encoding)

@@ -366,7 +366,7 @@ _SETTING_TYPES: dict[str, tuple[type, ...]] = {
     "min_samples": (int, type(None)), "k": (int, type(None)), "assign_noise": (bool,),
     "random_state": (int, type(None)), "map_min_dist": (float, int), "map_init": (str,),
     "map_epochs": (int, type(None)), "pca_components": (int, type(None)), "fit_sample_above": (int,),
-    "fit_sample_size": (int,),
+    "fit_sample_size": (int,), "backend": (str,),
 }
 
 

@@ -172,6 +172,9 @@ def test_cluster_above_the_sample_threshold_fits_a_sample_and_places_the_rest(sm
     small = inbedder("cluster", str(small_sample), "-i", NEED, "--model", str(tiny_roberta), "--fit-sample", "12",
                      "--fit-sample-above", "100", "--labeler", "keywords", "--out", str(out))
     assert small.returncode == 2 and "fit_sample=12 is too small a sample" in small.stderr
+    gpu = inbedder("cluster", str(small_sample), "-i", NEED, "--model", str(tiny_roberta), "--backend", "cuml",
+                   "--labeler", "keywords", "--out", str(out))
+    assert gpu.returncode == 2 and "backend='cuml' needs RAPIDS cuML and a CUDA GPU" in gpu.stderr  # none here
 
 
 def test_cluster_uses_the_vectors_of_a_sharded_embed_run(small_sample, tiny_roberta, tmp_path):
