@@ -77,12 +77,12 @@ def _actor_rss() -> int:
 
 
 def run_one(variant: str, whole: str, shards: str, out: str, model: str, threads: int, batch: int,
-            sample: int) -> None:
+            sample: int, pattern: str | None) -> None:
     """In a fresh process: one run of the command line; prints a JSON line of figures."""
     from inbedder_core.cli import main
 
     common = ["-i", "What does the customer need?", "--model", model, "--quiet", "--yes",
-              "--device", "cpu", "--batch-size", str(batch)]
+              "--device", "cpu", "--batch-size", str(batch)] + (["--pattern", pattern] if pattern else [])
     if not variant.startswith("cluster"):
         common.append("--no-cache")
     if variant.startswith("cluster"):
@@ -145,11 +145,13 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated, of {', '.join(VARIANTS + CLUSTER_VARIANTS)}")
     parser.add_argument("--sample", type=int, default=100_000, help="cluster-sampled: the sample size")
+    parser.add_argument("--pattern", default=None, help="the model's prompt pattern (default its own; '{input}' "
+                                                        "makes the baseline faster: no question tokens)")
     parser.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         variant, whole, shards, out, model, threads = args.one
-        return run_one(variant, whole, shards, out, model, int(threads), args.batch_size, args.sample)
+        return run_one(variant, whole, shards, out, model, int(threads), args.batch_size, args.sample, args.pattern)
     variants = [v for v in args.variants.split(",") if v]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1",
            "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(ROOT)}
@@ -162,7 +164,8 @@ def main() -> None:
                 out = Path(tmp) / f"out-{variant}-{repeat}"
                 out.mkdir()
                 done = subprocess.run([sys.executable, __file__, "--batch-size", str(args.batch_size),
-                                       "--sample", str(args.sample), "--one",
+                                       "--sample", str(args.sample), *(["--pattern", args.pattern] if args.pattern
+                                                                        else []), "--one",
                                        variant, str(whole), str(shards), str(out), args.model, str(args.threads)],
                                       capture_output=True, text=True, env=env, cwd=ROOT)
                 line = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
@@ -172,7 +175,8 @@ def main() -> None:
                 figures[variant].append(figure)
                 print(f"  {variant} run {repeat + 1}: {figure['seconds']:.1f} s, RSS {figure['rss'] / 2**20:.0f} MiB"
                       f" (+ actors {figure['actors_rss'] / 2**20:.0f} MiB) {json.dumps(figure)}", flush=True)
-    print(f"\n{args.docs:,} documents in {args.shards} shards, {args.model}, {args.threads} threads, batch "
+    print(f"\n{args.docs:,} documents in {args.shards} shards, {args.model}"
+          + (f" (pattern {args.pattern!r})" if args.pattern else "") + f", {args.threads} threads, batch "
           f"{args.batch_size} (embed variants without the cache); medians of {args.repeats}")
     embeds = [v for v in variants if v in VARIANTS]
     clusters = [v for v in variants if v in CLUSTER_VARIANTS]
