@@ -147,11 +147,21 @@ def nearest_vote(Z: np.ndarray, fitted_Z: np.ndarray, fitted_labels: np.ndarray,
     for start in range(0, len(Z), 65536):
         block = np.asarray(Z[start:start + 65536], dtype=np.float64)
         _, near = tree.query(block, k=k, sort_results=True)
-        votes = fitted_labels[near]  # (m, k), nearest first
-        counts = (votes[:, :, None] == votes[:, None, :]).sum(axis=2)  # votes for each neighbour's label
-        best = counts.max(axis=1)
-        first = np.argmax(counts == best[:, None], axis=1)  # the nearest neighbour among the winners
-        rows = np.arange(len(block))
-        labels[start:start + len(block)] = votes[rows, first]
-        strength[start:start + len(block)] = best / k
+        labels[start:start + len(block)], shares = row_vote(fitted_labels[near])
+        strength[start:start + len(block)] = shares
     return labels, strength
+
+
+def row_vote(votes: np.ndarray, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``votes`` (``(m, k)`` labels, nearest first), the most common label, ties to the earlier
+    column, and its share of the row's valid votes; ``valid`` (``bool (m, k)``) leaves entries out (a row
+    without any gets ``NOISE`` and 0)."""
+    votes = np.asarray(votes, dtype=np.int64)
+    valid = np.ones(votes.shape, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+    same = (votes[:, :, None] == votes[:, None, :]) & valid[:, None, :] & valid[:, :, None]
+    counts = same.sum(axis=2)  # votes for each neighbour's label
+    best = counts.max(axis=1) if votes.shape[1] else np.zeros(len(votes), dtype=np.int64)
+    first = np.argmax(counts == best[:, None], axis=1)  # the nearest neighbour among the winners
+    labels = np.where(best > 0, votes[np.arange(len(votes)), first], NOISE) if votes.shape[1] else \
+        np.full(len(votes), NOISE, dtype=np.int64)
+    return labels.astype(np.int64), best / np.maximum(valid.sum(axis=1), 1)

@@ -419,9 +419,13 @@ class UMAPReducer(_Params):
         return embedding
 
 
-    def transform(self, X: np.ndarray, batch_size: int = 100_000) -> np.ndarray:
-        """Place new rows ``X`` (``float32 (m, d)``, the fitted data's width) into the fitted layout
-        with UMAP's ``transform``, ``batch_size`` rows at a time (memory stays bounded).
+    def neighbours(self, X: np.ndarray, batch_size: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+        """For new rows ``X`` (``float32 (m, d)``, the fitted data's width): their ``n_neighbors_`` nearest
+        fitted rows (in the embedding space, this reducer's metric, through the fitted UMAP's search index)
+        and UMAP's membership strengths, which its ``transform`` averages the new points' start from.
+
+        Returns ``(int64 (m, k) fitted-row indices, -1 where none; float32 (m, k) strengths, 0 there)``,
+        strongest first, ``batch_size`` rows at a time. No layout epochs run (unlike ``transform``).
 
         Raises:
             ClusteringError: not fitted with umap-learn (the trivial layout or cuML), or ``X`` of another width.
@@ -437,12 +441,28 @@ class UMAPReducer(_Params):
         if X.shape[1] != model._raw_data.shape[1]:
             raise ClusteringError(f"rows of width {X.shape[1]} cannot be placed into a UMAP fitted on width "
                                   f"{model._raw_data.shape[1]}")
-        out = np.empty((len(X), int(model.n_components)), dtype=np.float32)
-        with warnings.catch_warnings():  # n_epochs warnings of transform on large batches
-            warnings.simplefilter("ignore")
+        k = int(model._n_neighbors)
+        cols = np.full((len(X), k), -1, dtype=np.int64)
+        weights = np.zeros((len(X), k), dtype=np.float32)
+        mode = model.transform_mode
+        model.transform_mode = "graph"  # UMAP's transform up to its membership graph, without the layout epochs
+        try:
             for start in range(0, len(X), batch_size):
-                out[start:start + batch_size] = model.transform(X[start:start + batch_size])
-        return out
+                graph = model.transform(X[start:start + batch_size]).tocsr()
+                graph.eliminate_zeros()
+                counts = np.diff(graph.indptr)
+                rows = np.repeat(np.arange(graph.shape[0]), counts)
+                slot = np.arange(graph.nnz) - np.repeat(graph.indptr[:-1], counts)
+                block_cols = np.full((graph.shape[0], k), -1, dtype=np.int64)
+                block_weights = np.zeros((graph.shape[0], k), dtype=np.float32)
+                block_cols[rows, slot] = graph.indices
+                block_weights[rows, slot] = graph.data
+                order = np.argsort(-block_weights, axis=1, kind="stable")
+                cols[start:start + batch_size] = np.take_along_axis(block_cols, order, axis=1)
+                weights[start:start + batch_size] = np.take_along_axis(block_weights, order, axis=1)
+        finally:
+            model.transform_mode = mode
+        return cols, weights
 
 
 def _cuml_umap(X: np.ndarray, n_components: int, n_neighbors: int, min_dist: float, metric: str,

@@ -15,7 +15,7 @@ import numpy as np
 from inbedder_core.errors import ClusteringError
 from inbedder_core.results import NOISE
 
-from .base import _as_points, _freeze, as_labels, nearest_vote, stage_key
+from .base import _as_points, _freeze, as_labels, nearest_vote, row_vote, stage_key
 from .clusterers import _assign_to_nearest_centroid, clustering_quality
 from .reducers import MIN_UMAP_POINTS, SHARED_KNN_MIN_POINTS, NeighborGraph, UMAPReducer
 
@@ -63,10 +63,13 @@ class ClusteringSession:
             (pass one with ``init="reduction"`` to start the map from the clustering vectors).
         shared_knn_min_points: from this many documents both UMAP fits share one neighbour graph.
         fit_sample: fit the UMAPs and the clusterer on this many documents drawn at random (seeded by
-            ``sample_seed``, so the sample is the same in every run) and place the others: UMAP
-            ``transform`` into the clustering space and onto the map, and a vote of the clusterer's
-            ``min_samples`` (else 10) nearest sample documents in the clustering space. ``None``
-            (default), or not fewer than the documents: fit on all of them.
+            ``sample_seed``, so the sample is the same in every run) and place the others through their
+            nearest sample documents in the embedding space (found once, through the fitted UMAP's search
+            index, with UMAP's membership strengths: ``UMAPReducer.neighbours``): into the clustering space
+            and onto the map at the strength-weighted mean of those documents' positions (where UMAP's
+            ``transform`` starts, without its layout epochs), and into the cluster most common among the
+            clusterer's ``min_samples`` (else 10) nearest. ``None`` (default), or not fewer than the
+            documents: fit on all of them.
         sample_seed: the seed of that draw.
 
     Attributes:
@@ -76,8 +79,7 @@ class ClusteringSession:
         sample_index_: ``int64`` sorted indices of the documents fitted on, or ``None`` (all).
         place_seconds_: seconds spent so far placing the documents outside the sample (transforms and votes).
         n_clusterings_: clusterer runs.
-        timings_: seconds of the last ``knn``, ``reduce`` and ``map`` computations, and of placing
-            the other documents by ``transform`` (``place_reduce``, ``place_map``) in a sampled session.
+        timings_: seconds of the last ``knn``, ``reduce`` and ``map`` computations.
         notes_: what the reducers adjusted (e.g. n_neighbors clamped).
 
     Thread-safe: concurrent calls compute each stage once.
@@ -119,6 +121,7 @@ class ClusteringSession:
         self._memo_notes: dict[Hashable, list[str]] = {}
         self._knn: dict[Hashable, NeighborGraph] = {}
         self._fitted: dict[Hashable, Any] = {}
+        self._rest_graphs: dict[Hashable, tuple[np.ndarray, np.ndarray]] = {}
         self._lock = threading.RLock()
 
     @property
@@ -131,8 +134,20 @@ class ClusteringSession:
         if self.sample_index_ is None:
             return None
         return (f"fitted on a random sample of {len(self.sample_index_):,} of {self.n_points:,} documents; the other "
-                f"{self.n_points - len(self.sample_index_):,} were placed (UMAP transform, and a vote of the nearest "
-                "sample documents' clusters)")
+                f"{self.n_points - len(self.sample_index_):,} were placed by their nearest sample documents")
+
+    def _rest_key(self, reducer: UMAPReducer) -> Hashable:
+        return (reducer.metric, reducer.pca_components, reducer.effective_n_neighbors(len(self._fit_points)))
+
+    def _rest_neighbours(self, reducer: UMAPReducer) -> tuple[np.ndarray, np.ndarray]:
+        """The outside documents' nearest sample documents and UMAP strengths (``UMAPReducer.neighbours`` of the
+        fitted ``reducer``), found once per metric, projection and neighbourhood size."""
+        key = self._rest_key(reducer)
+        if key not in self._rest_graphs:
+            start = time.perf_counter()
+            self._rest_graphs[key] = reducer.neighbours(self.embeddings[self._rest_index])
+            self.place_seconds_ += time.perf_counter() - start
+        return self._rest_graphs[key]
 
     def _knn_for(self, reducer: UMAPReducer) -> NeighborGraph | None:
         n = len(self._fit_points)
@@ -170,13 +185,12 @@ class ClusteringSession:
         if isinstance(reducer, UMAPReducer) and self.sample_index_ is not None:
             init = self._fit(start_from)[0][self.sample_index_] if from_reduction else None
             fitted = reducer.fit_transform(self._fit_points, knn=self._knn_for(reducer), init=init)
+            cols, weights = self._rest_neighbours(reducer)
             start = time.perf_counter()
             out = np.empty((self.n_points, fitted.shape[1]), dtype=np.float32)
             out[self.sample_index_] = fitted
-            out[self._rest_index] = reducer.transform(self.embeddings[self._rest_index])
-            seconds = time.perf_counter() - start
-            self.timings_["place_map" if from_reduction or reducer.n_components == 2 else "place_reduce"] = seconds
-            self.place_seconds_ += seconds
+            out[self._rest_index] = _weighted_positions(fitted, cols, weights)
+            self.place_seconds_ += time.perf_counter() - start
         elif isinstance(reducer, UMAPReducer):
             init = self._fit(start_from)[0] if from_reduction else None
             knn = self._knn_for(reducer)
@@ -274,7 +288,12 @@ class ClusteringSession:
             raw = np.empty(Z.shape[0], dtype=np.int64)
             raw[self.sample_index_] = fitted
             k = getattr(clusterer, "min_samples_", None) or 10
-            raw[self._rest_index] = nearest_vote(Z[self._rest_index], Z[self.sample_index_], fitted, k)[0]
+            used = self.reducer if reducer is None else reducer
+            if isinstance(used, UMAPReducer) and self._rest_key(used) in self._rest_graphs:
+                cols = self._rest_graphs[self._rest_key(used)][0][:, :k]
+                raw[self._rest_index] = row_vote(fitted[np.maximum(cols, 0)], cols >= 0)[0]
+            else:  # a reducer without UMAP's neighbours: the nearest sample documents in the clustering space
+                raw[self._rest_index] = nearest_vote(Z[self._rest_index], Z[self.sample_index_], fitted, k)[0]
             timings["place"] = time.perf_counter() - start
             self.place_seconds_ += timings["place"]
             reducer_notes.append(self.sample_note or "")
@@ -288,3 +307,13 @@ class ClusteringSession:
         quality["n_noise_assigned"] = int(((raw == NOISE) & (labels != NOISE)).sum())
         quality["notes"] = reducer_notes + list(getattr(clusterer, "notes_", [])) + quality["notes"]
         return ClusteringOutcome(labels=labels, raw_labels=raw, quality=quality, timings=timings)
+
+
+def _weighted_positions(fitted: np.ndarray, cols: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Each row's strength-weighted mean of its neighbours' positions in ``fitted`` (``cols`` -1: none); a row
+    without neighbours goes to the mean of all fitted positions."""
+    w = np.where(cols >= 0, weights, 0.0).astype(np.float64)
+    total = w.sum(axis=1, keepdims=True)
+    out = np.einsum("mk,mkd->md", w / np.maximum(total, 1e-12), fitted[np.maximum(cols, 0)].astype(np.float64))
+    out[total[:, 0] <= 0] = fitted.mean(axis=0)
+    return out.astype(np.float32)
