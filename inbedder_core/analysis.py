@@ -479,10 +479,16 @@ _CLUSTER_S_PER_DOC = 2e-4
 """Rough seconds per document of HDBSCAN on 5 UMAP dimensions."""
 
 
+_PLACE_S_PER_DOC = 2e-4
+"""Rough seconds per document placed into a fitted sample (above ``AnalysisSettings.fit_sample_above``)."""
+
+
 def estimate_stages(encoder: Any, texts: Sequence[str], n_instructions: int, *, naming_budget: float | None = None,
-                    sample: int = 8, instruction: str = "What is this about?") -> dict[str, float]:
+                    sample: int = 8, instruction: str = "What is this about?",
+                    fitted: int | None = None) -> dict[str, float]:
     """Seconds each stage will take, roughly, before a long run: ``{"embed", "reduce", "map", "cluster",
-    "label", "total"}``.
+    "place", "label", "total"}``; ``fitted``: the documents UMAP and the clusterer are fitted on when that is
+    a sample (``AnalysisSettings.fit_sample``), the others being placed.
 
     The embedding time is measured, not guessed: ``sample`` documents spread over the corpus are
     encoded once by the model on its device (through the cache when ``encoder`` is a
@@ -499,11 +505,13 @@ def estimate_stages(encoder: Any, texts: Sequence[str], n_instructions: int, *, 
     if picked and not remote:  # an llm:NAME model is never timed: that would send requests (its plan shows them)
         inner.encode(picked, instruction, answers=False)
     per_doc = 0.0 if remote else (time.perf_counter() - started) / max(1, len(picked))
+    fit = n if fitted is None else min(n, fitted)
     stages = {
         "embed": per_doc * n * n_instructions,
-        "reduce": _UMAP_S_PER_DOC * n * n_instructions,
-        "map": _UMAP_S_PER_DOC * n * n_instructions,
-        "cluster": _CLUSTER_S_PER_DOC * n * n_instructions,
+        "reduce": _UMAP_S_PER_DOC * fit * n_instructions,
+        "map": _UMAP_S_PER_DOC * fit * n_instructions,
+        "cluster": _CLUSTER_S_PER_DOC * fit * n_instructions,
+        "place": _PLACE_S_PER_DOC * (n - fit) * n_instructions,
         "label": float(naming_budget or 0.0) * n_instructions,
     }
     stages["total"] = sum(stages.values())

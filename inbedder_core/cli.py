@@ -326,7 +326,9 @@ def _confirm(args: argparse.Namespace, corpus, encoder, reporter: Reporter, nami
 
     threshold = positive_seconds(None, CONFIRM_SECONDS_ENV, DEFAULT_CONFIRM_SECONDS, CONFIRM_SECONDS_ENV,
                                  InBedderError)
-    stages = estimate_stages(encoder, corpus.texts, len(args.instruction), naming_budget=naming_budget)
+    sampled = getattr(args, "fit_sample_above", None) is not None and len(corpus) > args.fit_sample_above
+    stages = estimate_stages(encoder, corpus.texts, len(args.instruction), naming_budget=naming_budget,
+                             fitted=args.fit_sample if sampled else None)
     if args.command == "embed":
         stages = {"embed": stages["embed"], "total": stages["embed"]}
     line = describe_estimate(stages, len(corpus), getattr(getattr(encoder, "encoder", encoder), "device", "?"))

@@ -202,3 +202,17 @@ def test_parse_instructions_and_settings_records():
     record["analysis"]["from_a_newer_version"] = 1
     assert settings_from_record(record) == settings
     assert settings_from_record({}) == AnalysisSettings()
+
+
+def test_the_estimate_of_a_run_fitted_on_a_sample_counts_the_fit_on_the_sample_and_places_the_rest():
+    from inbedder_core.analysis import describe_estimate, estimate_stages
+
+    texts = [f"text {i}" for i in range(3000)]
+    whole = estimate_stages(HashEncoder(), texts, 2)
+    sampled = estimate_stages(HashEncoder(), texts, 2, fitted=500)
+    assert whole["place"] == 0 and sampled["place"] > 0
+    for stage in ("reduce", "map", "cluster"):
+        assert 0 < sampled[stage] < whole[stage]
+    assert sampled["total"] == pytest.approx(sum(v for k, v in sampled.items() if k != "total"))
+    assert "place ~" in describe_estimate(sampled, 3000, "cpu")
+    assert "place ~" not in describe_estimate(whole, 3000, "cpu")

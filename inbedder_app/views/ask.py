@@ -113,7 +113,8 @@ def _slow_estimate(ws: Workspace, corpus: Corpus, choices: Choices, config: AppC
         return ""
     analysis = ensure_analysis(ws, corpus, choices, config)
     stages = estimate_stages(analysis.encoder, corpus.texts, len(instructions),
-                             naming_budget=float(getattr(analysis.labeler, "budget", 0.0) or 0.0))
+                             naming_budget=float(getattr(analysis.labeler, "budget", 0.0) or 0.0),
+                             fitted=analysis.settings.fit_sample(len(corpus)))
     if stages["total"] <= config.estimate_threshold_s:
         return ""
     return describe_estimate(stages, len(corpus), choices.device)
