@@ -32,7 +32,7 @@ def summary_csv(results: Sequence[InstructionResult], corpus: Corpus | None = No
 
 
 HTML_MAP_POINTS = 200_000
-"""Most points in a map's standalone HTML page (WebGL, hover cards inlined: about 50 MB at this size); a bigger
+"""Most points in a map's standalone HTML page (WebGL, hover cards inlined: 41 MB at this size); a bigger
 run's page draws a sample (``atlas.sample_rows``: every cluster keeps its share) and says so in its title."""
 
 
