@@ -26,6 +26,10 @@ from .errors import MapError
 from .results import NOISE
 from .settings import default_cache_dir, positive_int_setting
 
+ATLAS_VERSION = "0.22.0"
+"""The embedding-atlas release whose component layout ``component_folder`` expects (pinned in pyproject.toml):
+one whose point view falls back to WebGL2 when the browser has no WebGPU (later releases, 0.26 for one,
+draw points with WebGPU only and need its ``shader-f16`` feature)."""
 ATLAS_THRESHOLD_ENV = "INBEDDER_ATLAS_THRESHOLD"
 DEFAULT_ATLAS_THRESHOLD = 50_000
 """Maps of more documents than this are drawn by Embedding Atlas; up to it, by plotly (unchanged)."""
@@ -65,8 +69,8 @@ def atlas_max_points(value: int | None = None) -> int:
 def atlas_missing() -> str | None:
     """Why Embedding Atlas cannot be used here (``None`` when it can): the package is not installed."""
     if importlib.util.find_spec("embedding_atlas") is None:
-        return ("the embedding-atlas package is not installed (pip install embedding-atlas; it needs "
-                "Python 3.11 or newer)")
+        return (f"the embedding-atlas package is not installed (pip install embedding-atlas=={ATLAS_VERSION}; "
+                "it needs Python 3.11 or newer)")
     return None
 
 
@@ -223,7 +227,7 @@ def component_folder(root: str | os.PathLike[str] | None = None) -> Path:
     scripts = sorted((source / "assets").glob("index-*.js"))
     if len(scripts) != 1 or not assets.is_dir():
         raise MapError(f"embedding-atlas at {package} is not laid out as expected (one component script and "
-                       "static/assets); install embedding-atlas==0.26.0")
+                       f"static/assets); install embedding-atlas=={ATLAS_VERSION}")
     work = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
     shutil.rmtree(work, ignore_errors=True)
     (work / "duckdb").mkdir(parents=True)
@@ -234,14 +238,14 @@ def component_folder(root: str | os.PathLike[str] | None = None) -> Path:
     script, count = CDN_BASE.subn("new URL(`../duckdb/`,import.meta.url).href", scripts[0].read_text("utf-8"))
     if count != 1:
         raise MapError(f"embedding-atlas's component at {scripts[0]} does not load DuckDB-WASM as expected; "
-                       "install embedding-atlas==0.26.0")
+                       f"install embedding-atlas=={ATLAS_VERSION}")
     (work / "assets" / scripts[0].name).write_text(script, encoding="utf-8")
     for wanted, prefix in DUCKDB_FILES.items():
         suffix = Path(wanted).suffix
         found = [p for p in assets.glob(f"{prefix}*{suffix}") if p.name.count(".") == wanted.count(".")]
         if len(found) != 1:
             raise MapError(f"embedding-atlas at {package} has no single {prefix}*{suffix} in static/assets; "
-                           "install embedding-atlas==0.26.0")
+                           f"install embedding-atlas=={ATLAS_VERSION}")
         _place(found[0], work / "duckdb" / wanted)
     shutil.copyfile(source / "index.html", work / "index.html")
     try:

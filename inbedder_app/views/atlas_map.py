@@ -60,8 +60,8 @@ def render(view: str, corpus: Corpus, result: InstructionResult, lasso_key: str,
                 "to all documents; picked points only to the shown ones.")
     st.caption(f"Map of {len(full):,} documents drawn by Embedding Atlas (more than "
                f"{atlas.atlas_threshold():,}: INBEDDER_ATLAS_THRESHOLD). Colour, search and filters are inside the "
-               "map; lasso with shift+cmd/ctrl-drag (box: shift-drag) to list documents below. The map needs a browser "
-               "with WebGPU (shader-f16), e.g. a current Chrome or Edge.")
+               "map; box with shift-drag, lasso with shift+cmd/meta-drag (or the map's lasso button) to list documents "
+               "below. Points are drawn with WebGPU where the browser has it, else WebGL2.")
     component = _component(str(atlas.component_folder()))
     value = component(data_frame=sent, props=props, key=map_key, default={})
     predicate = (value or {}).get("predicate") if isinstance(value, dict) else None
