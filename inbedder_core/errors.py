@@ -55,3 +55,7 @@ class TrainingError(InBedderError):
 
 class RunError(ExportError):
     """A saved run cannot be written, found or read."""
+
+
+class MapError(InBedderError):
+    """A big map cannot be drawn (Embedding Atlas missing or not as expected), or its selection cannot be applied."""

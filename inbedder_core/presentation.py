@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from . import plots
+from . import atlas, plots
 from .analysis import AnalysisSettings, names_of, run_report
 from .encoder import Fingerprint
 from .export import csv_bytes, export_table, json_bytes, summary_table
@@ -30,11 +31,37 @@ def summary_csv(results: Sequence[InstructionResult], corpus: Corpus | None = No
     return csv_bytes(summary_table(results, corpus))
 
 
-def map_html(corpus: Corpus, result: InstructionResult) -> bytes:
-    """One instruction's map as a standalone HTML page (plotly.js inlined, user text escaped)."""
-    fig = plots.cluster_map(result.coords, result.labels, names_of(result), corpus.texts, answers=result.answers,
-                            title=result.instruction, height=800)
+HTML_MAP_POINTS = 200_000
+"""Most points in a map's standalone HTML page (WebGL, hover cards inlined: 41 MB at this size); a bigger
+run's page draws a sample (``atlas.sample_rows``: every cluster keeps its share) and says so in its title."""
+
+
+def map_html(corpus: Corpus, result: InstructionResult, max_points: int = HTML_MAP_POINTS) -> bytes:
+    """One instruction's map as a standalone HTML page (plotly.js inlined, ``scattergl``, user text escaped);
+    above ``max_points`` documents, a sample of them, the title saying "N of M documents"."""
+    rows = atlas.sample_rows(result.labels, max_points)
+    title = result.instruction
+    if len(rows) < len(corpus):
+        title += f" (a sample: {len(rows):,} of {len(corpus):,} documents; every document is in the map table)"
+    texts = corpus.texts if len(rows) == len(corpus) else [corpus.texts[i] for i in rows]
+    answers = result.answers if result.answers is None or len(rows) == len(corpus) else [
+        result.answers[i] for i in rows]
+    fig = plots.cluster_map(result.coords[rows], result.labels[rows], names_of(result), texts, answers=answers,
+                            title=title, height=800)
     return plots.figure_html(fig, title=f"InBedder map: {result.instruction}").encode("utf-8")
+
+
+def map_parquet(corpus: Corpus, result: InstructionResult) -> bytes:
+    """One instruction's map as a Parquet table, every document: ``id``, ``x``, ``y``, ``cluster`` (id),
+    ``cluster_name``, ``answer`` (when the model answers) and the full ``text``; for maps too big for HTML."""
+    names = names_of(result)
+    table = pd.DataFrame({"id": [str(i) for i in corpus.ids], "x": result.coords[:, 0].astype(np.float32),
+                          "y": result.coords[:, 1].astype(np.float32), "cluster": result.labels.astype(np.int64)})
+    table["cluster_name"] = pd.Categorical([names.get(int(c), "Unclustered") for c in result.labels])
+    if result.answers is not None:
+        table["answer"] = list(result.answers)
+    table["text"] = list(corpus.texts)
+    return table.to_parquet(index=False)
 
 
 def report_json(corpus: Corpus, results: Sequence[InstructionResult], *, settings: AnalysisSettings | None,

@@ -112,6 +112,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("export",),
     ("embedding_io", "plots", "runs", "analysis", "outputs"),
     ("sharded",),  # sharded embedding runs, in this process or on Ray (issue 15)
+    ("atlas",),  # maps above a threshold drawn by Embedding Atlas (issue 15)
     ("presentation", "drill", "stability"),  # drill, stability: follow-up questions, rewordings (issue 13)
     ("placement", "edits", "hierarchy"),  # living maps (issue 14): placing, cluster edits, the cluster tree
     ("living",),

@@ -25,8 +25,9 @@ import streamlit as st
 
 from inbedder_app.state import Workspace, _bump, kept, short_key
 from inbedder_app.text import md_text
+from inbedder_app.views import atlas_map  # issue 15: Embedding Atlas above the threshold
 from inbedder_app.views import drill as drill_view  # issue 13: follow-up questions
-from inbedder_core import plots
+from inbedder_core import atlas, plots
 from inbedder_core.analysis import (
     AnalysisSettings,
     names_of,
@@ -36,6 +37,8 @@ from inbedder_core.corpus import (
 )
 from inbedder_core.presentation import answer_frame, cluster_frame, document_frame, search_hits
 from inbedder_core.results import NOISE
+
+LISTED_ROWS = 20_000  # most documents listed under the map (a million rows would not fit one message)
 
 # --------------------------------------------------------------------------- callbacks
 
@@ -129,11 +132,19 @@ def render(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     map_version_key = f"map_version_{view}"
     colour_options, hover_options = _column_choices(corpus, gold)
 
-    looks = st.columns([1, 2])
-    colour = kept(looks[0].selectbox, "Colour by", colour_options, key="colour_by", options=colour_options,
-                  format_func=lambda c: "Cluster" if c is None else (f"Gold label: {c}" if c == gold else c))
-    hover = kept(looks[1].multiselect, "Hover card shows", hover_options, key="hover_columns", options=hover_options,
-                 placeholder="columns to add to the hover card")
+    big = len(corpus) > atlas.atlas_threshold()  # issue 15: Embedding Atlas draws maps above the threshold
+    missing = atlas.atlas_missing() if big else None
+    if missing:
+        st.info(f"This map has {len(corpus):,} documents (more than INBEDDER_ATLAS_THRESHOLD="
+                f"{atlas.atlas_threshold():,}) but is drawn by plotly, which is slow at this size: {missing}.")
+    big = big and not missing
+    colour, hover = None, []
+    if not big:  # the big map colours and shows hover cards inside itself
+        looks = st.columns([1, 2])
+        colour = kept(looks[0].selectbox, "Colour by", colour_options, key="colour_by", options=colour_options,
+                      format_func=lambda c: "Cluster" if c is None else (f"Gold label: {c}" if c == gold else c))
+        hover = kept(looks[1].multiselect, "Hover card shows", hover_options, key="hover_columns",
+                     options=hover_options, placeholder="columns to add to the hover card")
     filters = st.columns([2, 1])
     lassoed: list[int] = list(st.session_state.get(lasso_key) or [])
     with filters[0]:
@@ -157,21 +168,25 @@ def render(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     focus_name = ("search hits" if hits is not None else
                   "selection" if lassoed else f"cluster {plots.truncate(names.get(pick, ''), 30)}")
 
-    hover_columns = [(c, corpus.table[c].tolist()) for c in hover]
-    color_by = None if colour is None else (colour, corpus.table[colour].tolist())
-    fig = plots.cluster_map(result.coords, result.labels, names, corpus.texts, answers=result.answers,
-                            color_by=color_by, hover_columns=hover_columns,
-                            focus=listed if filtered else None, focus_name=focus_name)
     map_key = f"map_{view}_{st.session_state.get(map_version_key, 0)}"
-    drawn, hidden = fig.layout.meta["names_drawn"], fig.layout.meta["names_hidden"]
-    names_note = (f"Names of the {drawn} largest clusters are drawn; {hidden} more would overlap (hover a point, "
-                  "or see the table)." if hidden else "Every cluster is named on the map.")
-    st.caption(f"{names_note} Hover a point to read it; lasso or box-select points to list them below.")
+    if not big:
+        hover_columns = [(c, corpus.table[c].tolist()) for c in hover]
+        color_by = None if colour is None else (colour, corpus.table[colour].tolist())
+        fig = plots.cluster_map(result.coords, result.labels, names, corpus.texts, answers=result.answers,
+                                color_by=color_by, hover_columns=hover_columns,
+                                focus=listed if filtered else None, focus_name=focus_name)
+        drawn, hidden = fig.layout.meta["names_drawn"], fig.layout.meta["names_hidden"]
+        names_note = (f"Names of the {drawn} largest clusters are drawn; {hidden} more would overlap (hover a "
+                      "point, or see the table)." if hidden else "Every cluster is named on the map.")
+        st.caption(f"{names_note} Hover a point to read it; lasso or box-select points to list them below.")
     common = answer_frame(result)  # issue 16: the most common answers beside the map, when the model answers
     beside = st.columns([3, 1]) if len(common) else [st.container()]
     with beside[0]:
-        st.plotly_chart(fig, key=map_key, on_select=functools.partial(_keep_selection, map_key, lasso_key, fig),
-                        selection_mode=("lasso", "box"), config={"displaylogo": False, "scrollZoom": True})
+        if big:
+            atlas_map.render(view, corpus, result, lasso_key, map_key)
+        else:
+            st.plotly_chart(fig, key=map_key, on_select=functools.partial(_keep_selection, map_key, lasso_key, fig),
+                            selection_mode=("lasso", "box"), config={"displaylogo": False, "scrollZoom": True})
     if len(common):
         with beside[1]:
             st.markdown("**Most common answers**")
@@ -205,11 +220,15 @@ def render(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
                                 "description": st.column_config.TextColumn("description", width="large")})
 
     st.subheader("Documents")
-    frame = document_frame(corpus, result, listed, gold, "")
+    table_rows = listed if not big or len(listed) <= LISTED_ROWS else list(listed)[:LISTED_ROWS]  # capped when big
+    frame = document_frame(corpus, result, table_rows, gold, "")
     for column in hover:
         if column not in frame.columns:
-            frame[column] = corpus.table[column].iloc[list(listed)].tolist()
-    st.caption(f"{len(frame):,} documents")
+            frame[column] = corpus.table[column].iloc[list(table_rows)].tolist()
+    st.caption(f"{len(listed):,} documents")
+    if len(table_rows) < len(listed):
+        st.text(f"The first {len(table_rows):,} are listed here; narrow the list (select on the map, pick a "
+                "cluster, search) or download the labeled CSV (Export) for all of them.")
     if not len(frame) and hits is not None:
         everywhere = len(hits)
         st.info(md_text(f"No document in {scope} contains {search.strip()!r}"

@@ -11,10 +11,11 @@ import streamlit as st
 
 from inbedder_app.editing import edits_of
 from inbedder_app.state import Workspace, kept
+from inbedder_core import atlas
 from inbedder_core.corpus import (
     Corpus,
 )
-from inbedder_core.presentation import labeled_csv, map_html, report_json, summary_csv
+from inbedder_core.presentation import HTML_MAP_POINTS, labeled_csv, map_html, map_parquet, report_json, summary_csv
 
 
 def render(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
@@ -43,5 +44,13 @@ def render(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     cols[3].download_button("Map as HTML", data=functools.partial(map_html, corpus, by_instruction[chosen]),
                             file_name=f"{stem}.map_{number}.html", mime="text/html", key="download_map",
                             on_click="ignore")
+    if len(corpus) > atlas.atlas_threshold():  # issue 15: a big map's page holds a sample; the table holds all
+        if len(corpus) > HTML_MAP_POINTS:
+            st.text(f"The map's HTML page draws {HTML_MAP_POINTS:,} of the {len(corpus):,} documents (every cluster "
+                    "keeps its share): a page with all of them would be too big to open. The map table (Parquet) "
+                    "has every document's place, cluster, answer and text.")
+        st.download_button("Map table (Parquet)", data=functools.partial(map_parquet, corpus, by_instruction[chosen]),
+                           file_name=f"{stem}.map_{number}.parquet", mime="application/octet-stream",
+                           key="download_map_parquet", on_click="ignore")
     if ws.run_id:
         st.text(f"This run is saved as {ws.run_id}; reopen it from 'Earlier runs on this corpus'.")
