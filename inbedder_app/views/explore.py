@@ -110,6 +110,9 @@ def render(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     metrics[2].metric("Noise", f"{100 * float(quality.get('noise_share') or 0):.1f}%")
     silhouette = quality.get("silhouette")
     metrics[3].metric("Silhouette", "n/a" if silhouette is None else f"{float(silhouette):.2f}")
+    for note in quality.get("notes") or []:  # type: ignore[union-attr]
+        if str(note).startswith("fitted on a random sample"):  # a big corpus: UMAP and HDBSCAN saw a sample
+            st.caption(f"{str(note).capitalize()}.")
     settings = ws.settings or AnalysisSettings()
     if not any(c.cluster_id != NOISE for c in result.clusters) and settings.k is None:
         size = settings.as_dict(len(corpus))["min_cluster_size"]
