@@ -82,16 +82,6 @@ def _payload_bytes(n: int) -> tuple[int, int]:
     return len(frame), sink.getvalue().size
 
 
-HIDE_ALL_BUT_CANVAS = """c => { const keep = new Set(); const roots = []; let n = c;
-    while (n) { keep.add(n); const p = n.parentNode;
-        if (p instanceof ShadowRoot) { roots.push(p); n = p.host; }
-        else if (p === document) { roots.push(p); n = null; } else n = p; }
-    for (const r of roots) for (const el of r.querySelectorAll('*'))
-        if (!keep.has(el)) { el.dataset.hidden = el.style.visibility; el.style.visibility = 'hidden'; } }"""
-SHOW_ALL = """c => { for (const r of [c.getRootNode(), document]) for (const el of r.querySelectorAll('[data-hidden]'))
-    { el.style.visibility = el.dataset.hidden; delete el.dataset.hidden; } }"""
-
-
 def _wait_drawn(canvas, deadline: float) -> float | None:
     """``time.monotonic()`` when 2% or more of the map canvas's own pixels (overlays hidden) are not white."""
     import io
@@ -99,12 +89,14 @@ def _wait_drawn(canvas, deadline: float) -> float | None:
     import numpy as np
     from PIL import Image
 
+    from inbedder_core import atlas
+
     while time.monotonic() < deadline:
-        canvas.evaluate(HIDE_ALL_BUT_CANVAS)
+        canvas.evaluate(atlas.HIDE_ALL_BUT_CANVAS)
         try:
             png = canvas.screenshot()
         finally:
-            canvas.evaluate(SHOW_ALL)
+            canvas.evaluate(atlas.SHOW_ALL)
         pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int16)
         if (np.abs(pixels - 255).sum(axis=2) > 30).mean() >= 0.02:
             return time.monotonic()

@@ -290,3 +290,15 @@ def synthetic_run(n_docs: int, *, n_clusters: int = 40, name: str = "synthetic.c
                                quality={"n_clusters": n_clusters, "noise_share": float(np.mean(labels == NOISE))})
     info = save_run(corpus, [result], model="synthetic", settings={}, root=root)
     return data, info.run_id
+
+
+# For screenshots of the map's canvas alone (the browser test and ``benchmarks/bench_atlas.py``): Playwright
+# ``evaluate`` functions of the canvas element that hide, then show again, everything drawn over it.
+HIDE_ALL_BUT_CANVAS = """c => { const keep = new Set(); const roots = []; let n = c;
+    while (n) { keep.add(n); const p = n.parentNode;
+        if (p instanceof ShadowRoot) { roots.push(p); n = p.host; }
+        else if (p === document) { roots.push(p); n = null; } else n = p; }
+    for (const r of roots) for (const el of r.querySelectorAll('*'))
+        if (!keep.has(el)) { el.dataset.hidden = el.style.visibility; el.style.visibility = 'hidden'; } }"""
+SHOW_ALL = """c => { for (const r of [c.getRootNode(), document]) for (const el of r.querySelectorAll('[data-hidden]'))
+    { el.style.visibility = el.dataset.hidden; delete el.dataset.hidden; } }"""

@@ -44,16 +44,6 @@ def atlas_page():
             browser.close()
 
 
-HIDE_ALL_BUT_CANVAS = """c => { const keep = new Set(); const roots = []; let n = c;
-    while (n) { keep.add(n); const p = n.parentNode;
-        if (p instanceof ShadowRoot) { roots.push(p); n = p.host; }
-        else if (p === document) { roots.push(p); n = null; } else n = p; }
-    for (const r of roots) for (const el of r.querySelectorAll('*'))
-        if (!keep.has(el)) { el.dataset.hidden = el.style.visibility; el.style.visibility = 'hidden'; } }"""
-SHOW_ALL = """c => { for (const r of [c.getRootNode(), document]) for (const el of r.querySelectorAll('[data-hidden]'))
-    { el.style.visibility = el.dataset.hidden; delete el.dataset.hidden; } }"""
-
-
 def _pixels(png: bytes) -> np.ndarray:
     from PIL import Image
 
@@ -63,11 +53,11 @@ def _pixels(png: bytes) -> np.ndarray:
 def _drawn_points(canvas) -> tuple[float, int, np.ndarray]:
     """What the map's canvas itself shows, overlays hidden: (share of pixels that differ from the background,
     how many of 12 hue bins hold 20+ strongly coloured pixels, the background colour)."""
-    canvas.evaluate(HIDE_ALL_BUT_CANVAS)
+    canvas.evaluate(atlas.HIDE_ALL_BUT_CANVAS)
     try:
         pixels = _pixels(canvas.screenshot())
     finally:
-        canvas.evaluate(SHOW_ALL)
+        canvas.evaluate(atlas.SHOW_ALL)
     colours, counts = np.unique(pixels.reshape(-1, 3), axis=0, return_counts=True)
     background = colours[counts.argmax()]
     drawn = np.abs(pixels - background).sum(axis=2) > 30
