@@ -22,7 +22,6 @@ import numpy as np
 from .encoder import Encoding, Fingerprint
 from .errors import ExportError
 from .export import atomic_path
-from .io.corpus import Corpus
 
 
 class EmbeddingsWriter:
@@ -116,18 +115,6 @@ def open_embeddings(out: str | Path, n_docs: int, instructions: Sequence[str], f
         writer = EmbeddingsWriter(tmp, out, n_docs, instructions, fingerprint, source)
         yield writer
         writer.written = writer.close()
-
-
-def write_embeddings(out: str | Path, corpus: Corpus, instructions: Sequence[str], results: Sequence[Encoding],
-                     fingerprint: Fingerprint) -> list[Path]:
-    """Write ``results`` (one per instruction, every document) to ``out`` in one block; returns the files.
-
-    Raises:
-        ExportError: unknown suffix, or ``.npy`` with several instructions.
-    """
-    with open_embeddings(out, len(corpus), instructions, fingerprint, corpus.source) as writer:
-        writer.write(corpus.ids, results)
-    return writer.written
 
 
 def long_table(doc_ids: Any, instruction_index: Any, instruction: Sequence[str],
