@@ -460,6 +460,7 @@ class MaskedLMEncoder(TransformersEncoder):
         self.mask_token_id = int(tokenizer.mask_token_id)
         self.suffix = tokenizer.mask_token * n_masks
         self._head = _masked_lm_head(model)
+        self._slot_layers = _slot_layers(self._base)
 
     @property
     def pooling(self) -> str:
@@ -483,8 +484,7 @@ class MaskedLMEncoder(TransformersEncoder):
         positions = torch.tensor([[shift[i] + p for p in self._mask_positions(r)] for i, r in enumerate(rows)],
                                  device=ids.device)
         with torch.inference_mode():
-            hidden = self._base(input_ids=ids, attention_mask=mask, **self.positions(mask)).last_hidden_state
-            at_masks = hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+            at_masks = self.states_at(ids, mask, positions)
             vectors = at_masks.float().mean(dim=1)
             decoded = None
             if answers:
@@ -492,6 +492,71 @@ class MaskedLMEncoder(TransformersEncoder):
                 tokens = logits.argmax(dim=-1).tolist()
                 decoded = [self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in tokens]
         return vectors.cpu().numpy(), decoded
+
+
+    def states_at(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Last-layer states at ``positions`` (``(batch, n)`` indices), ``(batch, n, hidden)``.
+
+        Only the mask slots' last-layer states are used, so for BERT-family encoders the last
+        layer runs its queries and feed-forward at those slots only (its keys and values still see
+        every token): the same states as the full pass, about a layer's worth of work less per
+        prompt token. Other architectures take the full pass.
+        """
+        if self._slot_layers is None:
+            hidden = self._base(input_ids=ids, attention_mask=mask, **self.positions(mask)).last_hidden_state
+            return hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+        import torch
+
+        base = self._base
+        hidden = base.embeddings(input_ids=ids, **self.positions(mask))
+        # additive mask (batch, 1, 1, width): what eager and SDPA attention both accept
+        bias = torch.zeros(mask.shape, dtype=hidden.dtype, device=hidden.device)
+        bias = bias.masked_fill(mask == 0, torch.finfo(hidden.dtype).min)[:, None, None, :]
+        *early, last = self._slot_layers
+        for layer in early:
+            out = layer(hidden, bias)
+            hidden = out[0] if isinstance(out, tuple) else out
+        slots = hidden.gather(1, positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+        attention = last.attention.self
+        heads, size = attention.num_attention_heads, attention.attention_head_size
+
+        def split(x: torch.Tensor) -> torch.Tensor:
+            return x.view(x.shape[0], x.shape[1], heads, size).transpose(1, 2)
+
+        context = torch.nn.functional.scaled_dot_product_attention(
+            split(attention.query(slots)), split(attention.key(hidden)), split(attention.value(hidden)),
+            attn_mask=bias, scale=size ** -0.5)
+        context = context.transpose(1, 2).reshape(slots.shape[0], slots.shape[1], heads * size)
+        mixed = last.attention.output(context, slots)
+        return last.output(last.intermediate(mixed), mixed)
+
+
+def _slot_layers(base: Any) -> Any:
+    """The layers of a BERT-family encoder whose last layer can run at the mask slots only, else ``None``.
+
+    Needs post-norm BERT layers (``attention.self.query/key/value``, ``attention.output``,
+    ``intermediate``, ``output``), absolute or RoBERTa positions, no decoder or cross-attention,
+    and eager or SDPA attention (which take an additive mask).
+    """
+    config = getattr(base, "config", None)
+    layers = getattr(getattr(base, "encoder", None), "layer", None)
+    if config is None or layers is None or len(layers) < 1 or getattr(base, "embeddings", None) is None:
+        return None
+    if getattr(config, "model_type", "") not in ("bert", "roberta", "xlm-roberta") or config.is_decoder:
+        return None
+    if getattr(config, "position_embedding_type", "absolute") != "absolute" or config.add_cross_attention:
+        return None
+    if getattr(config, "_attn_implementation", "eager") not in ("eager", "sdpa"):
+        return None
+    last = layers[-1]
+    attention = getattr(getattr(last, "attention", None), "self", None)
+    if not all(hasattr(attention, name) for name in ("query", "key", "value", "num_attention_heads",
+                                                      "attention_head_size")):
+        return None
+    if not all(hasattr(last, name) for name in ("intermediate", "output")) or getattr(
+            last, "chunk_size_feed_forward", 0):
+        return None
+    return list(layers)
 
 
 def _masked_lm_head(model: Any) -> Any:

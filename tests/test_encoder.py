@@ -13,6 +13,7 @@ from inbedder_core.encoder import (
     HashEncoder,
     MaskedLMEncoder,
     SentenceTransformerEncoder,
+    _slot_layers,
     load_encoder,
 )
 from inbedder_core.errors import EncodingError, ModelError
@@ -109,6 +110,27 @@ def test_masked_pooling_and_answer_match_the_full_model(roberta):
     got = roberta.encode([text], FEEL, normalize=False)
     np.testing.assert_allclose(got.embeddings[0], expected, atol=1e-5)
     assert got.answers == [expected_answer]
+
+
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_last_layer_at_the_mask_slots_only_gives_the_full_pass(tiny_bert, tiny_roberta, attention, side):
+    """BERT-family encoders run their last layer at the mask slots only; vectors and answers must not change."""
+    import transformers
+
+    texts = TEXTS + ["x", "a much longer text " * 9]
+    for path in (tiny_bert, tiny_roberta):
+        encoder = load_encoder(str(path), device="cpu", padding_side=side)
+        encoder.model.config._attn_implementation = attention
+        assert encoder._slot_layers is not None, "the slot path should be taken for BERT and RoBERTa"
+        fast = encoder.encode(texts, FEEL, normalize=False, batch_size=3)
+        encoder._slot_layers = None
+        full = encoder.encode(texts, FEEL, normalize=False, batch_size=3)
+        np.testing.assert_allclose(fast.embeddings, full.embeddings, atol=1e-5)
+        assert fast.answers == full.answers
+    relative = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=20, position_embedding_type="relative_key")
+    assert _slot_layers(transformers.BertModel(relative)) is None  # other positions: the full pass
 
 
 def test_causal_vector_matches_generate_hidden_state_and_answer_is_greedy(causal):
