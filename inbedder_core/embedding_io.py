@@ -173,11 +173,16 @@ def embedding_files(path: str | Path) -> list[Path]:
     return [path]
 
 
-def read_for_corpus(path: str | Path, instruction: str, ids: Sequence[str]) -> tuple[Encoding, dict[str, Any]]:
+READ_BATCH = 16_384
+"""Rows of an embeddings file read at a time by ``read_for_corpus``."""
+
+
+def read_for_corpus(path: str | Path, instruction: str, ids: Sequence[str],
+                    batch_rows: int = READ_BATCH) -> tuple[Encoding, dict[str, Any]]:
     """The vectors and answers of ``instruction`` for the documents ``ids`` (in that order), from
     ``inbedder embed``'s output at ``path`` (one Parquet file or a folder of shards), and its metadata
     (``fingerprint``, ``instructions``, ``source``). Rows of other documents are counted in the
-    ``Encoding``'s notes, not used.
+    ``Encoding``'s notes, not used. Files are read ``batch_rows`` rows at a time.
 
     Raises:
         ExportError: no rows for ``instruction`` (naming those there are), or documents of ``ids`` without
@@ -196,13 +201,15 @@ def read_for_corpus(path: str | Path, instruction: str, ids: Sequence[str]) -> t
     seen = np.zeros(n, dtype=bool)
     other = 0
     instructions: set[str] = set()
-    for file in files:
-        table = pq.read_table(file, columns=["doc_id", "instruction", "answer", "embedding"])
+    # One batch of rows at a time (not whole files), so memory holds the result and one batch, not the file.
+    batches = (batch for file in files for batch in pq.ParquetFile(file).iter_batches(
+        batch_size=batch_rows, columns=["doc_id", "instruction", "answer", "embedding"]))
+    for table in batches:
         instructions.update(table["instruction"].unique().to_pylist())
         table = table.filter(pc.equal(table["instruction"], instruction))
         if table.num_rows == 0:
             continue
-        flat = table["embedding"].combine_chunks()
+        flat = table["embedding"]
         block = np.asarray(flat.flatten(), dtype=np.float32).reshape(table.num_rows, flat.type.list_size)
         if vectors is None:
             vectors = np.zeros((n, block.shape[1]), dtype=np.float32)

@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from inbedder_core.embedding_io import read_embeddings
+from inbedder_core.embedding_io import read_embeddings, read_for_corpus
 from inbedder_core.encoder import load_encoder
 from inbedder_core.errors import CorpusError, ExportError
 from inbedder_core.sharded import EncoderSpec, embed_shards, resolve_inputs
@@ -213,6 +213,12 @@ def test_one_file_embeddings_are_written_block_by_block_and_read_back_whole(tmp_
         got_ids, vectors, answers = read_embeddings(out, number)
         whole = encoder.encode(texts, question)
         assert got_ids == ids and np.allclose(vectors, whole.embeddings) and answers == whole.answers
+        # the clustering side reads a few rows at a time, for any order of the corpus's ids
+        shuffled = ids[::-1]
+        for rows in (3, 16_384):
+            encoding, meta = read_for_corpus(out, question, shuffled, batch_rows=rows)
+            assert np.allclose(encoding.embeddings, whole.embeddings[::-1]) and encoding.answers == whole.answers[::-1]
+            assert meta["instructions"] == questions
     npy = tmp_path / "emb.npy"
     with open_embeddings(npy, len(texts), questions[:1], encoder.fingerprint, "corpus.csv") as writer:
         for start in range(0, 25, 10):
