@@ -493,7 +493,6 @@ class MaskedLMEncoder(TransformersEncoder):
                 decoded = [self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in tokens]
         return vectors.cpu().numpy(), decoded
 
-
     def states_at(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Last-layer states at ``positions`` (``(batch, n)`` indices), ``(batch, n, hidden)``.
 
