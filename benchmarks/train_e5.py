@@ -7,7 +7,8 @@ never in the repository, except ``export``:
     python benchmarks/train_e5.py train      # fine-tune (checkpoints; rerun to resume)
     python benchmarks/train_e5.py evaluate --model DIR_OR_NAME --eval-out DIR
     python benchmarks/train_e5.py continue   # stage 2 from the stage-1 model (checkpoints2; rerun to resume)
-    python benchmarks/train_e5.py export --model WORK/model2 --eval-out WORK/eval/NAME  # write the bundle
+    python benchmarks/train_e5.py third --max-steps 600  # stage 3 from stage 2 (checkpoints3c; rerun to resume)
+    python benchmarks/train_e5.py export --model WORK/model3c --eval-out WORK/eval/NAME  # write the bundle
 
 Data (``prepare``):
 
@@ -219,8 +220,18 @@ def continue_settings(work: Path, max_steps: int, minutes: float):
                    learning_rate=5e-5, checkpoint_dir=str(work / "checkpoints2"))
 
 
+def third_settings(work: Path, max_steps: int, minutes: float):
+    """Stage 3 (shipped): from the stage-2 model, the same mix and objective in a third batch order, 600 steps
+    at 5e-5. (Its output folder is ``model3c``: it was first run as the control of a distillation try.)"""
+    from dataclasses import replace
+
+    first = settings(work, work / "model2", max_steps, minutes)
+    return replace(first, output_dir=str(work / "model3c"), seed=SEED + 2, learning_rate=5e-5,
+                   checkpoint_dir=str(work / "checkpoints3c"))
+
+
 def run_training(work: Path, base: Path, max_steps: int, minutes: float, threads: int,
-                 stage2: bool = False) -> None:
+                 stage: int = 1) -> None:
     import torch
 
     from inbedder_core.training import train
@@ -231,7 +242,10 @@ def run_training(work: Path, base: Path, max_steps: int, minutes: float, threads
     def note(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
-    chosen = continue_settings(work, max_steps, minutes) if stage2 else settings(work, base, max_steps, minutes)
+    if stage == 1:
+        chosen = settings(work, base, max_steps, minutes)
+    else:
+        chosen = (continue_settings if stage == 2 else third_settings)(work, max_steps, minutes)
     checkpoints = Path(chosen.checkpoint_dir or "")
     resume = (checkpoints / "last").exists() or (checkpoints / "previous").exists()
     result = train(chosen, resume=resume, overwrite=not resume, note=note)
@@ -321,13 +335,14 @@ def evidence(eval_dir: Path, models: dict[str, str]) -> list[str]:
 
 
 def export(work: Path, eval_dir: Path, model_dir: Path | None = None, eval_name: str = "inbedder-e5") -> Path:
-    """Write the bundle from ``model_dir`` (default: stage 2's ``model2`` when it finished, else stage 1's
+    """Write the bundle from ``model_dir`` (default: the last stage that finished: ``model3c``, ``model2`` or
     ``model``), its card quoting the validation results in ``eval_dir / eval_name``."""
     from inbedder_core.models import E5_BASE, export_bundle
     from inbedder_core.training import model_card
 
     if model_dir is None:
-        model_dir = work / "model2" if (work / "model2" / "model.safetensors").exists() else work / "model"
+        model_dir = next(work / name for name in ("model3c", "model2", "model")
+                         if (work / name / "model.safetensors").exists() or name == "model")
     out = export_bundle(model_dir, ROOT / "inbedder_core" / "bundled" / "inbedder-e5", name="inbedder-e5",
                         base=E5_BASE)
     meta = json.loads((out / "inbedder_training.json").read_text(encoding="utf-8"))
@@ -356,6 +371,12 @@ def export(work: Path, eval_dir: Path, model_dir: Path | None = None, eval_name:
            "(`python benchmarks/train_e5.py continue`), 900 steps at 5e-5, seed 18 (another batch order; 28,800 "
            "examples seen). Rebuild: `prepare`, `train`, `continue`, `export --model WORK/model2`.", ""]
           if model_dir.name == "model2" else []),
+        *(["Three stages (the settings above are stage 3's): stage 1 from the base, 1,100 steps at learning rate "
+           "1e-4, seed 17 (35,200 examples seen); stage 2 from stage 1 (`continue`), 900 steps at 5e-5, seed 18 "
+           "(28,800 examples); stage 3 from stage 2 (`python benchmarks/train_e5.py third --max-steps 600`), "
+           "600 steps at 5e-5, seed 19 (19,200 examples; the same mix and objective in a third batch order). "
+           "Rebuild: `prepare`, `train`, `continue`, `third --max-steps 600`, `export --model WORK/model3c`.", ""]
+          if model_dir.name == "model3c" else []),
         "Training objective: the InBedder answer loss at the three mask slots plus an answer-supervised "
         "contrastive term (weight 0.5, temperature 0.05; positives: same kind of question and same gold answer "
         "in a batch of four question kinds). Data: `python benchmarks/train_e5.py prepare` (see docs/training.md).",
@@ -379,15 +400,15 @@ def export(work: Path, eval_dir: Path, model_dir: Path | None = None, eval_name:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=["prepare", "validation", "train", "continue", "evaluate", "answers",
-                                         "export"])
+    parser.add_argument("step", choices=["prepare", "validation", "train", "continue", "third", "evaluate",
+                                         "answers", "export"])
     parser.add_argument("--work", type=Path, default=Path("/tmp/inbedder-e5"))
     parser.add_argument("--base", type=Path, default=Path("/tmp/e5base/multilingual-e5-small-mlm"))
     parser.add_argument("--max-steps", type=int, default=1100)
     parser.add_argument("--minutes", type=float, default=105.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", default="inbedder-e5", help="evaluate: model to evaluate; export: the trained "
-                        "model folder (default: WORK/model2 when stage 2 finished, else WORK/model)")
+                        "model folder (default: the last stage that finished: WORK/model3c, model2 or model)")
     parser.add_argument("--eval-out", type=Path, default=Path("/tmp/inbedder-e5/eval/model"))
     parser.add_argument("--seeds", type=int, default=3, help="evaluate: KMeans seeds")
     args = parser.parse_args()
@@ -398,7 +419,9 @@ def main() -> None:
     elif args.step == "train":
         run_training(args.work, args.base, args.max_steps, args.minutes, args.threads)
     elif args.step == "continue":
-        run_training(args.work, args.base, args.max_steps, args.minutes, args.threads, stage2=True)
+        run_training(args.work, args.base, args.max_steps, args.minutes, args.threads, stage=2)
+    elif args.step == "third":
+        run_training(args.work, args.base, args.max_steps, args.minutes, args.threads, stage=3)
     elif args.step == "export":
         model_dir = Path(args.model) if Path(args.model).is_dir() else None
         print(f"bundle written to {export(args.work, args.work / 'eval', model_dir, args.eval_out.name)}")
