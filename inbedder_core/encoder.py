@@ -444,13 +444,49 @@ class TransformersEncoder(Encoder):
         return ids.to(self.device), mask.to(self.device)
 
 
+ANSWERS_FILE = "answers.json"
+"""A trained model's answer lexicon (written by ``inbedder_core.train``), read by ``load_encoder``."""
+MEND_MARGIN = 4.0
+"""How much less likely (in nats, summed over the slots) a known answer may be than the slot-by-slot one
+and still replace it (about 55 times)."""
+
+
+def read_answer_lexicon(folder: str | os.PathLike[str]) -> list[str] | None:
+    """The answers in ``folder``'s ``ANSWERS_FILE``, or ``None`` when there is none.
+
+    Raises:
+        ModelError: the file is not an answer lexicon.
+    """
+    from pathlib import Path
+
+    path = Path(folder) / ANSWERS_FILE
+    if not path.is_file():
+        return None
+    try:
+        answers = json.loads(path.read_text(encoding="utf-8"))["answers"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ModelError(f"{path} is not an answer lexicon ({error}); delete it or export the model again") from error
+    if not isinstance(answers, dict | list):
+        raise ModelError(f"{path}: 'answers' must be a list or an object of answers; export the model again")
+    return [str(a) for a in answers]
+
+
 class MaskedLMEncoder(TransformersEncoder):
-    """InBedder on a masked LM: mean of last-layer states at ``n_masks`` appended mask tokens."""
+    """InBedder on a masked LM: mean of last-layer states at ``n_masks`` appended mask tokens.
+
+    Answers are the argmax of each slot, decoded together. With an ``answer_lexicon`` (the answers the
+    model was trained to give), an answer that is not in it is mended: slots decoded independently
+    can truncate a word ("polit" for "polite") or glue pieces of two answers ("textncyclopedia"). It
+    is replaced by the likeliest lexicon answer that starts with the same first piece, when that one
+    is at most ``MEND_MARGIN`` nats less likely over the slots; other answers (a name, a language the
+    training never asked about) stay as decoded.
+    """
 
     kind: EncoderKind = "masked"
     default_batch_size = 32
 
-    def __init__(self, model: Any, tokenizer: Any, *, n_masks: int = 3, **kwargs: Any) -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, n_masks: int = 3, answer_lexicon: Sequence[str] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(model, tokenizer, **kwargs)
         if tokenizer.mask_token is None:
             raise ModelError(f"model '{self.model_id}' has no mask token; it cannot be used as a masked InBedder")
@@ -461,10 +497,55 @@ class MaskedLMEncoder(TransformersEncoder):
         self.suffix = tokenizer.mask_token * n_masks
         self._head = _masked_lm_head(model)
         self._slot_layers = _slot_layers(self._base)
+        self._lexicon = self._lexicon_table(answer_lexicon) if answer_lexicon else None
 
     @property
     def pooling(self) -> str:
-        return f"mask-mean:{self.n_masks};last-layer;max_length={self.max_length}"
+        mended = f";mended-answers:{len(self._lexicon[0])}" if self._lexicon else ""
+        return f"mask-mean:{self.n_masks};last-layer;max_length={self.max_length}{mended}"
+
+    def _lexicon_table(self, answers: Sequence[str]) -> tuple[list[str], Any, Any, frozenset[str]] | None:
+        """The lexicon answers that fit the slots: (answers, their slot tokens ``(m, n_masks)`` with the
+        training's end token after a short answer, their first tokens, the set of answers)."""
+        import torch
+
+        tok = self.tokenizer
+        end = tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id
+        if end is None:
+            return None
+        kept, rows = [], []
+        for answer in dict.fromkeys(" ".join(str(a).split()).lower() for a in answers):
+            ids = tok(answer, add_special_tokens=False)["input_ids"] if answer else []
+            if 1 <= len(ids) <= self.n_masks:
+                kept.append(answer)
+                rows.append([int(t) for t in ids] + [int(end)] * (self.n_masks - len(ids)))
+        if not kept:
+            return None
+        table = torch.tensor(rows, device=self.device)
+        return kept, table, table[:, 0], frozenset(kept)
+
+    def _answers(self, logits: torch.Tensor) -> list[str]:
+        """Answers from the slot logits ``(batch, n_masks, vocabulary)``: argmax per slot, then mended."""
+        import torch
+
+        tokens = logits.argmax(dim=-1)
+        decoded = [self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in tokens.tolist()]
+        if self._lexicon is None:
+            return decoded
+        answers, table, first, known = self._lexicon
+        slots = torch.arange(self.n_masks, device=logits.device)
+        for i, answer in enumerate(decoded):
+            if " ".join(answer.split()).lower() in known:
+                continue
+            candidates = (first == tokens[i, 0]).nonzero().flatten()
+            if candidates.numel() == 0:
+                continue
+            logp = logits[i].float().log_softmax(dim=-1)
+            scores = logp[slots, table[candidates]].sum(dim=-1)
+            best = int(scores.argmax())
+            if float(scores[best]) >= float(logp[slots, tokens[i]].sum()) - MEND_MARGIN:
+                decoded[i] = answers[int(candidates[best])]
+        return decoded
 
     @property
     def gives_answers(self) -> bool:
@@ -488,9 +569,7 @@ class MaskedLMEncoder(TransformersEncoder):
             vectors = at_masks.float().mean(dim=1)
             decoded = None
             if answers:
-                logits = self._head(at_masks)
-                tokens = logits.argmax(dim=-1).tolist()
-                decoded = [self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in tokens]
+                decoded = self._answers(self._head(at_masks))
         return vectors.cpu().numpy(), decoded
 
     def states_at(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -785,7 +864,8 @@ def load_encoder(
     common = dict(model_id=resolved.model_id, revision=str(rev), pattern=pattern or INBEDDER_PATTERN,
                   device=device, dtype=dtype, max_length=max_length, padding_side=padding_side)
     if detected == "masked":
-        return MaskedLMEncoder(net, tokenizer, n_masks=n_masks, **common)
+        lexicon = read_answer_lexicon(resolved.location) if resolved.is_local else None
+        return MaskedLMEncoder(net, tokenizer, n_masks=n_masks, answer_lexicon=lexicon, **common)
     return CausalLMEncoder(net, tokenizer, answer_tokens=answer_tokens, **common)
 
 

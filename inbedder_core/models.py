@@ -276,7 +276,7 @@ BUNDLED_MODELS: dict[str, str] = {"inbedder-minilm": "inbedder-minilm", "inbedde
 """Accepted names (lower case) -> bundle folder."""
 
 _COPIED = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
-           "README.md", "inbedder_training.json")
+           "README.md", "inbedder_training.json", "answers.json")
 _COMPLETE = ".complete"
 
 

@@ -76,6 +76,18 @@ def test_loads_offline_and_the_answer_follows_the_question(encoder):
     assert not np.allclose(language.embeddings, sentiment.embeddings, atol=1e-2)
 
 
+def test_answers_read_as_words_the_training_asked_for(encoder):
+    """Slot-by-slot argmax truncates or glues word pieces ("fren", "englishish"); the shipped answer
+    lexicon mends them, so the language question is answered with language names."""
+    assert "mended-answers" in encoder.pooling
+    texts = [t for t, _, _ in CORPUS]
+    answers = encoder.encode(texts, LANGUAGE, answers=True).answers
+    right = sum(a == lang for a, (_, lang, _) in zip(answers, CORPUS, strict=True))
+    assert right >= len(CORPUS) - 2, answers
+    polarity = encoder.encode(texts, SENTIMENT, answers=True).answers
+    assert sum(a in ("positive", "negative") for a in polarity) >= len(CORPUS) - 2, polarity
+
+
 def test_a_language_question_separates_languages_and_a_sentiment_question_polarity(encoder):
     texts = [t for t, _, _ in CORPUS]
     languages = [lang for _, lang, _ in CORPUS]
@@ -118,7 +130,9 @@ def test_a_bundle_over_the_e5_base_round_trips(tmp_path, monkeypatch):
     save_file(tensors, str(trained / "model.safetensors"), metadata={"format": "pt"})
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
         (trained / name).write_bytes((base / name).read_bytes())
+    (trained / "answers.json").write_text(json.dumps({"answers": {"positive": 5, "negative": 4}}))
     bundle = export_bundle(trained, tmp_path / "bundle", name="e5-test", base=E5_BASE)
+    assert (bundle / "answers.json").exists()
     assert list(load_file(str(bundle / "adapter.safetensors"))) == [key]
     assert not (bundle / "tokenizer.json").exists()
     built = materialise(bundle, cache_dir=tmp_path / "cache")
@@ -126,4 +140,5 @@ def test_a_bundle_over_the_e5_base_round_trips(tmp_path, monkeypatch):
     rebuilt = load_file(str(built / "model.safetensors"))
     assert np.allclose(rebuilt[key], tensors[key], atol=1e-3)
     encoder = load_encoder(str(built))
+    assert encoder.pooling.endswith(";mended-answers:2")  # the lexicon travels with the bundle
     assert encoder.encode(["Hola, ¿qué tal?"], LANGUAGE).embeddings.shape == (1, 384)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from inbedder_core.encoder import (
+    ANSWERS_FILE,
     CausalLMEncoder,
     Encoding,
     HashEncoder,
@@ -110,6 +111,48 @@ def test_masked_pooling_and_answer_match_the_full_model(roberta):
     got = roberta.encode([text], FEEL, normalize=False)
     np.testing.assert_allclose(got.embeddings[0], expected, atol=1e-5)
     assert got.answers == [expected_answer]
+
+
+def test_answers_are_mended_towards_the_lexicon_the_model_was_trained_on(tiny_bert, tmp_path):
+    """An answer outside ``answers.json`` becomes the likeliest lexicon answer with the same first piece
+    when that one is at most MEND_MARGIN nats less likely over the slots; otherwise it stays."""
+    import shutil
+
+    import torch
+
+    folder = tmp_path / "with-lexicon"
+    shutil.copytree(tiny_bert, folder)
+    (folder / ANSWERS_FILE).write_text(json.dumps({"answers": {"card fee": 9, "cash": 4, "refund": 3}}))
+    encoder = load_encoder(str(folder))
+    assert encoder.pooling.endswith(";mended-answers:3")
+    vocab = encoder.tokenizer.get_vocab()
+
+    def logits(*slots):
+        out = torch.full((1, 3, len(vocab)), -10.0)
+        for j, scores in enumerate(slots):
+            for word, value in scores.items():
+                out[0, j, vocab[word]] = value
+        return out
+
+    truncated = logits({"card": 5}, {"</s>": 3, "fee": 1}, {"</s>": 5})  # "card fee" 2 nats less likely
+    assert encoder._answers(truncated) == ["card fee"]
+    assert load_encoder(str(tiny_bert))._answers(truncated) == ["card"]  # no lexicon: the argmax
+    assert encoder._answers(logits({"card": 5}, {"</s>": 9, "fee": 1}, {"</s>": 5})) == ["card"]  # 8 nats
+    assert encoder._answers(logits({"cash": 5}, {"fee": 5, "</s>": 4.9}, {"</s>": 5})) == ["cash"]  # glued
+    assert encoder._answers(logits({"card": 5}, {"fee": 5}, {"</s>": 5})) == ["card fee"]  # known: as decoded
+    assert encoder._answers(logits({"coffee": 5}, {"</s>": 5}, {"</s>": 5})) == ["coffee"]  # no answer starts so
+    texts = ["my card was stolen", "i want a refund please"]
+    assert len(encoder.encode(texts, NEED, answers=True).answers) == 2
+
+
+def test_a_broken_answer_lexicon_is_a_clear_error(tiny_bert, tmp_path):
+    import shutil
+
+    folder = tmp_path / "broken"
+    shutil.copytree(tiny_bert, folder)
+    (folder / ANSWERS_FILE).write_text("{not json")
+    with pytest.raises(ModelError, match="answers.json is not an answer lexicon.*export the model again"):
+        load_encoder(str(folder))
 
 
 @pytest.mark.parametrize("attention", ["eager", "sdpa"])

@@ -178,6 +178,27 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tiny_roberta, tmp_path):
         train(changed, resume=True)
 
 
+def test_a_masked_model_saves_the_answers_of_its_grouped_examples(tiny_roberta, tmp_path):
+    """``answers.json``: the answers of examples with a ``group`` given at least 3 times; the encoder reads it."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    path = folder / "grouped.jsonl"
+    with path.open("w", encoding="utf-8") as handle:
+        for i, (context, question, answer) in enumerate(ROWS):
+            group = f"feel:{answer}" if question == FEEL else ""
+            handle.write(json.dumps({"id": i, "source": "toyqa", "context": context, "question": question,
+                                     "answer": answer, "group": group}) + "\n")
+    (folder / "SOURCE.txt").write_text("repo: example/toyqa\ncommit: abc\nlicense: CC0 1.0\n")
+    out = tmp_path / "model"
+    train(settings_for(tiny_roberta, path, out, tmp_path, max_steps=2))
+    saved = json.loads((out / "answers.json").read_text())["answers"]
+    # the feeling answers given 3 times ("angry", "frustrated", "grateful" and "sad" come twice)
+    assert set(saved) == {"worried", "happy"}
+    assert load_encoder(str(out)).pooling.endswith(";mended-answers:2")
+    train(settings_for(tiny_roberta, write_data(tmp_path / "plain"), out, tmp_path, max_steps=2), overwrite=True)
+    assert not (out / "answers.json").exists()  # no grouped example: no lexicon, argmax answers
+
+
 def test_causal_training_runs_and_loads(tiny_llama, tmp_path):
     data = write_data(tmp_path / "data")
     result = train(settings_for(tiny_llama, data, tmp_path / "llama", tmp_path, max_steps=12))
