@@ -283,6 +283,7 @@ def answers(model: str, work: Path, out: Path) -> None:
     encoder = load_encoder(model, device="cpu")
     if getattr(encoder, "kind", "") == "sentence-transformers":
         return
+    out.mkdir(parents=True, exist_ok=True)
     table = {}
     for name in VALIDATION:
         columns = json.loads((work / "validation" / f"{name}.json").read_text(encoding="utf-8"))
@@ -380,6 +381,11 @@ def export(work: Path, eval_dir: Path, model_dir: Path | None = None, eval_name:
         "Training objective: the InBedder answer loss at the three mask slots plus an answer-supervised "
         "contrastive term (weight 0.5, temperature 0.05; positives: same kind of question and same gold answer "
         "in a batch of four question kinds). Data: `python benchmarks/train_e5.py prepare` (see docs/training.md).",
+        "",
+        "Answers: `answers.json` lists the answers the aspect questions were trained with (given at least 3 "
+        "times). An answer decoded slot by slot that is not one of them (\"polit\", \"fren\") is replaced by the "
+        "likeliest listed answer with the same first word piece (\"polite\", \"french\") when that one is at "
+        "most 4 nats less likely; vectors are not affected.",
         "",
         "Weights: MIT (as the base). Several training sources are CC BY-SA (sib200, nusax_senti, perspectrum, "
         "onestopenglish, ewt_genre, medical_abstracts, qamr's sentences, opentriviaqa); their attribution is "
