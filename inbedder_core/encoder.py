@@ -477,9 +477,10 @@ class MaskedLMEncoder(TransformersEncoder):
     Answers are the argmax of each slot, decoded together. With an ``answer_lexicon`` (the answers the
     model was trained to give), an answer that is not in it is mended: slots decoded independently
     can truncate a word ("polit" for "polite") or glue pieces of two answers ("textncyclopedia"). It
-    is replaced by the likeliest lexicon answer that starts with the same first piece, when that one
-    is at most ``MEND_MARGIN`` nats less likely over the slots; other answers (a name, a language the
-    training never asked about) stay as decoded.
+    is replaced by the likeliest lexicon answer that starts with the same first piece and parts from
+    it inside a word, when that one is at most ``MEND_MARGIN`` nats less likely over the slots. Other
+    answers stay as decoded: whole words the lexicon lacks ("credit", not "credit limit"), names,
+    languages the training never asked about.
     """
 
     kind: EncoderKind = "masked"
@@ -498,6 +499,7 @@ class MaskedLMEncoder(TransformersEncoder):
         self._head = _masked_lm_head(model)
         self._slot_layers = _slot_layers(self._base)
         self._lexicon = self._lexicon_table(answer_lexicon) if answer_lexicon else None
+        self._glued: dict[tuple[int, int], bool] = {}
 
     @property
     def pooling(self) -> str:
@@ -529,7 +531,8 @@ class MaskedLMEncoder(TransformersEncoder):
         import torch
 
         tokens = logits.argmax(dim=-1)
-        decoded = [self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in tokens.tolist()]
+        rows = tokens.tolist()
+        decoded = [self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in rows]
         if self._lexicon is None:
             return decoded
         answers, table, first, known = self._lexicon
@@ -537,19 +540,36 @@ class MaskedLMEncoder(TransformersEncoder):
         for i, answer in enumerate(decoded):
             if " ".join(answer.split()).lower() in known:
                 continue
-            candidates = (first == tokens[i, 0]).nonzero().flatten()
-            if candidates.numel() == 0:
+            candidates = [int(c) for c in (first == tokens[i, 0]).nonzero().flatten()
+                          if self._splits_a_word(rows[i], table[int(c)].tolist())]
+            if not candidates:
                 continue
             logp = logits[i].float().log_softmax(dim=-1)
             scores = logp[slots, table[candidates]].sum(dim=-1)
             best = int(scores.argmax())
             if float(scores[best]) >= float(logp[slots, tokens[i]].sum()) - MEND_MARGIN:
-                decoded[i] = answers[int(candidates[best])]
+                decoded[i] = answers[candidates[best]]
         return decoded
 
-    @property
-    def gives_answers(self) -> bool:
-        return True
+    def _splits_a_word(self, decoded: list[int], known: list[int]) -> bool:
+        """Whether the decoded slots part from a known answer inside a word: where they first differ, one
+        of the two continues the word before it ("polit" + "e", "text" + "ncyclopedia"). Answers that part
+        between words ("credit" against "credit limit") are other answers, not broken ones."""
+        for j in range(1, len(decoded)):
+            if decoded[j] != known[j]:
+                return self._continues(decoded[j - 1], decoded[j]) or self._continues(known[j - 1], known[j])
+        return False
+
+    def _continues(self, previous: int, token: int) -> bool:
+        """Whether ``token`` glues onto ``previous`` without a space ("▁polit" + "e", "play" + "##ing")."""
+        found = self._glued.get((previous, token))
+        if found is None:
+            special = set(self.tokenizer.all_special_ids)
+            head = self.tokenizer.decode([previous]).strip()
+            joined = "" if previous in special or token in special else self.tokenizer.decode([previous, token]).strip()
+            found = len(joined) > len(head) and joined.startswith(head) and not joined[len(head)].isspace()
+            self._glued[(previous, token)] = found
+        return found
 
     def _mask_positions(self, row: list[int]) -> list[int]:
         positions = [i for i, t in enumerate(row) if t == self.mask_token_id]

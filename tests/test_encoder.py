@@ -113,18 +113,41 @@ def test_masked_pooling_and_answer_match_the_full_model(roberta):
     assert got.answers == [expected_answer]
 
 
-def test_answers_are_mended_towards_the_lexicon_the_model_was_trained_on(tiny_bert, tmp_path):
-    """An answer outside ``answers.json`` becomes the likeliest lexicon answer with the same first piece
-    when that one is at most MEND_MARGIN nats less likely over the slots; otherwise it stays."""
-    import shutil
+@pytest.fixture(scope="module")
+def wordpiece_bert(tmp_path_factory):
+    """A random BertForMaskedLM with a WordPiece tokenizer ("pol" + "##ite"), and an answers.json."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
 
+    torch.manual_seed(0)
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "#", "input", "instruction", "response", ":", "?", "how",
+             "is", "it", "the", "tone", "pol", "##ite", "##ish", "rude", "card", "fee", "text", "##ncy", "message"]
+    tok = Tokenizer(models.WordPiece(vocab={w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2),
+                                                                                                ("[SEP]", 3)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                        sep_token="[SEP]", mask_token="[MASK]")
+    config = BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=48, max_position_embeddings=128, pad_token_id=0)
+    folder = tmp_path_factory.mktemp("wordpiece-bert")
+    BertForMaskedLM(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (folder / ANSWERS_FILE).write_text(json.dumps({"answers": {"polite": 9, "rude": 5, "card fee": 4,
+                                                               "text message": 3}}))
+    return folder
+
+
+def test_answers_are_mended_towards_the_lexicon_the_model_was_trained_on(wordpiece_bert):
+    """An answer outside ``answers.json`` that parts from a lexicon answer inside a word (truncated or
+    glued pieces) becomes that answer when it is at most MEND_MARGIN nats less likely over the slots."""
     import torch
 
-    folder = tmp_path / "with-lexicon"
-    shutil.copytree(tiny_bert, folder)
-    (folder / ANSWERS_FILE).write_text(json.dumps({"answers": {"card fee": 9, "cash": 4, "refund": 3}}))
-    encoder = load_encoder(str(folder))
-    assert encoder.pooling.endswith(";mended-answers:3")
+    encoder = load_encoder(str(wordpiece_bert))
+    assert encoder.pooling.endswith(";mended-answers:4")
     vocab = encoder.tokenizer.get_vocab()
 
     def logits(*slots):
@@ -134,15 +157,21 @@ def test_answers_are_mended_towards_the_lexicon_the_model_was_trained_on(tiny_be
                 out[0, j, vocab[word]] = value
         return out
 
-    truncated = logits({"card": 5}, {"</s>": 3, "fee": 1}, {"</s>": 5})  # "card fee" 2 nats less likely
-    assert encoder._answers(truncated) == ["card fee"]
-    assert load_encoder(str(tiny_bert))._answers(truncated) == ["card"]  # no lexicon: the argmax
-    assert encoder._answers(logits({"card": 5}, {"</s>": 9, "fee": 1}, {"</s>": 5})) == ["card"]  # 8 nats
-    assert encoder._answers(logits({"cash": 5}, {"fee": 5, "</s>": 4.9}, {"</s>": 5})) == ["cash"]  # glued
-    assert encoder._answers(logits({"card": 5}, {"fee": 5}, {"</s>": 5})) == ["card fee"]  # known: as decoded
-    assert encoder._answers(logits({"coffee": 5}, {"</s>": 5}, {"</s>": 5})) == ["coffee"]  # no answer starts so
-    texts = ["my card was stolen", "i want a refund please"]
-    assert len(encoder.encode(texts, NEED, answers=True).answers) == 2
+    truncated = logits({"pol": 5}, {"[SEP]": 3, "##ite": 1}, {"[SEP]": 5})  # "polite" 2 nats less likely
+    assert encoder._answers(truncated) == ["polite"]
+    encoder._lexicon = None
+    assert encoder._answers(truncated) == ["pol"]  # without a lexicon: the argmax
+    encoder = load_encoder(str(wordpiece_bert))
+    assert encoder._answers(logits({"pol": 5}, {"[SEP]": 9, "##ite": 1}, {"[SEP]": 5})) == ["pol"]  # 8 nats
+    assert encoder._answers(logits({"pol": 5}, {"##ish": 5, "##ite": 4}, {"[SEP]": 5})) == ["polite"]  # glued
+    glued = logits({"text": 5}, {"##ncy": 5, "message": 3}, {"[SEP]": 5})
+    assert encoder._answers(glued) == ["text message"]
+    # a whole word the lexicon lacks is another answer, not a broken one: "card", not "card fee"
+    assert encoder._answers(logits({"card": 5}, {"[SEP]": 3, "fee": 2.9}, {"[SEP]": 5})) == ["card"]
+    assert encoder._answers(logits({"rude": 5}, {"[SEP]": 5}, {"[SEP]": 5})) == ["rude"]  # known
+    assert encoder._answers(logits({"tone": 5}, {"##ite": 5}, {"[SEP]": 5})) == ["toneite"]  # no answer starts so
+    answers = encoder.encode(["how is the tone", "the card fee"], "how is it ?", answers=True).answers
+    assert len(answers) == 2
 
 
 def test_a_broken_answer_lexicon_is_a_clear_error(tiny_bert, tmp_path):
