@@ -383,9 +383,10 @@ def export(work: Path, eval_dir: Path, model_dir: Path | None = None, eval_name:
         "in a batch of four question kinds). Data: `python benchmarks/train_e5.py prepare` (see docs/training.md).",
         "",
         "Answers: `answers.json` lists the answers the aspect questions were trained with (given at least 3 "
-        "times). An answer decoded slot by slot that is not one of them (\"polit\", \"fren\") is replaced by the "
-        "likeliest listed answer with the same first word piece (\"polite\", \"french\") when that one is at "
-        "most 4 nats less likely; vectors are not affected.",
+        "times). An answer decoded slot by slot that is not one of them and breaks off or glues a word "
+        "(\"polit\", \"fren\", \"textncyclopedia\") is replaced by the likeliest listed answer with the same "
+        "first word piece (\"polite\", \"french\", \"text message\") when that one is at most 4 nats less "
+        "likely; whole words stay as decoded, and vectors are not affected.",
         "",
         "Weights: MIT (as the base). Several training sources are CC BY-SA (sib200, nusax_senti, perspectrum, "
         "onestopenglish, ewt_genre, medical_abstracts, qamr's sentences, opentriviaqa); their attribution is "
