@@ -506,6 +506,10 @@ class MaskedLMEncoder(TransformersEncoder):
         mended = f";mended-answers:{len(self._lexicon[0])}" if self._lexicon else ""
         return f"mask-mean:{self.n_masks};last-layer;max_length={self.max_length}{mended}"
 
+    @property
+    def gives_answers(self) -> bool:
+        return True
+
     def _lexicon_table(self, answers: Sequence[str]) -> tuple[list[str], Any, Any, frozenset[str]] | None:
         """The lexicon answers that fit the slots: (answers, their slot tokens ``(m, n_masks)`` with the
         training's end token after a short answer, their first tokens, the set of answers)."""
