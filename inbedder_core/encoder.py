@@ -35,6 +35,7 @@ import numpy as np
 
 from .errors import EncodingError, ModelError
 from .models import (
+    ANSWER_LEXICON_FILE,
     KINDS,
     EncoderKind,
     ResolvedModel,
@@ -444,22 +445,25 @@ class TransformersEncoder(Encoder):
         return ids.to(self.device), mask.to(self.device)
 
 
-ANSWERS_FILE = "answers.json"
-"""A trained model's answer lexicon (written by ``inbedder_core.train``), read by ``load_encoder``."""
 MEND_MARGIN = 4.0
 """How much less likely (in nats, summed over the slots) a known answer may be than the slot-by-slot one
 and still replace it (about 55 times)."""
 
 
+def normal_answer(answer: str) -> str:
+    """An answer as the lexicon holds it: lower case, runs of white space made one space."""
+    return " ".join(str(answer).split()).lower()
+
+
 def read_answer_lexicon(folder: str | os.PathLike[str]) -> list[str] | None:
-    """The answers in ``folder``'s ``ANSWERS_FILE``, or ``None`` when there is none.
+    """The answers in ``folder``'s ``ANSWER_LEXICON_FILE``, or ``None`` when there is none.
 
     Raises:
         ModelError: the file is not an answer lexicon.
     """
     from pathlib import Path
 
-    path = Path(folder) / ANSWERS_FILE
+    path = Path(folder) / ANSWER_LEXICON_FILE
     if not path.is_file():
         return None
     try:
@@ -496,6 +500,9 @@ class MaskedLMEncoder(TransformersEncoder):
         self.n_masks = n_masks
         self.mask_token_id = int(tokenizer.mask_token_id)
         self.suffix = tokenizer.mask_token * n_masks
+        # the label of the slots after a short answer in training (mask_fill="eos"); the answer lexicon's too
+        end = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+        self.end_token_id = int(end if end is not None else tokenizer.pad_token_id)
         self._head = _masked_lm_head(model)
         self._slot_layers = _slot_layers(self._base)
         self._lexicon = self._lexicon_table(answer_lexicon) if answer_lexicon else None
@@ -515,16 +522,12 @@ class MaskedLMEncoder(TransformersEncoder):
         training's end token after a short answer, their first tokens, the set of answers)."""
         import torch
 
-        tok = self.tokenizer
-        end = tok.sep_token_id if tok.sep_token_id is not None else tok.eos_token_id
-        if end is None:
-            return None
         kept, rows = [], []
-        for answer in dict.fromkeys(" ".join(str(a).split()).lower() for a in answers):
-            ids = tok(answer, add_special_tokens=False)["input_ids"] if answer else []
+        for answer in dict.fromkeys(normal_answer(a) for a in answers):
+            ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"] if answer else []
             if 1 <= len(ids) <= self.n_masks:
                 kept.append(answer)
-                rows.append([int(t) for t in ids] + [int(end)] * (self.n_masks - len(ids)))
+                rows.append([int(t) for t in ids] + [self.end_token_id] * (self.n_masks - len(ids)))
         if not kept:
             return None
         table = torch.tensor(rows, device=self.device)
@@ -542,7 +545,7 @@ class MaskedLMEncoder(TransformersEncoder):
         answers, table, first, known = self._lexicon
         slots = torch.arange(self.n_masks, device=logits.device)
         for i, answer in enumerate(decoded):
-            if " ".join(answer.split()).lower() in known:
+            if normal_answer(answer) in known:
                 continue
             candidates = [int(c) for c in (first == tokens[i, 0]).nonzero().flatten()
                           if self._splits_a_word(rows[i], table[int(c)].tolist())]

@@ -271,12 +271,15 @@ def detect_kind(config: object, location: str, is_local: bool) -> EncoderKind:
 BUNDLE_ROOT = Path(__file__).resolve().parent / "bundled"
 BUNDLE_FILE = "bundle.json"
 ADAPTER_FILE = "adapter.safetensors"
+ANSWER_LEXICON_FILE = "answers.json"
+"""Beside a trained masked model: the answers its training asked for, which ``MaskedLMEncoder`` uses to mend
+answers decoded slot by slot (written by ``inbedder_core.train``, carried by bundles)."""
 BUNDLED_MODELS: dict[str, str] = {"inbedder-minilm": "inbedder-minilm", "inbedder-minilm-l6": "inbedder-minilm",
                                    "inbedder-e5": "inbedder-e5", "inbedder-e5-small": "inbedder-e5"}
 """Accepted names (lower case) -> bundle folder."""
 
 _COPIED = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
-           "README.md", "inbedder_training.json", "answers.json")
+           "README.md", "inbedder_training.json", ANSWER_LEXICON_FILE)
 _COMPLETE = ".complete"
 
 

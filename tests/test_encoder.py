@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from inbedder_core.encoder import (
-    ANSWERS_FILE,
     CausalLMEncoder,
     Encoding,
     HashEncoder,
@@ -18,6 +17,7 @@ from inbedder_core.encoder import (
     load_encoder,
 )
 from inbedder_core.errors import EncodingError, ModelError
+from inbedder_core.models import ANSWER_LEXICON_FILE
 from inbedder_core.prompts import INBEDDER_PATTERN, fill_pattern, split_pattern
 
 TEXTS = [
@@ -136,7 +136,7 @@ def wordpiece_bert(tmp_path_factory):
     folder = tmp_path_factory.mktemp("wordpiece-bert")
     BertForMaskedLM(config).eval().save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    (folder / ANSWERS_FILE).write_text(json.dumps({"answers": {"polite": 9, "rude": 5, "card fee": 4,
+    (folder / ANSWER_LEXICON_FILE).write_text(json.dumps({"answers": {"polite": 9, "rude": 5, "card fee": 4,
                                                                "text message": 3}}))
     return folder
 
@@ -179,7 +179,7 @@ def test_a_broken_answer_lexicon_is_a_clear_error(tiny_bert, tmp_path):
 
     folder = tmp_path / "broken"
     shutil.copytree(tiny_bert, folder)
-    (folder / ANSWERS_FILE).write_text("{not json")
+    (folder / ANSWER_LEXICON_FILE).write_text("{not json")
     with pytest.raises(ModelError, match="answers.json is not an answer lexicon.*export the model again"):
         load_encoder(str(folder))
 

@@ -11,15 +11,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..encoder import normal_answer
+from ..models import ANSWER_LEXICON_FILE
 from .checkpoints import TrainState
 from .data import DataSource
 from .settings import TrainSettings
 
 TRAINING_FILE = "inbedder_training.json"
 """Written beside the weights of a trained model: settings, data sources, loss curve."""
-ANSWERS_FILE = "answers.json"
-"""Written beside a trained masked model: the answers its training asked for (``answer_lexicon``), which
-``MaskedLMEncoder`` uses to mend answers decoded slot by slot."""
 LEXICON_MIN_COUNT = 3
 
 
@@ -28,25 +27,25 @@ def answer_lexicon(examples: Sequence[Any], min_count: int = LEXICON_MIN_COUNT) 
     are plain words from a closed set per kind), lower-cased, kept from ``min_count`` examples on."""
     counts: dict[str, int] = {}
     for example in examples:
-        answer = " ".join(str(example.answer).split()).lower()
+        answer = normal_answer(example.answer)
         if example.group and answer:
             counts[answer] = counts.get(answer, 0) + 1
     return {a: n for a, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n >= min_count}
 
 
 def write_answer_lexicon(output: Path, lexicon: dict[str, int]) -> None:
-    """``ANSWERS_FILE`` in ``output`` (nothing when ``lexicon`` is empty)."""
+    """``ANSWER_LEXICON_FILE`` in ``output`` (nothing when ``lexicon`` is empty)."""
     if lexicon:
-        (output / ANSWERS_FILE).write_text(json.dumps({"format": "inbedder-answers/1", "min_count": LEXICON_MIN_COUNT,
-                                                       "answers": lexicon}, indent=0, ensure_ascii=False) + "\n",
-                                           encoding="utf-8")
+        content = {"format": "inbedder-answers/1", "min_count": LEXICON_MIN_COUNT, "answers": lexicon}
+        (output / ANSWER_LEXICON_FILE).write_text(json.dumps(content, indent=0, ensure_ascii=False) + "\n",
+                                                  encoding="utf-8")
 
 
 def save_model(model: Any, tokenizer: Any, output: Path, *, settings: TrainSettings, kind: str,
                base_location: str, sources: Sequence[DataSource], state: TrainState, n_examples: int,
                answers: dict[str, int] | None = None) -> Path:
     """Write weights, tokenizer, ``inbedder_training.json``, a model card ``README.md`` and, for a masked
-    model, the ``answers`` lexicon (``ANSWERS_FILE``)."""
+    model, the ``answers`` lexicon (``ANSWER_LEXICON_FILE``)."""
     output.mkdir(parents=True, exist_ok=True)
     for stale in ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json"):
         (output / stale).unlink(missing_ok=True)  # would make the loader treat it as sentence-transformers
@@ -56,7 +55,7 @@ def save_model(model: Any, tokenizer: Any, output: Path, *, settings: TrainSetti
                              state=state, n_examples=n_examples)
     (output / TRAINING_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     (output / "README.md").write_text(model_card(meta), encoding="utf-8")
-    (output / ANSWERS_FILE).unlink(missing_ok=True)
+    (output / ANSWER_LEXICON_FILE).unlink(missing_ok=True)
     if kind == "masked":
         write_answer_lexicon(output, answers or {})
     return output

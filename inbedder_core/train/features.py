@@ -57,8 +57,7 @@ class FeatureBuilder:
         if kind == "masked":
             self.prompter: Any = MaskedLMEncoder(model, tokenizer, n_masks=settings.n_masks,
                                                  max_length=settings.max_length, **common)
-            end = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
-            self.end_id = int(end if end is not None else tokenizer.pad_token_id)
+            self.end_id = self.prompter.end_token_id
             self.mask_id = int(tokenizer.mask_token_id)
         else:
             self.prompter = CausalLMEncoder(model, tokenizer, max_length=settings.max_length - self.answer_tokens - 1,
