@@ -49,13 +49,16 @@ ROWS = [
 ]
 
 
-def write_data(folder, rows=ROWS, license_text="CC0 1.0"):
+def write_data(folder, rows=ROWS, license_text="CC0 1.0", group=None):
+    """The rows as a JSONL source with its SOURCE.txt; ``group(question, answer)`` adds each row's group."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "toy.jsonl"
     with path.open("w", encoding="utf-8") as handle:
         for i, (context, question, answer) in enumerate(rows):
-            handle.write(json.dumps({"id": i, "source": "toyqa", "context": context, "question": question,
-                                     "answer": answer}) + "\n")
+            row = {"id": i, "source": "toyqa", "context": context, "question": question, "answer": answer}
+            if group is not None:
+                row["group"] = group(question, answer)
+            handle.write(json.dumps(row) + "\n")
     (folder / "SOURCE.txt").write_text(f"repo: example/toyqa\ncommit: abc\nlicense: {license_text}\n")
     return path
 
@@ -180,15 +183,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tiny_roberta, tmp_path):
 
 def test_a_masked_model_saves_the_answers_of_its_grouped_examples(tiny_roberta, tmp_path):
     """``answers.json``: the answers of examples with a ``group`` given at least 3 times; the encoder reads it."""
-    folder = tmp_path / "data"
-    folder.mkdir()
-    path = folder / "grouped.jsonl"
-    with path.open("w", encoding="utf-8") as handle:
-        for i, (context, question, answer) in enumerate(ROWS):
-            group = f"feel:{answer}" if question == FEEL else ""
-            handle.write(json.dumps({"id": i, "source": "toyqa", "context": context, "question": question,
-                                     "answer": answer, "group": group}) + "\n")
-    (folder / "SOURCE.txt").write_text("repo: example/toyqa\ncommit: abc\nlicense: CC0 1.0\n")
+    path = write_data(tmp_path / "data", group=lambda question, answer: f"feel:{answer}" if question == FEEL else "")
     out = tmp_path / "model"
     train(settings_for(tiny_roberta, path, out, tmp_path, max_steps=2))
     saved = json.loads((out / "answers.json").read_text())["answers"]
