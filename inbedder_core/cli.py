@@ -96,6 +96,9 @@ def add_encoder_options(parser: argparse.ArgumentParser | argparse._ArgumentGrou
     parser.add_argument("--batch-size", type=int, default=None, help="documents per forward pass")
     parser.add_argument("--max-length", type=int, default=512, help="token budget per prompt (text is truncated)")
     parser.add_argument("--pattern", default=None, help="prompt pattern with {input} and {instruction}")
+    parser.add_argument("--pool-prompt", action="store_true",
+                        help="sentence-transformers models: average the question's tokens into the vector too "
+                             "(default: only the document's, which the question still shapes)")
     parser.add_argument("--answers", action=argparse.BooleanOptionalAction, default=None,
                         help="also return the model's short answers (default: when free, i.e. masked models)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
@@ -250,8 +253,10 @@ def _load(args: argparse.Namespace, reporter: Reporter):
     return corpus
 
 
-def load_cli_encoder(args: argparse.Namespace, reporter: Reporter, pattern: str | None = None):
-    """The encoder the options of ``add_encoder_options`` describe, behind the cache unless ``--no-cache``."""
+def load_cli_encoder(args: argparse.Namespace, reporter: Reporter, pattern: str | None = None,
+                     pool_prompt: bool = False):
+    """The encoder the options of ``add_encoder_options`` describe, behind the cache unless ``--no-cache``;
+    ``pool_prompt`` as ``load_encoder``'s."""
     from .cache import CachedEncoder, EmbeddingCache
     from .encoder import load_encoder
 
@@ -267,7 +272,8 @@ def load_cli_encoder(args: argparse.Namespace, reporter: Reporter, pattern: str 
         return _load_llm_answer_encoder(args, reporter)
     reporter.note(f"loading model {args.model or os.environ.get('INBEDDER_MODEL') or 'default'} ...")
     encoder = load_encoder(args.model, kind=args.kind, device=args.device, dtype=args.dtype,
-                           pattern=pattern or args.pattern, max_length=args.max_length)
+                           pattern=pattern or args.pattern, max_length=args.max_length,
+                           pool_prompt=pool_prompt or bool(getattr(args, "pool_prompt", False)))
     reporter.note(f"model '{encoder.model_id}' ({encoder.kind}) on {encoder.device} in {encoder.dtype}; "
                   f"pattern {encoder.pattern!r}")
     if args.no_cache:
@@ -475,6 +481,7 @@ def cmd_embed(args: argparse.Namespace, reporter: Reporter) -> int:
 
 def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
     from .analysis import Analysis, AnalysisSettings, run_report
+    from .encoder import pools_prompt
     from .export import csv_bytes, export_table, summary_table
     from .name.client import choose_labeler
     from .outputs import write_file_set
@@ -489,7 +496,8 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
         raise InBedderError(f"label column '{args.label_column}' not found; available: "
                             f"{list(map(str, corpus.table.columns))}; pass --label-column")
     given = _given_embeddings(args, corpus, reporter) if args.embeddings else {}
-    encoder = load_cli_encoder(args, reporter)
+    made_by = next(iter(given.values()))[1].get("fingerprint") or {} if given else {}
+    encoder = load_cli_encoder(args, reporter, pool_prompt=pools_prompt(made_by))
     if given:
         _check_given_fingerprint(args.embeddings, given, encoder.fingerprint)
     elif _llm_plans(args, corpus, encoder, reporter):
@@ -594,6 +602,7 @@ def _check_given_fingerprint(path: str, given: dict[str, tuple[Any, dict]], fing
 
 def cmd_assign(args: argparse.Namespace, reporter: Reporter) -> int:
     """Place FILE's documents into a saved run; the encoder defaults to the run's (model, kind, pattern, dtype)."""
+    from .encoder import pools_prompt
     from .export import write_csv
     from .living import assign, assignment_table, open_run
     from .placement import load_placement
@@ -609,7 +618,8 @@ def cmd_assign(args: argparse.Namespace, reporter: Reporter) -> int:
     args.kind = args.kind or recorded.get("kind")
     args.dtype = recorded.get("dtype", args.dtype) if args.dtype == "auto" else args.dtype
     corpus = _load(args, reporter)
-    encoder = load_cli_encoder(args, reporter, pattern=args.pattern or recorded.get("pattern"))
+    encoder = load_cli_encoder(args, reporter, pattern=args.pattern or recorded.get("pattern"),
+                               pool_prompt=pools_prompt(recorded))
     bar = reporter.progress("embedding the new documents")
     try:
         assignment = assign(run, corpus, encoder, batch_size=args.batch_size, answers=args.answers, progress=bar)

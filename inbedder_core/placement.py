@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from .cluster.base import nearest_vote
+from .encoder import pools_prompt
 from .errors import InBedderError
 from .results import NOISE, InstructionResult
 from .runs import RESULTS_FILE, RUN_FILE, RUN_SCHEMA
@@ -327,6 +328,9 @@ def check_fingerprint(run: Mapping[str, Any], encoder: Mapping[str, Any]) -> Non
     """
     differ = [f"{key}: run {run.get(key)!r}, new documents {encoder.get(key)!r}"
               for key in FINGERPRINT_FIELDS if str(run.get(key)) != str(encoder.get(key))]
+    if pools_prompt(run) != pools_prompt(encoder):
+        differ.append(f"pooling: run {run.get('pooling')!r}, new documents {encoder.get('pooling')!r} (load the "
+                      f"encoder with pool_prompt={pools_prompt(run)})")
     if differ:
         raise PlacementError("the new documents would be embedded differently from this run ("
                              + "; ".join(differ) + "); embed them with the run's model and settings "

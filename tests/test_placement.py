@@ -124,6 +124,12 @@ def test_another_encoder_is_refused_naming_both(fitted):
     with pytest.raises(PlacementError, match="model_id: run 'a', new documents 'b'"):
         check_fingerprint({"model_id": "a", "kind": "k", "pattern": "p", "dtype": "d"},
                           {"model_id": "b", "kind": "k", "pattern": "p", "dtype": "d"})
+    baseline = {"model_id": "m", "kind": "sentence-transformers", "pattern": "p", "dtype": "d"}
+    whole = dict(baseline, pooling="sentence-transformers;max_seq_length=256")
+    document = dict(baseline, pooling="sentence-transformers;max_seq_length=256;document-tokens")
+    with pytest.raises(PlacementError, match="pool_prompt=True"):
+        check_fingerprint(whole, document)
+    check_fingerprint(whole, dict(whole))
 
 
 def test_a_changed_pickle_is_not_loaded(fitted, tmp_path):
