@@ -23,8 +23,9 @@ from inbedder_core.models import BASELINE_MODEL, is_available_offline
 
 
 @st.cache_resource(show_spinner="Loading the model (once per server)…", max_entries=2)
-def shared_encoder(model: str, device: str) -> Any:
-    """The encoder for ``model`` on ``device``, loaded once and shared by all sessions.
+def shared_encoder(model: str, device: str, pool_prompt: bool = False) -> Any:
+    """The encoder for ``model`` on ``device`` (``pool_prompt`` as ``load_encoder``'s: a saved run's baseline
+    vectors may have averaged the question's tokens), loaded once and shared by all sessions.
 
     Each load writes one line to the server's log (``inbedder: loaded model ...``): an operator (and
     ``tests/test_sessions.py``) can count how often a process loaded a model.
@@ -32,7 +33,7 @@ def shared_encoder(model: str, device: str) -> Any:
     from streamlit.logger import get_logger
 
     started = time.monotonic()
-    encoder = load_encoder(model, device=device)
+    encoder = load_encoder(model, device=device, pool_prompt=pool_prompt)
     get_logger(__name__).info("inbedder: loaded model %r on %s in %.1f s", model, device, time.monotonic() - started)
     return encoder
 

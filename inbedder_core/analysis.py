@@ -155,6 +155,7 @@ class _InstructionState:
     session: ClusteringSession
     embed_seconds: float
     null_embeddings: np.ndarray | None = None  # NULL_TEXTS under this instruction (encoders without answers)
+    closeness_embeddings: np.ndarray | None = None  # the documents as compared with them (``_applicability``)
     names: dict[tuple[int, bytes], tuple[Any, list[ClusterName]]] = field(default_factory=dict)
 
 
@@ -319,12 +320,18 @@ class Analysis:
 
     def _applicability(self, state: _InstructionState, instruction: str) -> applicability.Applicability:
         """Which documents ``instruction`` does not apply to: from the answers, else from closeness to the
-        embedding of ``applicability.NULL_TEXTS`` under the same instruction (embedded once)."""
+        embedding of ``applicability.NULL_TEXTS`` under the same instruction (embedded once), both embedded
+        by the encoder's ``closeness_encoder()`` where it has one (the baseline with the question's tokens
+        averaged in: one more pass over the documents, cached)."""
         encoding = state.encoding
         if encoding.answers is None and state.null_embeddings is None:
-            state.null_embeddings = self.encoder.encode(list(applicability.NULL_TEXTS), instruction,
-                                                        batch_size=self.batch_size, answers=False).embeddings
-        return applicability.decide(encoding.answers, encoding.embeddings, state.null_embeddings,
+            closeness = getattr(self.encoder, "closeness_encoder", None)
+            encoder = closeness() if closeness is not None else self.encoder
+            state.closeness_embeddings = encoding.embeddings if encoder is self.encoder else encoder.encode(
+                self.corpus.texts, instruction, batch_size=self.batch_size, answers=False).embeddings
+            state.null_embeddings = encoder.encode(list(applicability.NULL_TEXTS), instruction,
+                                                   batch_size=self.batch_size, answers=False).embeddings
+        return applicability.decide(encoding.answers, state.closeness_embeddings, state.null_embeddings,
                                     self.settings.not_applicable_threshold)
 
     def _hdbscan_memory(self) -> str:

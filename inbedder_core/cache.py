@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -304,6 +304,12 @@ class CachedEncoder:
     @property
     def gives_answers(self) -> bool:
         return self.encoder.gives_answers
+
+    def closeness_encoder(self) -> Any:
+        """The encoder's ``closeness_encoder()`` behind the same cache (this one when it has none)."""
+        other = getattr(self.encoder, "closeness_encoder", None)
+        inner = other() if other is not None else self.encoder
+        return self if inner is self.encoder else CachedEncoder(inner, self.cache, self.chunk_size)
 
     def shares_prefix(self, instructions: Sequence[str]) -> bool:
         """The encoder's ``shares_prefix`` (``False`` when it has none): misses are then encoded together."""

@@ -97,8 +97,9 @@ def add_encoder_options(parser: argparse.ArgumentParser | argparse._ArgumentGrou
     parser.add_argument("--max-length", type=int, default=512, help="token budget per prompt (text is truncated)")
     parser.add_argument("--pattern", default=None, help="prompt pattern with {input} and {instruction}")
     parser.add_argument("--pool-prompt", action="store_true",
-                        help="sentence-transformers models: average the question's tokens into the vector too "
-                             "(default: only the document's, which the question still shapes)")
+                        help="sentence-transformers models: average the tokens before the document (the "
+                             "question) into the vector too (default: the tokens from the document on, which the "
+                             "question still shapes); other models ignore it")
     parser.add_argument("--answers", action=argparse.BooleanOptionalAction, default=None,
                         help="also return the model's short answers (default: when free, i.e. masked models)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
@@ -423,7 +424,7 @@ def cmd_embed_shards(args: argparse.Namespace, reporter: Reporter) -> int:
         raise InBedderError(f"--rows-per-call {args.rows_per_call}: pass 1 or more")
     spec = EncoderSpec(model=args.model, kind=args.kind, device=args.device, dtype=args.dtype, pattern=args.pattern,
                        max_length=args.max_length, use_cache=not args.no_cache,
-                       cache_dir=os.environ.get("INBEDDER_CACHE_DIR"))
+                       cache_dir=os.environ.get("INBEDDER_CACHE_DIR"), pool_prompt=args.pool_prompt)
     ray = None if args.ray is None else RayOptions(
         address=None if args.ray == "local" else args.ray, actors=args.actors,
         num_gpus_per_actor=args.num_gpus_per_actor, num_cpus_per_actor=args.num_cpus_per_actor)
@@ -597,11 +598,12 @@ def _check_given_fingerprint(path: str, given: dict[str, tuple[Any, dict]], fing
             differ = [f"{key} {theirs[key]!r} (file) vs {ours[key]!r} (here)"
                       for key in keys if theirs[key] != ours[key]]
             raise InBedderError(f"the vectors in {path} were made by another encoder: {'; '.join(differ)}; pass the "
-                                "--model (and --pattern) they were made with, or leave --embeddings out")
+                                "--model (and --pattern, --pool-prompt) they were made with, or leave --embeddings out")
 
 
 def cmd_assign(args: argparse.Namespace, reporter: Reporter) -> int:
-    """Place FILE's documents into a saved run; the encoder defaults to the run's (model, kind, pattern, dtype)."""
+    """Place FILE's documents into a saved run; the encoder defaults to the run's (model, kind, pattern, dtype,
+    and a baseline's pooling)."""
     from .encoder import pools_prompt
     from .export import write_csv
     from .living import assign, assignment_table, open_run

@@ -321,7 +321,8 @@ def follow_edits(base: InstructionResult, edited: InstructionResult, placement: 
 
 
 def check_fingerprint(run: Mapping[str, Any], encoder: Mapping[str, Any]) -> None:
-    """Refuse an encoder whose model, kind, pattern or dtype differs from the run's.
+    """Refuse an encoder whose model, kind, pattern, dtype or baseline pooling (``pools_prompt``) differs from
+    the run's.
 
     Raises:
         PlacementError: naming both values of every field that differs.
@@ -334,7 +335,7 @@ def check_fingerprint(run: Mapping[str, Any], encoder: Mapping[str, Any]) -> Non
     if differ:
         raise PlacementError("the new documents would be embedded differently from this run ("
                              + "; ".join(differ) + "); embed them with the run's model and settings "
-                             "(--model, --kind, --pattern, --dtype)")
+                             "(--model, --kind, --pattern, --dtype, --pool-prompt)")
 
 
 # --------------------------------------------------------------------------- on disk

