@@ -128,7 +128,7 @@ NAMES = ("sample", "b77-test", "medical", "ewt-genre", "b77-10k", "tfn-sentiment
 
 def embeddings(corpus: Corpus, encoder=None, variant: str = "document") -> np.ndarray:
     """float32 (n, 384), L2-normalised, as the baseline embeds them in ``variant`` (``VARIANTS``); computed once
-    and cached under ``CACHE``."""
+    and cached under ``CACHE`` by corpus and variant. A given ``encoder`` must embed as ``variant`` says."""
     path = CACHE / (f"{corpus.name}.npy" if variant == "document" else f"{corpus.name}.{variant}.npy")
     if path.exists():
         X = np.load(path)
