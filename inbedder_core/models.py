@@ -55,7 +55,8 @@ KNOWN_MODELS: tuple[KnownModel, ...] = (
                "bundled InBedder, English only (MiniLM-L6 fine-tuned on CPU, built from the baseline); ~1.6x the "
                "baseline's CPU time; better on plain topic clustering, weaker at following questions"),
     KnownModel(BASELINE_MODEL, "sentence-transformers", "22M",
-               "baseline, not instruction-following: embeds 'instruction text'; offline from PyPI"),
+               "baseline, not instruction-following: reads 'instruction text', averages the text's tokens; "
+               "offline from PyPI"),
 )
 
 

@@ -94,8 +94,8 @@ def render(config: AppConfig) -> Choices:
         )
         sidebar.button(f"Use the bundled InBedder ({BUNDLED_MODEL})", on_click=_use_bundled, key="use_bundled")
     elif choice == BASELINE_MODEL:
-        sidebar.caption("The baseline is a generic sentence embedder: it embeds 'instruction text', "
-                        "so it does not follow the instruction the way InBedder does.")
+        sidebar.caption("The baseline is a generic sentence embedder: it reads 'instruction text' and averages "
+                        "the text's tokens, so it barely follows the instruction, unlike InBedder.")
     device = sidebar.selectbox("Device", DEVICES, key="device")
 
     defaults = {"algorithm": ALGORITHMS[0], "min_cluster_size": 0, "k": 10, "n_neighbors": 15, "seed": None,
