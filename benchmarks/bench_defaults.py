@@ -262,52 +262,46 @@ def without_top(X: np.ndarray, k: int) -> np.ndarray:
     return Y / np.maximum(np.linalg.norm(Y, axis=1, keepdims=True), 1e-12)
 
 
-def cmd_prefix(args: argparse.Namespace) -> None:
+ROW_HEADER = "| corpus | n | labels | vectors | V | ARI | noise | clusters |\n|---|---|---|---|---|---|---|---|"
+
+
+def print_default_row(c: corpora.Corpus, label: str, X: np.ndarray, reps: int) -> None:
+    """One table row: ``X`` reduced and clustered with the app's defaults ``reps`` times (unseeded), the
+    figures against ``c.gold`` averaged."""
     from inbedder_core.analysis import AnalysisSettings
     from inbedder_core.cluster.reducers import UMAPReducer
     from inbedder_core.cluster.session import ClusteringSession
 
+    settings = AnalysisSettings()
+    mcs, ms = settings.effective_min_cluster_size(len(X)), settings.effective_min_samples(len(X))
+    rows = []
+    for _ in range(reps):
+        Z = ClusteringSession(X, reducer=UMAPReducer()).reduced()
+        rows.append(score(hdbscan_labels(Z, mcs, ms, "eom", None), c.gold))
+    mean = {k: statistics.mean(r[k] for r in rows) for k in rows[0]}
+    print(f"| {c.name} | {len(X):,} | {c.n_labels} | {label} | {mean['v']:.3f} | {mean['ari']:.3f} | "
+          f"{100 * mean['noise']:.0f} % | {mean['clusters']:.0f} |", flush=True)
+
+
+def cmd_prefix(args: argparse.Namespace) -> None:
     variants = {"as embedded": lambda X: X, "centred": lambda X: without_top(X, 0),
                 "centred, top component removed": lambda X: without_top(X, 1),
                 "centred, top 3 components removed": lambda X: without_top(X, 3)}
-    print("| corpus | n | labels | vectors | V | ARI | noise | clusters |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(ROW_HEADER)
     for name in args.corpora.split(","):
         c = corpora.load(name)
         X = corpora.embeddings(c, variant="prompt")
-        settings = AnalysisSettings()
-        mcs, ms = settings.effective_min_cluster_size(len(X)), settings.effective_min_samples(len(X))
         for label, transform in variants.items():
-            rows = []
-            for _ in range(args.reps):
-                Z = ClusteringSession(transform(X), reducer=UMAPReducer()).reduced()
-                rows.append(score(hdbscan_labels(Z, mcs, ms, "eom", None), c.gold))
-            mean = {k: statistics.mean(r[k] for r in rows) for k in rows[0]}
-            print(f"| {name} | {len(X):,} | {c.n_labels} | {label} | {mean['v']:.3f} | {mean['ari']:.3f} | "
-                  f"{100 * mean['noise']:.0f} % | {mean['clusters']:.0f} |", flush=True)
+            print_default_row(c, label, transform(X), args.reps)
 
 
 def cmd_pooling(args: argparse.Namespace) -> None:
     """The baseline's three ways to embed (``corpora.VARIANTS``) under the default reduction and clustering."""
-    from inbedder_core.analysis import AnalysisSettings
-    from inbedder_core.cluster.reducers import UMAPReducer
-    from inbedder_core.cluster.session import ClusteringSession
-
-    print("| corpus | n | labels | vectors | V | ARI | noise | clusters |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(ROW_HEADER)
     for name in args.corpora.split(","):
         c = corpora.load(name)
-        settings = AnalysisSettings()
-        mcs, ms = settings.effective_min_cluster_size(len(c.texts)), settings.effective_min_samples(len(c.texts))
         for variant in corpora.VARIANTS:
-            X = corpora.embeddings(c, variant=variant)
-            rows = []
-            for _ in range(args.reps):
-                Z = ClusteringSession(X, reducer=UMAPReducer()).reduced()
-                rows.append(score(hdbscan_labels(Z, mcs, ms, "eom", None), c.gold))
-            mean = {k: statistics.mean(r[k] for r in rows) for k in rows[0]}
-            print(f"| {name} | {len(X):,} | {c.n_labels} | {variant} | {mean['v']:.3f} | {mean['ari']:.3f} | "
-                  f"{100 * mean['noise']:.0f} % | {mean['clusters']:.0f} |", flush=True)
+            print_default_row(c, variant, corpora.embeddings(c, variant=variant), args.reps)
 
 
 def cmd_backends(args: argparse.Namespace) -> None:
