@@ -800,9 +800,11 @@ class SentenceTransformerEncoder(Encoder):
         return len(parts.prompt)
 
     def _encode_batch(self, batch: list[PromptParts], answers: bool) -> tuple[np.ndarray, list[str] | None]:
-        if not self.pools_document:
-            vectors = self._run([p.prompt for p in batch], None)
-            return vectors, ([""] * len(batch) if answers else None)
+        vectors = self._document_pooled(batch) if self.pools_document else self._run([p.prompt for p in batch], None)
+        return vectors, ([""] * len(batch) if answers else None)
+
+    def _document_pooled(self, batch: list[PromptParts]) -> np.ndarray:
+        """``batch``'s vectors averaged from the document on: one ``encode`` per prompt before the document."""
         out = np.empty((len(batch), self._dimension), np.float32)
         groups: dict[str, list[int]] = {}
         for row, parts in enumerate(batch):
@@ -813,7 +815,7 @@ class SentenceTransformerEncoder(Encoder):
             stem = before.rstrip()
             self._check_room(stem)
             out[rows] = self._run([before[len(stem):] + batch[r].text + batch[r].after for r in rows], stem or None)
-        return out, ([""] * len(batch) if answers else None)
+        return out
 
     def _run(self, texts: list[str], prompt: str | None) -> np.ndarray:
         vectors = self.model.encode(texts, prompt=prompt, batch_size=len(texts), convert_to_numpy=True,
