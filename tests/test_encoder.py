@@ -182,6 +182,9 @@ def test_a_broken_answer_lexicon_is_a_clear_error(tiny_bert, tmp_path):
     (folder / ANSWER_LEXICON_FILE).write_text("{not json")
     with pytest.raises(ModelError, match="answers.json is not an answer lexicon.*export the model again"):
         load_encoder(str(folder))
+    (folder / ANSWER_LEXICON_FILE).write_text(json.dumps({"answers": ["yes"], "tokens": [3, "four"]}))
+    with pytest.raises(ModelError, match="'tokens' must be a list of token ids; export the model again"):
+        load_encoder(str(folder))
 
 
 @pytest.mark.parametrize("attention", ["eager", "sdpa"])
@@ -457,3 +460,31 @@ def test_bf16_on_cpu_gives_the_fp32_vectors_closely(tiny_roberta):
     assert b.dtype == np.float32 and bf16.fingerprint.dtype == "bfloat16" != fp32.fingerprint.dtype
     cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert cosine.min() > 0.99
+
+
+def test_answers_score_the_lexicon_and_the_texts_tokens_as_the_whole_head_does(wordpiece_bert):
+    """With a lexicon, the slots score only the lexicon answers' tokens and the batch's own, in float32,
+    through the head's own layers: the same logits as the whole head at those tokens, answers made of them."""
+    import torch
+
+    encoder = load_encoder(str(wordpiece_bert))
+    vocab = encoder.tokenizer.get_vocab()
+    allowed = {vocab[w] for w in ("pol", "##ite", "rude", "card", "fee", "text", "message", "[SEP]")}  # lexicon
+    texts = ["how is the tone", "the card fee", "is it rude"]
+    rows = [encoder.tokenize(p) for p in (split_pattern(encoder.pattern, t, "how is it ?") for t in texts)]
+    ids, mask = encoder.pad(rows)
+    states = torch.randn(len(texts), encoder.n_masks, encoder.model.config.hidden_size)
+    logits, columns = encoder._slot_logits(states, ids)
+    assert set(columns.tolist()) == allowed | set(ids.flatten().tolist())
+    assert "##ish" not in encoder.tokenizer.convert_ids_to_tokens(columns.tolist())  # neither lexicon nor text
+    with torch.inference_mode():
+        whole = encoder._head(states)
+    torch.testing.assert_close(logits, whole[:, :, columns], rtol=1e-5, atol=1e-5)
+    restricted = encoder.encode(texts, "how is it ?", answers=True).answers
+    encoder._answer_tokens = None  # the whole head
+    full = encoder.encode(texts, "how is it ?", answers=True).answers
+    words = set(" ".join(texts + ["how is it ?", "polite rude card fee text message"]).split())
+    for answer, whole_answer in zip(restricted, full, strict=True):
+        assert set(answer.split()) <= words | {"polite", "pol"}
+        if whole_answer and set(whole_answer.split()) <= words:  # the whole head's answer is in reach
+            assert answer == whole_answer

@@ -186,10 +186,16 @@ def test_a_masked_model_saves_the_answers_of_its_grouped_examples(tiny_roberta, 
     path = write_data(tmp_path / "data", group=lambda question, answer: f"feel:{answer}" if question == FEEL else "")
     out = tmp_path / "model"
     train(settings_for(tiny_roberta, path, out, tmp_path, max_steps=2))
-    saved = json.loads((out / "answers.json").read_text())["answers"]
+    content = json.loads((out / "answers.json").read_text())
     # the feeling answers given 3 times ("angry", "frustrated", "grateful" and "sad" come twice)
-    assert set(saved) == {"worried", "happy"}
-    assert load_encoder(str(out)).pooling.endswith(";mended-answers:2")
+    assert set(content["answers"]) == {"worried", "happy"}
+    encoder = load_encoder(str(out))
+    assert encoder.pooling.endswith(";mended-answers:2")
+    # the tokens the slots were trained on: every answer's first n_masks tokens, and the end token
+    tokenizer = encoder.tokenizer
+    expected = {t for _, _, answer in ROWS for t in tokenizer(answer, add_special_tokens=False)["input_ids"][:3]}
+    assert set(content["tokens"]) == expected | {encoder.end_token_id}
+    assert set(encoder._answer_tokens.tolist()) == set(content["tokens"])
     train(settings_for(tiny_roberta, write_data(tmp_path / "plain"), out, tmp_path, max_steps=2), overwrite=True)
     assert not (out / "answers.json").exists()  # no grouped example: no lexicon, argmax answers
 

@@ -33,19 +33,23 @@ def answer_lexicon(examples: Sequence[Any], min_count: int = LEXICON_MIN_COUNT) 
     return {a: n for a, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n >= min_count}
 
 
-def write_answer_lexicon(output: Path, lexicon: dict[str, int]) -> None:
-    """``ANSWER_LEXICON_FILE`` in ``output`` (nothing when ``lexicon`` is empty)."""
+def write_answer_lexicon(output: Path, lexicon: dict[str, int], tokens: Sequence[int] = ()) -> None:
+    """``ANSWER_LEXICON_FILE`` in ``output`` (nothing when ``lexicon`` is empty): the answers, and the
+    ``tokens`` the mask slots were trained to give (every answer's, the end token), which the encoder
+    scores instead of the whole vocabulary."""
     if lexicon:
-        content = {"format": "inbedder-answers/1", "min_count": LEXICON_MIN_COUNT, "answers": lexicon}
+        content: dict[str, Any] = {"format": "inbedder-answers/1", "min_count": LEXICON_MIN_COUNT, "answers": lexicon}
+        if tokens:
+            content["tokens"] = sorted({int(t) for t in tokens})
         (output / ANSWER_LEXICON_FILE).write_text(json.dumps(content, indent=0, ensure_ascii=False) + "\n",
                                                   encoding="utf-8")
 
 
 def save_model(model: Any, tokenizer: Any, output: Path, *, settings: TrainSettings, kind: str,
                base_location: str, sources: Sequence[DataSource], state: TrainState, n_examples: int,
-               answers: dict[str, int] | None = None) -> Path:
+               answers: dict[str, int] | None = None, answer_tokens: Sequence[int] = ()) -> Path:
     """Write weights, tokenizer, ``inbedder_training.json``, a model card ``README.md`` and, for a masked
-    model, the ``answers`` lexicon (``ANSWER_LEXICON_FILE``)."""
+    model, the ``answers`` lexicon and ``answer_tokens`` (``ANSWER_LEXICON_FILE``)."""
     output.mkdir(parents=True, exist_ok=True)
     for stale in ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json"):
         (output / stale).unlink(missing_ok=True)  # would make the loader treat it as sentence-transformers
@@ -57,7 +61,7 @@ def save_model(model: Any, tokenizer: Any, output: Path, *, settings: TrainSetti
     (output / "README.md").write_text(model_card(meta), encoding="utf-8")
     (output / ANSWER_LEXICON_FILE).unlink(missing_ok=True)
     if kind == "masked":
-        write_answer_lexicon(output, answers or {})
+        write_answer_lexicon(output, answers or {}, answer_tokens)
     return output
 
 

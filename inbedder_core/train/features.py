@@ -110,6 +110,11 @@ class FeatureBuilder:
         return features, skipped
 
 
+def slot_labels(features: Sequence[Feature]) -> set[int]:
+    """The tokens the features teach a masked model's slots to give (their labels)."""
+    return {label for feature in features for label in feature.labels if label != IGNORE_INDEX}
+
+
 def collate(features: Sequence[Feature], pad_id: int) -> dict[str, Any]:
     """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (padding labeled ``-100``), int64."""
     import torch

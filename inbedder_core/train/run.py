@@ -19,7 +19,7 @@ from .base import freeze, load_base
 from .card import TRAINING_FILE, answer_lexicon, save_model
 from .checkpoints import TrainState, find_checkpoint, load_checkpoint, save_checkpoint
 from .data import read_examples
-from .features import FeatureBuilder, batch_order, collate, grouped_batch_order
+from .features import FeatureBuilder, batch_order, collate, grouped_batch_order, slot_labels
 from .loss import answer_loss
 from .settings import TrainSettings
 
@@ -206,7 +206,8 @@ def train(settings: TrainSettings, *, resume: bool = False, overwrite: bool = Fa
     if not state.stopped_by_time:
         save_checkpoint(checkpoints, model, optimizer, scheduler, state)
     save_model(model, tokenizer, output, settings=settings, kind=kind, base_location=location, sources=sources,
-               state=state, n_examples=len(features), answers=answer_lexicon(examples))
+               state=state, n_examples=len(features), answers=answer_lexicon(examples),
+               answer_tokens=slot_labels(features))
     say(f"saved {'partial ' if state.stopped_by_time else ''}model to {output}")
     return TrainResult(output, checkpoints, state, kind, len(features), skipped, not state.stopped_by_time)
 
