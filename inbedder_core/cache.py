@@ -369,6 +369,9 @@ class CachedEncoder:
             progress(done, total)
         for questions, documents in groups.items():
             together = len(questions) > 1 and self.shares_prefix([instructions[q] for q in questions])
+            # longest first, as the encoder orders a batch: each chunk then holds texts of like length, so its
+            # batches pad little (chunks in corpus order took 9% longer on the sample with inbedder-e5)
+            documents = sorted(documents, key=lambda i: -len(texts[i]))
             for start in range(0, len(documents), self.chunk_size):
                 report = None if progress is None else (lambda covered, base=done: progress(base + covered, total))
                 done += self._fill(texts, instructions, looks, questions, documents[start:start + self.chunk_size],

@@ -110,7 +110,7 @@ import sys
 from inbedder_core.cache import CachedEncoder, EmbeddingCache
 from inbedder_core.encoder import HashEncoder
 path, offset, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-texts = [f"doc {offset + i}" for i in range(count)]
+texts = [f"doc {offset + i:07d}" for i in range(count)]  # one length: misses are encoded longest first
 CachedEncoder(HashEncoder(), EmbeddingCache(path), chunk_size=int(sys.argv[4])).encode(texts, "q ?")
 print("done", flush=True)
 """
@@ -128,7 +128,7 @@ def test_two_concurrent_writers_leave_every_vector(tmp_path):
     outputs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     cache = EmbeddingCache(path)
-    texts = [f"doc {i}" for i in range(900)]
+    texts = [f"doc {i:07d}" for i in range(900)]
     result = CachedEncoder(HashEncoder(), cache).encode(texts, "q ?")
     assert (result.n_cached, result.n_encoded) == (900, 0)
     assert cache.stats().n_vectors == 900
@@ -236,7 +236,7 @@ def test_a_writer_killed_mid_run_leaves_a_consistent_cache(tmp_path):
     cache = EmbeddingCache(path)
     n = cache.stats().n_vectors
     assert n >= 200 and n % 50 == 0  # only whole committed chunks
-    texts = [f"doc {i}" for i in range(n + 100)]
+    texts = [f"doc {i:07d}" for i in range(n + 100)]  # the writer's first n, committed in order
     resumed = CachedEncoder(HashEncoder(), cache).encode(texts, "q ?")
     assert (resumed.n_cached, resumed.n_encoded) == (n, 100)
 
@@ -247,3 +247,22 @@ def test_a_cache_path_that_cannot_be_opened_is_a_clear_error(tmp_path):
     # is moved aside: tests/test_hardening.py)
     with pytest.raises(CacheError, match="INBEDDER_CACHE_DIR"):
         CachedEncoder(HashEncoder(), EmbeddingCache(path)).encode(["x"], ASK)
+
+
+def test_misses_are_encoded_longest_first_across_chunks(tmp_path):
+    """Each chunk holds texts of like length (the encoder's batches then pad little); the vectors come back in
+    input order all the same."""
+    seen: list[list[str]] = []
+
+    class Recording(HashEncoder):
+        def encode(self, texts, instruction, **kwargs):
+            seen.append(list(texts))
+            return super().encode(texts, instruction, **kwargs)
+
+    texts = ["a" * (1 + (7 * i) % 23) for i in range(40)]
+    texts = [f"{t} {i}" for i, t in enumerate(texts)]
+    got = CachedEncoder(Recording(), EmbeddingCache(tmp_path / "c.db"), chunk_size=8).encode(texts, ASK)
+    assert [len(chunk) for chunk in seen] == [8] * 5
+    lengths = [len(t) for chunk in seen for t in chunk]
+    assert lengths == sorted(lengths, reverse=True)
+    np.testing.assert_array_equal(got.embeddings, HashEncoder().encode(texts, ASK).embeddings)
