@@ -28,9 +28,9 @@ who types another endpoint must type their own key too (kept in their session on
 Environment: ``INBEDDER_MODEL`` (default model), ``INBEDDER_SAMPLE_ROWS`` (use an even
 subset of the sample), ``INBEDDER_MAX_BYTES`` / ``INBEDDER_MAX_ROWS`` (upload caps),
 ``INBEDDER_CACHE_DIR`` (embedding cache and saved runs), ``INBEDDER_MAX_RUNS`` (saved runs
-kept per corpus), ``INBEDDER_WARM_UP=0`` (skip compiling UMAP at start), ``OPENAI_API_KEY`` /
-``OPENAI_BASE_URL`` / ``INBEDDER_LLM_MODEL`` (cluster naming; the key and the endpoint may
-also come from ``st.secrets``).
+kept per corpus), ``INBEDDER_WARM_UP=0`` (skip loading the opening model and compiling UMAP
+at start), ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL`` / ``INBEDDER_LLM_MODEL`` (cluster naming;
+the key and the endpoint may also come from ``st.secrets``).
 """
 
 from __future__ import annotations
@@ -40,12 +40,13 @@ from collections.abc import Callable
 import streamlit as st
 
 from inbedder_app import editing
-from inbedder_app.config import read_config
+from inbedder_app.config import DEVICES, AppConfig, read_config
 from inbedder_app.resources import start_warm_up
 from inbedder_app.running import sync_settings
 from inbedder_app.state import Workspace, workspace_for
 from inbedder_app.text import column_hint, md_text
 from inbedder_app.views import ask, compare, corpus, edit, explore, export, hierarchy, saved_runs, sidebar, stability
+from inbedder_core.answers.engine import llm_model_name
 from inbedder_core.errors import InBedderError
 from inbedder_core.io.corpus import Corpus
 
@@ -72,6 +73,12 @@ def render_results(ws: Workspace, corpus: Corpus, gold: str | None) -> None:
     RESULT_VIEWS[view](ws, corpus, gold)
 
 
+def _preload(config: AppConfig) -> tuple[str, str] | None:
+    """The (model, device) a new session opens with, for the warm-up to load before the first Run."""
+    model = sidebar.opening_model(config)
+    return None if llm_model_name(model) is not None else (model, DEVICES[0])
+
+
 def main() -> None:
     st.set_page_config(page_title="InBedder Explorer", layout="wide")
     st.title("InBedder Explorer")
@@ -79,15 +86,15 @@ def main() -> None:
                "Peng et al., ACL 2024).")
     try:
         config = read_config()
-        torch_ready = start_warm_up() if config.warm_up else None
+        warm = start_warm_up(_preload(config)) if config.warm_up else None
         choices = sidebar.render(config)
         recluster_box = st.sidebar.container()  # a re-clustering's progress shows under the Apply buttons
         loaded, digest, gold, is_sample = corpus.render(config)
         saved_runs_box = st.container()  # filled after the run below, so a run saved now is listed now
         ws = workspace_for(digest, choices)
         try:
-            if torch_ready is not None:
-                torch_ready.wait(timeout=120)
+            if warm is not None:
+                warm.torch_ready.wait(timeout=120)
             sync_settings(ws, loaded, choices, config, where=recluster_box)
             ask.render(ws, loaded, choices, config, is_sample)
         finally:

@@ -1,5 +1,6 @@
 """What the server shares between sessions (``st.cache_resource`` / ``st.cache_data``): the
-encoder, the embedding cache, the background warm-up, model availability and the sample file.
+encoder, the embedding cache, the background warm-up (which also loads the opening model), model
+availability and the sample file.
 """
 
 from __future__ import annotations
@@ -7,6 +8,8 @@ from __future__ import annotations
 import io
 import threading
 import time
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +30,33 @@ def shared_encoder(model: str, device: str, pool_prompt: bool = False) -> Any:
     """The encoder for ``model`` on ``device`` (``pool_prompt`` as ``load_encoder``'s: a saved run's baseline
     vectors may have averaged the question's tokens), loaded once and shared by all sessions.
 
-    Each load writes one line to the server's log (``inbedder: loaded model ...``): an operator (and
-    ``tests/test_sessions.py``) can count how often a process loaded a model.
+    The model the app opens with is loaded by the warm-up thread while the analyst looks at the corpus
+    (``start_warm_up``); asked for that one, this waits for that load instead of loading it again.
     """
+    with _PRELOADS_LOCK:
+        preload = _PRELOADS.pop((model, device, pool_prompt), None)
+    if preload is not None:
+        try:
+            return preload.result()
+        except Exception:  # noqa: BLE001 - loaded again below, where its error reaches the analyst
+            pass
+    return _load_encoder(model, device, pool_prompt)
+
+
+def _load_encoder(model: str, device: str, pool_prompt: bool) -> Any:
+    """``load_encoder``, writing one line to the server's log (``inbedder: loaded model ...``): an operator
+    (and ``tests/test_sessions.py``) can count how often a process loaded a model."""
     from streamlit.logger import get_logger
 
     started = time.monotonic()
     encoder = load_encoder(model, device=device, pool_prompt=pool_prompt)
     get_logger(__name__).info("inbedder: loaded model %r on %s in %.1f s", model, device, time.monotonic() - started)
     return encoder
+
+
+# (model, device, pool_prompt) -> the warm-up thread's load of it, until shared_encoder takes it
+_PRELOADS: dict[tuple[str, str, bool], Future] = {}
+_PRELOADS_LOCK = threading.Lock()
 
 
 @st.cache_resource(show_spinner="Loading the answer embedder (once per server)…")
@@ -56,26 +77,52 @@ def shared_embedding_cache(cache_dir: str) -> EmbeddingCache:
     return EmbeddingCache(Path(cache_dir) / CACHE_FILE)
 
 
-def _warm_up(torch_ready: threading.Event) -> None:
+@dataclass(frozen=True)
+class WarmUp:
+    """The background warm-up of one server process: ``torch_ready`` is set once torch is imported,
+    ``done`` once the opening model is loaded and UMAP's numba code compiled (or loaded from disk)."""
+
+    torch_ready: threading.Event
+    done: threading.Event
+
+
+WARM_UPS: list[WarmUp] = []  # this process's warm-up (at most one), for benchmarks that wait for it
+
+
+def _warm_up(state: WarmUp, preload: tuple[str, str] | None) -> None:
     try:
-        # torch first: when torch is half-imported by one thread while another imports
-        # scipy (under umap), scipy's array-API helpers peek at the half-made module and fail.
-        choose_device("cpu")
+        try:
+            # torch first: when torch is half-imported by one thread while another imports
+            # scipy (under umap), scipy's array-API helpers peek at the half-made module and fail.
+            choose_device("cpu")
+        finally:
+            state.torch_ready.set()
+        if preload is not None:
+            model, device = preload
+            future: Future = Future()
+            with _PRELOADS_LOCK:
+                _PRELOADS[(model, device, False)] = future
+            try:
+                future.set_result(_load_encoder(model, device, False))
+            except BaseException as error:  # noqa: BLE001 - handed to shared_encoder, which loads again
+                future.set_exception(error)
+        warm_up()
     finally:
-        torch_ready.set()
-    warm_up()
+        state.done.set()
 
 
 @st.cache_resource(show_spinner=False)
-def start_warm_up() -> threading.Event:
-    """Import torch, then compile UMAP's numba code, once per process in the background.
+def start_warm_up(preload: tuple[str, str] | None = None) -> WarmUp:
+    """Import torch, load the ``preload`` (model, device) the app opens with, then compile UMAP's numba
+    code: once per process, in the background, so none of it is on the analyst's path to the first map.
 
-    Returns the event set once torch is imported; the script waits for it before any
-    computation, so that no scipy code runs while torch is half-imported.
+    The script waits for ``torch_ready`` before any computation, so that no scipy code runs while torch
+    is half-imported.
     """
-    torch_ready = threading.Event()
-    threading.Thread(target=_warm_up, args=(torch_ready,), name="inbedder-umap-warm-up", daemon=True).start()
-    return torch_ready
+    state = WarmUp(threading.Event(), threading.Event())
+    WARM_UPS.append(state)
+    threading.Thread(target=_warm_up, args=(state, preload), name="inbedder-warm-up", daemon=True).start()
+    return state
 
 
 @st.cache_data(show_spinner=False, ttl=60)

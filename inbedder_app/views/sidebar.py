@@ -56,13 +56,18 @@ def model_options(config: AppConfig) -> list[str]:
     return known if config.default_model in known else [config.default_model, *known]
 
 
+def opening_model(config: AppConfig) -> str:
+    """The model a new session opens with: the default where it loads offline, else the bundled InBedder."""
+    return config.default_model if model_available(config.default_model) else BUNDLED_MODEL
+
+
 def render(config: AppConfig) -> Choices:
     """Model, device, clustering and naming settings; returns what is chosen."""
     sidebar = st.sidebar
     sidebar.header("Model")
     options = [*model_options(config), LLM_ANSWERS, LOCAL_MODEL]
     default_ok = model_available(config.default_model)
-    st.session_state.setdefault("model_choice", config.default_model if default_ok else BUNDLED_MODEL)
+    st.session_state.setdefault("model_choice", opening_model(config))
     if st.session_state["model_choice"] not in options:
         st.session_state["model_choice"] = BUNDLED_MODEL
     choice = sidebar.selectbox("Embedding model", options, key="model_choice", format_func=_model_label)
