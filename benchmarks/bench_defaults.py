@@ -170,6 +170,12 @@ def cmd_rules(args: argparse.Namespace) -> None:
             worse = [k for k in rows if k in olds and rows[k]["v"] < olds[k]["v"] - 1e-9]
             mean_v = statistics.mean(r["v"] for r in rows.values())
             print(f"{rule_name:45s} mean V {mean_v:.3f}; above old nn15 on {better}/{len(rows)}; below on {worse}")
+            for corpus in worse:  # the same reductions under both rules: the difference rep by rep
+                diffs = [a["v"] - b["v"] for a, b in zip(table[(rule_name, corpus, nn)], table[(old_key, corpus, 15)],
+                                                         strict=False)]
+                spread = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
+                print(f"{'':45s}   {corpus}: V minus old's, rep by rep {', '.join(f'{d:+.3f}' for d in diffs)} "
+                      f"(mean {statistics.mean(diffs):+.3f}, standard error {spread:.3f})")
     print("\n| corpus | n | labels | rule | mcs | ms | V | ARI | noise | clusters |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in summary:
