@@ -527,7 +527,7 @@ class MaskedLMEncoder(TransformersEncoder):
         self._lexicon = self._lexicon_table(answer_lexicon) if answer_lexicon else None
         self._glued: dict[tuple[int, int], bool] = {}
         self._head_parts = _head_parts(model)
-        self._answer_tokens = None  # the lexicon's tokens, for _slot_logits; None: the whole head scores
+        self._answer_tokens = None  # the tokens answers are made of, for _slot_logits; None: the whole head scores
         if self._lexicon is not None and self._head_parts is not None and restrict_answers:
             known = [t for t in answer_tokens or () if t < self._head_parts[3].out_features]
             self._answer_tokens = torch.unique(torch.cat([self._lexicon[1].flatten(),

@@ -159,6 +159,11 @@ def test_answers_are_mended_towards_the_lexicon_the_model_was_trained_on(wordpie
 
     truncated = logits({"pol": 5}, {"[SEP]": 3, "##ite": 1}, {"[SEP]": 5})  # "polite" 2 nats less likely
     assert encoder._answers(truncated) == ["polite"]
+    # the same over a few columns (the tokens answers are made of): the same answer
+    columns = torch.tensor(sorted(vocab[w] for w in ("[SEP]", "pol", "##ite", "##ish", "rude", "text", "message")))
+    assert encoder._answers(truncated[:, :, columns], columns) == ["polite"]
+    glued_columns = logits({"pol": 5}, {"##ish": 5, "##ite": 4}, {"[SEP]": 5})[:, :, columns]
+    assert encoder._answers(glued_columns, columns) == ["polite"]
     encoder._lexicon = None
     assert encoder._answers(truncated) == ["pol"]  # without a lexicon: the argmax
     encoder = load_encoder(str(wordpiece_bert))
