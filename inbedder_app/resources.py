@@ -35,11 +35,15 @@ def shared_encoder(model: str, device: str, pool_prompt: bool = False) -> Any:
     """
     with _PRELOADS_LOCK:
         preload = _PRELOADS.pop((model, device, pool_prompt), None)
+        _PRELOADS.clear()  # a preload not asked for first is dropped: it would outlive this cache's two entries
     if preload is not None:
         try:
             return preload.result()
-        except Exception:  # noqa: BLE001 - loaded again below, where its error reaches the analyst
-            pass
+        except Exception as error:  # noqa: BLE001 - loaded again below, where its error reaches the analyst
+            from streamlit.logger import get_logger
+
+            get_logger(__name__).warning("inbedder: loading model %r in the background failed (%s); loading it "
+                                         "again", model, error)
     return _load_encoder(model, device, pool_prompt)
 
 
@@ -89,7 +93,15 @@ class WarmUp:
 WARM_UPS: list[WarmUp] = []  # this process's warm-up (at most one), for benchmarks that wait for it
 
 
-def _warm_up(state: WarmUp, preload: tuple[str, str] | None) -> None:
+def _preload_into(future: Future, model: str, device: str) -> None:
+    try:
+        future.set_result(_load_encoder(model, device, False))
+    except BaseException as error:  # noqa: BLE001 - handed to shared_encoder, which logs it and loads again
+        future.set_exception(error)
+
+
+def _warm_up(state: WarmUp, preload: tuple[str, str, Future] | None) -> None:
+    loading = None
     try:
         try:
             # torch first: when torch is half-imported by one thread while another imports
@@ -97,29 +109,36 @@ def _warm_up(state: WarmUp, preload: tuple[str, str] | None) -> None:
             choose_device("cpu")
         finally:
             state.torch_ready.set()
-        if preload is not None:
-            model, device = preload
-            future: Future = Future()
-            with _PRELOADS_LOCK:
-                _PRELOADS[(model, device, False)] = future
-            try:
-                future.set_result(_load_encoder(model, device, False))
-            except BaseException as error:  # noqa: BLE001 - handed to shared_encoder, which loads again
-                future.set_exception(error)
+        if preload is not None:  # the model in its own thread: a first build of the bundle does not hold up UMAP's
+            model, device, future = preload
+            loading = threading.Thread(target=_preload_into, args=(future, model, device),
+                                       name="inbedder-model-preload", daemon=True)
+            loading.start()
         warm_up()
     finally:
+        if loading is not None:
+            loading.join()
+        elif preload is not None and not preload[2].done():  # torch failed to import: shared_encoder loads itself
+            preload[2].set_exception(RuntimeError("the warm-up stopped before loading the model"))
         state.done.set()
 
 
 @st.cache_resource(show_spinner=False)
-def start_warm_up(preload: tuple[str, str] | None = None) -> WarmUp:
-    """Import torch, load the ``preload`` (model, device) the app opens with, then compile UMAP's numba
-    code: once per process, in the background, so none of it is on the analyst's path to the first map.
+def start_warm_up(_preload: tuple[str, str] | None = None) -> WarmUp:
+    """Import torch, then load the ``_preload`` (model, device) the app opens with and compile UMAP's numba
+    code side by side: once per process (the argument is not part of the cache key), in the background,
+    so none of it is on the analyst's path to the first map.
 
     The script waits for ``torch_ready`` before any computation, so that no scipy code runs while torch
-    is half-imported.
+    is half-imported. The load is registered for ``shared_encoder`` before the thread starts.
     """
     state = WarmUp(threading.Event(), threading.Event())
+    preload = None
+    if _preload is not None:
+        model, device = _preload
+        preload = (model, device, Future())
+        with _PRELOADS_LOCK:
+            _PRELOADS[(model, device, False)] = preload[2]
     WARM_UPS.append(state)
     threading.Thread(target=_warm_up, args=(state, preload), name="inbedder-warm-up", daemon=True).start()
     return state

@@ -499,9 +499,11 @@ class MaskedLMEncoder(TransformersEncoder):
     answers stay as decoded: whole words the lexicon lacks ("credit", not "credit limit"), names,
     languages the training never asked about.
 
-    With a lexicon, the slots score only the tokens an answer can be made of (``_slot_logits``): the
-    lexicon's, the ``answer_tokens`` the slots were trained on, and the batch's own, in float32.
-    ``restrict_answers=False`` scores the whole vocabulary.
+    With ``answer_tokens`` (the tokens the slots were trained on, listed in ``answers.json`` since the
+    second round), each slot scores only the tokens an answer can be made of (``_slot_logits``): those,
+    the lexicon's and its own prompt's, in float32. Then a word that is neither trained nor in the
+    document cannot be answered ("refund" for a query that does not say it).
+    ``restrict_answers=False``, or an ``answers.json`` without ``tokens``, scores the whole vocabulary.
     """
 
     kind: EncoderKind = "masked"
@@ -528,15 +530,19 @@ class MaskedLMEncoder(TransformersEncoder):
         self._glued: dict[tuple[int, int], bool] = {}
         self._head_parts = _head_parts(model)
         self._answer_tokens = None  # the tokens answers are made of, for _slot_logits; None: the whole head scores
-        if self._lexicon is not None and self._head_parts is not None and restrict_answers:
-            known = [t for t in answer_tokens or () if t < self._head_parts[3].out_features]
-            self._answer_tokens = torch.unique(torch.cat([self._lexicon[1].flatten(),
-                                                          torch.tensor(known, dtype=torch.long, device=self.device)]))
+        if self._lexicon is not None and answer_tokens and restrict_answers and self._head_parts is not None:
+            size = self._head_parts[3].out_features
+            known = torch.cat([self._lexicon[1].flatten(), torch.tensor(list(answer_tokens), dtype=torch.long,
+                                                                        device=self.device)])
+            self._answer_tokens = torch.unique(known[(known >= 0) & (known < size)])
+            if not self._split_head_agrees():
+                self._answer_tokens = None
 
     @property
     def pooling(self) -> str:
+        scored = f";answer-tokens:{len(self._answer_tokens)}" if self._answer_tokens is not None else ""
         mended = f";mended-answers:{len(self._lexicon[0])}" if self._lexicon else ""
-        return f"mask-mean:{self.n_masks};last-layer;max_length={self.max_length}{mended}"
+        return f"mask-mean:{self.n_masks};last-layer;max_length={self.max_length}{scored}{mended}"
 
     @property
     def gives_answers(self) -> bool:
@@ -586,27 +592,58 @@ class MaskedLMEncoder(TransformersEncoder):
                 decoded[i] = answers[candidates[top]]
         return decoded
 
-    def _slot_logits(self, states: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _slot_logits(self, states: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The head's logits at the mask slots' ``states``, with the vocabulary their columns score.
 
-        With an answer lexicon (and a head split as ``_head_parts``), only the tokens an answer can be
-        made of are scored, in float32: the tokens the slots were trained on (the lexicon answers' and
-        ``answer_tokens``) and the batch's own (``ids``), so answers the model learnt to give and words
-        of the document or question. That is about 8,000 of e5's 250,000 tokens, instead of the whole
-        vocabulary in the model's dtype, where bf16 logits round near-ties apart (``docs/training.md``
-        has what it changes). Else the whole head.
+        With the tokens the slots were trained on (``answer_tokens`` from ``answers.json``, and the lexicon
+        answers'), each row scores only those and its own prompt's tokens (its row of ``ids`` where ``mask``
+        is set: the document's and the question's, for extractive answers), in float32; the other columns of the
+        batch's shared vocabulary are ``-inf`` for it, so an answer never depends on the batch. That is
+        about 8,000 of e5's 250,000 tokens, instead of the whole vocabulary in the model's dtype, where
+        bf16 logits round near-ties apart (``docs/training.md`` has what it changes). Else the whole head.
         """
         import torch
 
         if self._answer_tokens is None:
             return self._head(states), None
+        own = torch.where(mask.bool(), ids, self._answer_tokens[0])  # padding is no token of the prompt
+        vocabulary = torch.unique(torch.cat([self._answer_tokens, own.flatten()]))
+        logits = self._split_head(states, vocabulary)
+        allowed = torch.zeros((len(ids), len(vocabulary)), dtype=torch.bool, device=logits.device)
+        allowed[:, torch.searchsorted(vocabulary, self._answer_tokens)] = True
+        allowed.scatter_(1, torch.searchsorted(vocabulary, own), True)
+        return logits.masked_fill(~allowed[:, None, :], float("-inf")), vocabulary
+
+    def _split_head(self, states: torch.Tensor, vocabulary: torch.Tensor) -> torch.Tensor:
+        """The head's logits of ``vocabulary``'s tokens, in float32, through its own layers (``_head_parts``)."""
+        import torch
+
         dense, act, norm, decoder = self._head_parts
-        vocabulary = torch.unique(torch.cat([self._answer_tokens, ids.flatten()]))
         x = torch.nn.functional.linear(states.float(), dense.weight.float(), dense.bias.float())
         x = torch.nn.functional.layer_norm(act(x), norm.normalized_shape, norm.weight.float(), norm.bias.float(),
                                            norm.eps)
-        weight, bias = decoder.weight[vocabulary].float(), decoder.bias[vocabulary].float()
-        return torch.nn.functional.linear(x, weight, bias), vocabulary
+        return torch.nn.functional.linear(x, decoder.weight[vocabulary].float(), decoder.bias[vocabulary].float())
+
+    def _split_head_agrees(self) -> bool:
+        """Whether ``_split_head`` gives the whole head's logits (in float32) on random states: a head whose
+        parts are named alike but combine otherwise (MobileBERT's) is then scored whole."""
+        import torch
+
+        decoder = self._head_parts[3]
+        generator = torch.Generator(device="cpu").manual_seed(0)
+        states = torch.randn((2, self.n_masks, decoder.in_features), generator=generator)
+        states = states.to(device=decoder.weight.device, dtype=decoder.weight.dtype)
+        columns = torch.arange(min(64, decoder.out_features), device=decoder.weight.device)
+        try:
+            with torch.inference_mode():
+                whole = self._head(states)[:, :, columns].float()
+                split = self._split_head(states, columns)
+        except (RuntimeError, AttributeError, TypeError, IndexError):
+            return False
+        # within 2% of the logits' scale: loose enough for a head run in bf16, tight enough to tell another
+        # combination of the parts
+        return bool((whole - split).abs().max() <= 0.02 * whole.abs().max() + 1e-6)
 
     def _splits_a_word(self, decoded: list[int], known: list[int]) -> bool:
         """Whether the decoded slots part from a known answer inside a word: where they first differ, one
@@ -646,7 +683,7 @@ class MaskedLMEncoder(TransformersEncoder):
             vectors = at_masks.float().mean(dim=1)
             decoded = None
             if answers:
-                decoded = self._answers(*self._slot_logits(at_masks, ids))
+                decoded = self._answers(*self._slot_logits(at_masks, ids, mask))
         return vectors.cpu().numpy(), decoded
 
     def states_at(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:

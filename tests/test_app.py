@@ -270,18 +270,18 @@ def test_the_warm_up_loads_the_opening_model_and_run_uses_that_load(app_env):
     app_env.setenv("INBEDDER_WARM_UP", "1")
     resources.shared_encoder.clear()  # a fresh server: no encoder loaded by an earlier test
     resources.start_warm_up.clear()
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    assert_clean(at)
     key = (os.environ["INBEDDER_MODEL"], "auto", False)
-    state = resources.WARM_UPS[-1]
-    while key not in resources._PRELOADS and not state.done.wait(0.05):
-        pass
-    preloaded = resources._PRELOADS[key].result(timeout=RUN_TIMEOUT)  # loaded before any Run
-    at.button(key="run").click().run(timeout=RUN_TIMEOUT)
-    assert_clean(at)
-    assert key not in resources._PRELOADS  # taken by the run, not kept twice
-    assert at.session_state["workspace"].analysis.encoder.encoder is preloaded
-    assert state.done.wait(RUN_TIMEOUT)  # UMAP's compile too, before the next test
+    try:
+        at = AppTest.from_file(APP, default_timeout=60).run()
+        assert_clean(at)
+        preloaded = resources._PRELOADS[key].result(timeout=RUN_TIMEOUT)  # loaded before any Run
+        at.button(key="run").click().run(timeout=RUN_TIMEOUT)
+        assert_clean(at)
+        assert key not in resources._PRELOADS  # taken by the run, not kept twice
+        assert at.session_state["workspace"].analysis.encoder.encoder is preloaded
+    finally:
+        resources._PRELOADS.clear()
+        assert resources.WARM_UPS[-1].done.wait(RUN_TIMEOUT)  # UMAP's compile too, before the next test
 
 
 def test_api_key_from_streamlit_secrets_is_used_and_never_shown(app_env):

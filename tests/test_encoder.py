@@ -123,7 +123,8 @@ def wordpiece_bert(tmp_path_factory):
     torch.manual_seed(0)
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "#", "input", "instruction", "response", ":", "?", "how",
              "is", "it", "the", "tone", "pol", "##ite", "##ish", "rude", "card", "fee", "text", "##ncy", "message"]
-    tok = Tokenizer(models.WordPiece(vocab={w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    vocab = {w: i for i, w in enumerate(words)}
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
@@ -136,8 +137,9 @@ def wordpiece_bert(tmp_path_factory):
     folder = tmp_path_factory.mktemp("wordpiece-bert")
     BertForMaskedLM(config).eval().save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    trained = [vocab[w] for w in ("pol", "##ite", "rude", "card", "fee", "text", "message", "[SEP]", "##ish")]
     (folder / ANSWER_LEXICON_FILE).write_text(json.dumps({"answers": {"polite": 9, "rude": 5, "card fee": 4,
-                                                               "text message": 3}}))
+                                                                      "text message": 3}, "tokens": trained}))
     return folder
 
 
@@ -467,29 +469,66 @@ def test_bf16_on_cpu_gives_the_fp32_vectors_closely(tiny_roberta):
     assert cosine.min() > 0.99
 
 
-def test_answers_score_the_lexicon_and_the_texts_tokens_as_the_whole_head_does(wordpiece_bert):
-    """With a lexicon, the slots score only the lexicon answers' tokens and the batch's own, in float32,
-    through the head's own layers: the same logits as the whole head at those tokens, answers made of them."""
+def test_answers_score_the_trained_tokens_and_each_texts_own_as_the_whole_head_does(wordpiece_bert):
+    """With the trained slot tokens in ``answers.json``, each row scores only those and its own prompt's tokens,
+    in float32, through the head's own layers: the whole head's logits there, ``-inf`` elsewhere; so a
+    text's answer does not depend on the texts beside it in a batch."""
     import torch
 
     encoder = load_encoder(str(wordpiece_bert))
     vocab = encoder.tokenizer.get_vocab()
-    allowed = {vocab[w] for w in ("pol", "##ite", "rude", "card", "fee", "text", "message", "[SEP]")}  # lexicon
-    texts = ["how is the tone", "the card fee", "is it rude"]
+    trained = {vocab[w] for w in ("pol", "##ite", "rude", "card", "fee", "text", "message", "[SEP]", "##ish")}
+    assert set(encoder._answer_tokens.tolist()) == trained
+    assert f";answer-tokens:{len(trained)};mended-answers:4" in encoder.pooling
+    texts = ["how is the tone", "the card fee", "is it rude", "tone", "the fee"]
     rows = [encoder.tokenize(p) for p in (split_pattern(encoder.pattern, t, "how is it ?") for t in texts)]
     ids, mask = encoder.pad(rows)
     states = torch.randn(len(texts), encoder.n_masks, encoder.model.config.hidden_size)
-    logits, columns = encoder._slot_logits(states, ids)
-    assert set(columns.tolist()) == allowed | set(ids.flatten().tolist())
-    assert "##ish" not in encoder.tokenizer.convert_ids_to_tokens(columns.tolist())  # neither lexicon nor text
+    logits, columns = encoder._slot_logits(states, ids, mask)
     with torch.inference_mode():
         whole = encoder._head(states)
-    torch.testing.assert_close(logits, whole[:, :, columns], rtol=1e-5, atol=1e-5)
-    restricted = encoder.encode(texts, "how is it ?", answers=True).answers
+    for r, row in enumerate(rows):
+        finite = torch.isfinite(logits[r]).all(dim=0)
+        assert set(columns[finite].tolist()) == trained | set(row)  # its own tokens: no neighbour's, no padding
+        torch.testing.assert_close(logits[r][:, finite], whole[r][:, columns[finite]], rtol=1e-5, atol=1e-5)
+    together = encoder.encode(texts, "how is it ?", answers=True).answers
+    assert together == [encoder.encode([t], "how is it ?", answers=True).answers[0] for t in texts]
     encoder._answer_tokens = None  # the whole head
     full = encoder.encode(texts, "how is it ?", answers=True).answers
-    words = set(" ".join(texts + ["how is it ?", "polite rude card fee text message"]).split())
-    for answer, whole_answer in zip(restricted, full, strict=True):
-        assert set(answer.split()) <= words | {"polite", "pol"}
-        if whole_answer and set(whole_answer.split()) <= words:  # the whole head's answer is in reach
+    words = {"pol", "polite", "polish", "rude", "card", "fee", "text", "message"}
+    for text, answer, whole_answer in zip(texts, together, full, strict=True):
+        assert set(answer.split()) <= words | set(text.split()) | {"how", "is", "it", "?"}
+        if whole_answer and set(whole_answer.split()) <= words | set(text.split()):  # within reach: the same
             assert answer == whole_answer
+
+
+def test_a_lexicon_without_trained_tokens_or_a_head_that_splits_otherwise_scores_the_whole_vocabulary(
+        wordpiece_bert, tiny_roberta, tmp_path):
+    """Answers are restricted only where ``answers.json`` lists the trained tokens (files written before it
+    did keep whole-vocabulary answers) and where the head's parts give the whole head's logits."""
+    import shutil
+
+    import torch
+
+    older = tmp_path / "older"
+    shutil.copytree(wordpiece_bert, older)
+    content = json.loads((older / ANSWER_LEXICON_FILE).read_text())
+    del content["tokens"]
+    (older / ANSWER_LEXICON_FILE).write_text(json.dumps(content))
+    encoder = load_encoder(str(older))
+    assert encoder._answer_tokens is None and "answer-tokens" not in encoder.pooling
+    assert encoder.pooling.endswith(";mended-answers:4")  # still mended
+    # RoBERTa's head (lm_head: dense, gelu, layer_norm, decoder) splits into the same logits
+    roberta = tmp_path / "roberta"
+    shutil.copytree(tiny_roberta, roberta)
+    (roberta / ANSWER_LEXICON_FILE).write_text(json.dumps({"answers": ["yes"], "tokens": [5, 6, 7]}))
+    encoder = load_encoder(str(roberta))
+    assert encoder._answer_tokens is not None
+    states = torch.randn(2, encoder.n_masks, encoder.model.config.hidden_size)
+    columns = torch.arange(40)
+    with torch.inference_mode():
+        torch.testing.assert_close(encoder._split_head(states, columns), encoder._head(states)[:, :, columns],
+                                   rtol=1e-5, atol=1e-5)
+    # a head named alike whose parts combine otherwise is scored whole
+    encoder._head_parts = (encoder._head_parts[0], torch.nn.functional.relu, *encoder._head_parts[2:])
+    assert not encoder._split_head_agrees()
