@@ -528,9 +528,10 @@ class MaskedLMEncoder(TransformersEncoder):
         self._slot_layers = _slot_layers(self._base)
         self._lexicon = self._lexicon_table(answer_lexicon) if answer_lexicon else None
         self._glued: dict[tuple[int, int], bool] = {}
-        self._head_parts = _head_parts(model)
+        restrict = self._lexicon is not None and bool(answer_tokens) and restrict_answers
+        self._head_parts = _head_parts(self._head) if restrict else None
         self._answer_tokens = None  # the tokens answers are made of, for _slot_logits; None: the whole head scores
-        if self._lexicon is not None and answer_tokens and restrict_answers and self._head_parts is not None:
+        if self._head_parts is not None:
             size = self._head_parts[3].out_features
             known = torch.cat([self._lexicon[1].flatten(), torch.tensor(list(answer_tokens), dtype=torch.long,
                                                                         device=self.device)])
@@ -586,9 +587,10 @@ class MaskedLMEncoder(TransformersEncoder):
             if not candidates:
                 continue
             # log-probabilities summed over the slots, against the argmax's: each slot's normaliser cancels
-            scores = logits[i].float()[slots, columns[candidates]].sum(dim=-1)
+            row = logits[i].float()
+            scores = row[slots, columns[candidates]].sum(dim=-1)
             top = int(scores.argmax())
-            if float(scores[top]) >= float(logits[i].float()[slots, best[i]].sum()) - MEND_MARGIN:
+            if float(scores[top]) >= float(row[slots, best[i]].sum()) - MEND_MARGIN:
                 decoded[i] = answers[candidates[top]]
         return decoded
 
@@ -751,17 +753,17 @@ def _slot_layers(base: Any) -> Any:
     return list(layers)
 
 
-def _head_parts(model: Any) -> tuple[Any, Any, Any, Any] | None:
-    """The masked-LM head as (dense, activation, layer norm, decoder), for BERT (``cls.predictions``) and
-    RoBERTa (``lm_head``) heads with a decoder bias; ``None`` for other heads (then scored whole)."""
+def _head_parts(head: Any) -> tuple[Any, Any, Any, Any] | None:
+    """The masked-LM ``head`` (``_masked_lm_head``) as (dense, activation, layer norm, decoder), for BERT
+    (``cls.predictions``) and RoBERTa (``lm_head``) heads with a decoder bias; ``None`` for other heads (then
+    scored whole)."""
     import torch
 
-    predictions = getattr(getattr(model, "cls", None), "predictions", None)
+    predictions = getattr(head, "predictions", None)
     if predictions is not None and hasattr(predictions, "transform"):
         transform = predictions.transform
         parts = (transform.dense, transform.transform_act_fn, transform.LayerNorm, predictions.decoder)
-    elif getattr(model, "lm_head", None) is not None and hasattr(model.lm_head, "layer_norm"):
-        head = model.lm_head
+    elif all(hasattr(head, name) for name in ("dense", "layer_norm", "decoder")):
         parts = (head.dense, torch.nn.functional.gelu, head.layer_norm, head.decoder)
     else:
         return None
