@@ -81,6 +81,27 @@ def _empty_spot(canvas, background: np.ndarray) -> tuple[float, float, float]:
     return ((x + width // 2) * box["width"] / width, (y + height // 2) * box["height"] / height, float(corner.max()))
 
 
+def _wait_or_explain(page, locator, log_path, what: str) -> None:
+    """``locator.wait_for``; on a timeout, the page's screenshot, the iframes' texts and the app's log go to
+    ``tests/artifacts`` and into the failure message (this wait has timed out now and then in CI)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        locator.wait_for(timeout=LONG)
+    except PlaywrightTimeout:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "atlas_timeout.png"), full_page=True)
+        frames = []
+        for frame in page.frames[1:]:
+            try:
+                frames.append(f"{frame.url[:120]}: {frame.locator('body').inner_text(timeout=5_000)[:600]!r}")
+            except Exception as error:  # noqa: BLE001 - a detached or blank frame is itself the clue
+                frames.append(f"{frame.url[:120]}: ({type(error).__name__})")
+        log = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else "(no log)"
+        pytest.fail(f"{what} did not appear in {LONG / 1000:.0f} s (screenshot: {ARTIFACTS / 'atlas_timeout.png'})"
+                    f"\npage: {page.locator('body').inner_text()[-1500:]!r}\nframes: {frames}\napp log: {log}")
+
+
 def _open_big_run(page, tmp_path, tiny_roberta, n_docs: int, threshold: int) -> tuple[float, np.ndarray, list]:
     """Save a synthetic run of ``n_docs``, start the app, upload its corpus, reopen the run; returns
     (seconds from the reopen click until the map's canvas shows coloured points, labels, cluster summaries)."""
@@ -100,7 +121,8 @@ def _open_big_run(page, tmp_path, tiny_roberta, n_docs: int, threshold: int) -> 
         page.get_by_role("button", name="Reopen this run").click()
         start = time.monotonic()
         frame = page.frame_locator('iframe[title*="embedding_atlas_map"]')
-        frame.get_by_text(re.compile(rf"^{n_docs:,} / {n_docs:,} points$")).wait_for(timeout=LONG)
+        _wait_or_explain(page, frame.get_by_text(re.compile(rf"^{n_docs:,} / {n_docs:,} points$")),
+                         tmp_path / "streamlit.log", f"the component's '{n_docs:,} / {n_docs:,} points' counter")
         # the points are drawn (WebGL2 here: no WebGPU adapter), coloured by cluster
         canvas = frame.locator("canvas").first
         counter = frame.get_by_text(re.compile(r"^[\d,]+ / [\d,]+ points$"))
