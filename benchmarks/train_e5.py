@@ -8,7 +8,11 @@ never in the repository, except ``export``:
     python benchmarks/train_e5.py evaluate --model DIR_OR_NAME --eval-out DIR
     python benchmarks/train_e5.py continue   # stage 2 from the stage-1 model (checkpoints2; rerun to resume)
     python benchmarks/train_e5.py third --max-steps 600  # stage 3 from stage 2 (checkpoints3c; rerun to resume)
+    python benchmarks/train_e5.py fourth --max-steps 600  # stage 4 from stage 3 (or the shipped bundle); not shipped
+    python benchmarks/train_e5.py soup       # WORK/model34: the weights of stages 3 and 4 averaged; not shipped
     python benchmarks/train_e5.py export --model WORK/model3c --eval-out WORK/eval/NAME  # write the bundle
+
+Training runs in bf16 on a CPU with native bf16 (the shipped stages did), else in fp32.
 
 Data (``prepare``):
 
@@ -200,13 +204,16 @@ def prepare(work: Path) -> None:
 
 
 def settings(work: Path, base: Path, max_steps: int, minutes: float):
+    from inbedder_core.encoder import cpu_has_native_bf16
     from inbedder_core.training import TrainSettings
 
     return TrainSettings(
         model=str(base), data=[str(work / "data" / "train.jsonl.gz")], output_dir=str(work / "model"),
         kind="masked", n_masks=3, mask_fill="eos", max_length=96, batch_size=32, grad_accum=1,
         learning_rate=1e-4, warmup_ratio=0.04, max_steps=max_steps, max_minutes=minutes, save_steps=25,
-        log_steps=10, seed=SEED, device="cpu", precision="bf16", freeze_embeddings=True, freeze_layers=5,
+        log_steps=10, seed=SEED, device="cpu",
+        # the stages that ship ran in bf16 on a CPU with native bf16; elsewhere bf16 is emulated and many times slower
+        precision="bf16" if cpu_has_native_bf16() else "fp32", freeze_embeddings=True, freeze_layers=5,
         contrastive_weight=0.5, contrastive_temperature=0.05, kinds_per_batch=4,
         checkpoint_dir=str(work / "checkpoints"), name="inbedder-e5", license="mit")
 
@@ -230,6 +237,54 @@ def third_settings(work: Path, max_steps: int, minutes: float):
                    checkpoint_dir=str(work / "checkpoints3c"))
 
 
+def fourth_settings(work: Path, max_steps: int, minutes: float):
+    """Stage 4: from the stage-3 model (``model3c``, or the shipped bundle built into the user cache: see
+    ``start_from_bundle``), a fourth batch order (seed 20), 600 steps at 5e-5; its weights are then averaged with
+    stage 3's (``soup``)."""
+    from dataclasses import replace
+
+    first = settings(work, work / "model3c", max_steps, minutes)
+    return replace(first, output_dir=str(work / "model4"), seed=SEED + 3, learning_rate=5e-5,
+                   checkpoint_dir=str(work / "checkpoints4"))
+
+
+def start_from_bundle(work: Path) -> Path:
+    """``WORK/model3c`` from the shipped ``inbedder-e5`` when the stage-3 training output is not there (a fresh
+    machine): the bundle is stage 3, its fine-tuned weights stored in float16."""
+    import shutil
+
+    from inbedder_core.models import bundled_model_path
+
+    target = work / "model3c"
+    if not (target / "model.safetensors").exists():
+        shutil.copytree(bundled_model_path("inbedder-e5"), target, dirs_exist_ok=True)
+        print(f"stage 3 taken from the shipped bundle -> {target}", flush=True)
+    return target
+
+
+def soup(first: Path, second: Path, out: Path, weight: float = 0.5) -> Path:
+    """A model whose every weight is ``(1 - weight) * first + weight * second`` (a "model soup": the two must
+    share an architecture); the rest of ``first``'s folder (config, tokenizer, answers) is copied."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    a, b = load_file(str(first / "model.safetensors")), load_file(str(second / "model.safetensors"))
+    if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
+        raise SystemExit(f"{first} and {second} do not share an architecture: no soup")
+    out.mkdir(parents=True, exist_ok=True)
+    for item in first.iterdir():
+        if item.name != "model.safetensors" and item.is_file():
+            shutil.copy2(item, out / item.name)
+    mixed = {k: ((1 - weight) * a[k].float() + weight * b[k].float()).to(a[k].dtype)
+             if a[k].is_floating_point() else a[k] for k in a}
+    save_file(mixed, str(out / "model.safetensors"), metadata={"format": "pt"})
+    changed = sum(int(not torch.equal(a[k], b[k])) for k in a)
+    print(f"soup: {changed} of {len(a)} tensors differ; weight {weight} on {second} -> {out}", flush=True)
+    return out
+
+
 def run_training(work: Path, base: Path, max_steps: int, minutes: float, threads: int,
                  stage: int = 1) -> None:
     import torch
@@ -245,7 +300,9 @@ def run_training(work: Path, base: Path, max_steps: int, minutes: float, threads
     if stage == 1:
         chosen = settings(work, base, max_steps, minutes)
     else:
-        chosen = (continue_settings if stage == 2 else third_settings)(work, max_steps, minutes)
+        if stage == 4:
+            start_from_bundle(work)
+        chosen = {2: continue_settings, 3: third_settings, 4: fourth_settings}[stage](work, max_steps, minutes)
     checkpoints = Path(chosen.checkpoint_dir or "")
     resume = (checkpoints / "last").exists() or (checkpoints / "previous").exists()
     result = train(chosen, resume=resume, overwrite=not resume, note=note)
@@ -407,8 +464,8 @@ def export(work: Path, eval_dir: Path, model_dir: Path | None = None, eval_name:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=["prepare", "validation", "train", "continue", "third", "evaluate",
-                                         "answers", "export"])
+    parser.add_argument("step", choices=["prepare", "validation", "train", "continue", "third", "fourth", "soup",
+                                         "evaluate", "answers", "export"])
     parser.add_argument("--work", type=Path, default=Path("/tmp/inbedder-e5"))
     parser.add_argument("--base", type=Path, default=Path("/tmp/e5base/multilingual-e5-small-mlm"))
     parser.add_argument("--max-steps", type=int, default=1100)
@@ -418,6 +475,8 @@ def main() -> None:
                         "model folder (default: the last stage that finished: WORK/model3c, model2 or model)")
     parser.add_argument("--eval-out", type=Path, default=Path("/tmp/inbedder-e5/eval/model"))
     parser.add_argument("--seeds", type=int, default=3, help="evaluate: KMeans seeds")
+    parser.add_argument("--soup-weight", type=float, default=0.5, help="soup: weight of stage 4 (model4) against "
+                        "stage 3 (model3c) in WORK/model34")
     args = parser.parse_args()
     if args.step == "prepare":
         prepare(args.work)
@@ -429,6 +488,10 @@ def main() -> None:
         run_training(args.work, args.base, args.max_steps, args.minutes, args.threads, stage=2)
     elif args.step == "third":
         run_training(args.work, args.base, args.max_steps, args.minutes, args.threads, stage=3)
+    elif args.step == "fourth":
+        run_training(args.work, args.base, args.max_steps, args.minutes, args.threads, stage=4)
+    elif args.step == "soup":
+        soup(args.work / "model3c", args.work / "model4", args.work / "model34", args.soup_weight)
     elif args.step == "export":
         model_dir = Path(args.model) if Path(args.model).is_dir() else None
         print(f"bundle written to {export(args.work, args.work / 'eval', model_dir, args.eval_out.name)}")
