@@ -218,34 +218,21 @@ def settings(work: Path, base: Path, max_steps: int, minutes: float):
         checkpoint_dir=str(work / "checkpoints"), name="inbedder-e5", license="mit")
 
 
-def continue_settings(work: Path, max_steps: int, minutes: float):
-    """Stage 2: from the stage-1 model, another seed (another batch order over the mix), a lower peak rate."""
+# Later stages: (the stage it starts from, its output, its checkpoints), each with its own batch order (seed
+# SEED + stage - 1) over the same mix and objective, at a lower peak rate (5e-5) than stage 1.
+# 2 (``continue``): from stage 1. 3 (``third``, shipped): from stage 2; its folder is ``model3c`` because it was
+# first run as the control of a distillation try. 4 (``fourth``, not shipped): from stage 3, or the shipped bundle
+# (``start_from_bundle``); its weights were also averaged with stage 3's (``soup``).
+LATER_STAGES = {2: ("model", "model2", "checkpoints2"), 3: ("model2", "model3c", "checkpoints3c"),
+                4: ("model3c", "model4", "checkpoints4")}
+
+
+def later_stage_settings(work: Path, stage: int, max_steps: int, minutes: float):
     from dataclasses import replace
 
-    first = settings(work, work / "model", max_steps, minutes)
-    return replace(first, model=str(work / "model"), output_dir=str(work / "model2"), seed=SEED + 1,
-                   learning_rate=5e-5, checkpoint_dir=str(work / "checkpoints2"))
-
-
-def third_settings(work: Path, max_steps: int, minutes: float):
-    """Stage 3 (shipped): from the stage-2 model, the same mix and objective in a third batch order, 600 steps
-    at 5e-5. (Its output folder is ``model3c``: it was first run as the control of a distillation try.)"""
-    from dataclasses import replace
-
-    first = settings(work, work / "model2", max_steps, minutes)
-    return replace(first, output_dir=str(work / "model3c"), seed=SEED + 2, learning_rate=5e-5,
-                   checkpoint_dir=str(work / "checkpoints3c"))
-
-
-def fourth_settings(work: Path, max_steps: int, minutes: float):
-    """Stage 4: from the stage-3 model (``model3c``, or the shipped bundle built into the user cache: see
-    ``start_from_bundle``), a fourth batch order (seed 20), 600 steps at 5e-5; its weights are then averaged with
-    stage 3's (``soup``)."""
-    from dataclasses import replace
-
-    first = settings(work, work / "model3c", max_steps, minutes)
-    return replace(first, output_dir=str(work / "model4"), seed=SEED + 3, learning_rate=5e-5,
-                   checkpoint_dir=str(work / "checkpoints4"))
+    start, output, checkpoints = LATER_STAGES[stage]
+    return replace(settings(work, work / start, max_steps, minutes), output_dir=str(work / output),
+                   seed=SEED + stage - 1, learning_rate=5e-5, checkpoint_dir=str(work / checkpoints))
 
 
 def start_from_bundle(work: Path) -> Path:
@@ -302,7 +289,7 @@ def run_training(work: Path, base: Path, max_steps: int, minutes: float, threads
     else:
         if stage == 4:
             start_from_bundle(work)
-        chosen = {2: continue_settings, 3: third_settings, 4: fourth_settings}[stage](work, max_steps, minutes)
+        chosen = later_stage_settings(work, stage, max_steps, minutes)
     checkpoints = Path(chosen.checkpoint_dir or "")
     resume = (checkpoints / "last").exists() or (checkpoints / "previous").exists()
     result = train(chosen, resume=resume, overwrite=not resume, note=note)
