@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from train_e5 import VALIDATION  # noqa: E402
 
 from inbedder_core.eval.metrics import aspect_margins, clustering_v_measure, triplet_success_rate  # noqa: E402
-from inbedder_core.eval.published import BANKING77_INSTRUCTION  # noqa: E402
+from inbedder_core.eval.published import BANKING77_INSTRUCTION, intent_triplets  # noqa: E402
+from inbedder_core.eval.tasks import ClusteringSet  # noqa: E402
 
 BANKING77_CSV = ROOT / "sample_data" / "banking77.csv"
 
@@ -122,25 +123,19 @@ def transforms(mix: np.ndarray) -> dict:
     }
 
 
-def intent_triplet_rows(labels: list[str]) -> tuple[list[int], list[int], list[int]]:
-    """The rows of ``published.intent_triplets`` (seed 0): anchor, a same-intent and an other-intent row."""
-    rng = np.random.default_rng(0)
-    by_label: dict[str, list[int]] = {}
-    for i, label in enumerate(labels):
-        by_label.setdefault(label, []).append(i)
-    anchors, positives, negatives = [], [], []
-    for i, label in enumerate(labels):
-        same = [j for j in by_label[label] if j != i]
-        other = [j for j in range(len(labels)) if labels[j] != label]
-        anchors.append(i)
-        positives.append(same[int(rng.integers(len(same)))])
-        negatives.append(other[int(rng.integers(len(other)))])
-    return anchors, positives, negatives
+def intent_triplet_rows(texts: list[str], labels: list[str]) -> tuple[list[int], list[int], list[int]]:
+    """The rows of the evaluation's BANKING77 triplets (``published.intent_triplets``): anchor, positive,
+    negative; a text that occurs twice has the same vector either way."""
+    part = ClusteringSet("banking77", BANKING77_INSTRUCTION, tuple(texts), tuple(labels))
+    found = intent_triplets(part, BANKING77_INSTRUCTION)
+    row = {text: i for i, text in enumerate(texts)}
+    return ([row[t] for t in found.anchors], [row[t] for t in found.positives], [row[t] for t in found.negatives])
 
 
 def score(work: Path, vectors: Path, seeds: int, only: list[str] | None) -> None:
-    banking_labels = pd.read_csv(BANKING77_CSV, dtype=str)["intent"].tolist()
-    anchors, positives, negatives = intent_triplet_rows(banking_labels)
+    banking = pd.read_csv(BANKING77_CSV, dtype=str)
+    banking_labels = banking["intent"].tolist()
+    anchors, positives, negatives = intent_triplet_rows(banking["text"].tolist(), banking_labels)
     for name, transform in transforms(np.load(vectors / "mix.npy")).items():
         if only and name not in only:
             continue
