@@ -7,7 +7,7 @@ so a busy neighbour slows all of them alike. Prints the median seconds per model
 to the baseline (all-MiniLM-L6-v2, which embeds ``"{question} {text}"``). No cache. ``--answers``
 also decodes the bundled models' answers, as the app does (the baseline has none to decode), and adds
 inbedder-e5 with its head scoring the whole vocabulary instead of the tokens answers are made of. ``--also``
-adds other models (a bundled name such as ``inbedder-mpnet``, or a trained model's folder) to the rounds.
+adds other models (any name ``load_encoder`` takes, or a trained model's folder) to the rounds.
 """
 
 from __future__ import annotations
