@@ -5,7 +5,8 @@ documents the way a model would: only between the ``<<<BEGIN DATA>>>`` / ``<<<EN
 the user message (one JSON object per line when batched, the whole block otherwise), answers each
 with ``answer(text)``, and obeys an instruction found *outside* the fence ("... answer X"), as a
 gullible model would, so a broken fence shows as a wrong answer. It can be scripted to fail
-(``failures``: request number -> (status, headers, body)), to die after a number of replies, or to
+(``failures``: request number -> (status, headers, body); ``raw``: request number -> the raw text of a 200
+reply, e.g. garbage), to die after a number of replies, or to
 ignore the batched format (``plain``: a small local model). Prompt tokens are counted as characters / 4.
 """
 
@@ -32,8 +33,9 @@ class AnswerServer:
 
     def __init__(self, answer: Callable[[str], str] = first_word, *, failures: dict[int, tuple] | None = None,
                  die_after: int | None = None, plain: bool = False, key: str | None = None,
-                 port: int = 0) -> None:
+                 port: int = 0, raw: dict[int, str] | None = None) -> None:
         self.answer, self.failures, self.die_after, self.plain, self.key = answer, failures or {}, die_after, plain, key
+        self.raw = raw or {}
         self.requests: list[dict[str, Any]] = []
         self.answered: list[str] = []  # every document text answered in a 200 reply, in order
         self.replies = 0
@@ -53,7 +55,7 @@ class AnswerServer:
                     self.close_connection = True
                     return
                 status, headers, reply = server.respond(number, body, self.headers.get("Authorization", ""))
-                data = json.dumps(reply).encode()
+                data = reply.encode() if isinstance(reply, str) else json.dumps(reply).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -79,6 +81,8 @@ class AnswerServer:
         if number in self.failures:
             status, headers, error = self.failures[number]
             return status, headers, {"error": error}
+        if number in self.raw:
+            return 200, {}, self.raw[number]
         system, user = body["messages"][0]["content"], body["messages"][-1]["content"]
         if user.count(BEGIN) != 1 or user.count(END) != 1 or "DATA" not in system:
             self.fence_problems.append(user)

@@ -8,6 +8,7 @@ embed answers with the deterministic ``HashEncoder``; the clustering test uses t
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import sqlite3
@@ -167,6 +168,15 @@ def test_an_option_the_server_refuses_is_dropped_once(tmp_path):
         result = engine(server, tmp_path, batch_size=2).encode(["one x", "two y", "three z"], QUESTION)
     assert result.answers == ["one", "two", "three"]
     assert "response_format" in server.payloads[0] and "response_format" not in server.payloads[1]
+
+
+def test_deeply_nested_json_from_the_server_is_an_unusable_reply_not_a_stopped_run(tmp_path):
+    nested_content = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": "[" * 100_000}}]})
+    with AnswerServer(raw={0: "[" * 100_000, 3: nested_content}) as server:  # json's RecursionError, not ValueError
+        first = engine(server, tmp_path, batch_size=2).encode(["one x", "two y"], QUESTION)
+        second = engine(server, tmp_path, batch_size=2).encode(["three z", "four w"], "Another question?")
+    assert first.answers == ["one", "two"] and second.answers == ["three", "four"]  # asked again one by one
+    assert len(server.requests) == 6
 
 
 def test_parse_batch_keeps_only_valid_numbered_answers():

@@ -676,6 +676,19 @@ def test_a_body_that_is_not_a_completion_falls_back_instead_of_crashing(
 
 
 @pytest.mark.parametrize(
+    "reply",
+    [Reply(status=200, body="[" * 100_000), Reply(content="[" * 100_000)],
+    ids=["nested-body", "nested-content"],
+)
+def test_deeply_nested_json_is_an_invalid_reply_not_a_crash(serve: Callable[..., ChatServer], reply: Reply) -> None:
+    server = serve(scripted(reply, reply))  # Python's json raises RecursionError, not ValueError, on these
+    labeler, _ = make_labeler(server.url, max_retries=1)
+    names = by_id(labeler.label(TEXTS, LABELS, ANSWERS, INSTRUCTION))
+    assert names[0].source == "keywords" and names[0].error
+    assert names[1].source == names[2].source == "llm"
+
+
+@pytest.mark.parametrize(
     "content",
     [
         '```json\n{"name": "Lost cards", "description": "Cards that were lost."}\n```',

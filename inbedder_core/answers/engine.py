@@ -413,7 +413,7 @@ class LLMAnswerEncoder:
                          "is OPENAI_BASE_URL right?") from None
         except openai.APIStatusError as err:
             raise self._status_problem(err) from None
-        except (openai.APIError, ValueError) as err:
+        except (openai.APIError, ValueError, RecursionError) as err:  # RecursionError: JSON nested too deep
             raise _Invalid(f"the reply could not be read as a chat completion ({self._detail(err)})") from None
         usage = getattr(completion, "usage", None)
         with self._lock:

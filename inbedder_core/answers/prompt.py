@@ -85,7 +85,7 @@ def _json_values(content: str) -> list[Any]:
     for candidate in [text, *(m.group(1) for m in _FENCED.finditer(text))]:
         try:
             values.append(json.loads(candidate))
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than json can decode
             continue
     if values:
         return values
@@ -96,6 +96,8 @@ def _json_values(content: str) -> list[Any]:
             return values
         except ValueError:
             continue
+        except RecursionError:  # nested too deep: so is every start inside it, and trying each is quadratic
+            break
     return values
 
 

@@ -57,7 +57,7 @@ def _parse_json_object(content: str) -> dict[str, Any] | None:
     for candidate in [text, *(m.group(1) for m in _FENCED.finditer(text))]:
         try:
             value = json.loads(candidate)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than json can decode
             continue
         if isinstance(value, dict):
             return value
@@ -67,6 +67,8 @@ def _parse_json_object(content: str) -> dict[str, Any] | None:
             value, _ = decoder.raw_decode(text, match.start())
         except ValueError:
             continue
+        except RecursionError:  # nested too deep: so is every start inside it, and trying each is quadratic
+            return None
         if isinstance(value, dict):
             return value
     return None
@@ -391,7 +393,8 @@ class LLMLabeler:
             ) from None
         except openai.APIStatusError as err:
             raise self._status_problem(err, base_url, messages) from None
-        except (openai.APIError, ValueError) as err:  # a 200 whose body is not a completion (bad JSON, wrong shape)
+        except (openai.APIError, ValueError, RecursionError) as err:  # a 200 whose body is not a completion
+            # (bad JSON, wrong shape, or nesting deeper than json can decode)
             detail = self._detail(err)
             raise _InvalidReply(f"the reply body could not be read as a chat completion ({detail})") from None
         try:
