@@ -179,6 +179,19 @@ def test_deeply_nested_json_from_the_server_is_an_unusable_reply_not_a_stopped_r
     assert len(server.requests) == 6
 
 
+def test_a_reasoning_models_thinking_is_never_the_answer(tmp_path):
+    replies = {"alpha one": "<think>The customer wants {x}.</think> alpha",
+               "beta two": "opening tag in the prompt, so only the closing one</think>beta",
+               "gamma three": "<think>" * 50_000 + "cut off before the answer"}  # linear, not 10 minutes of regex
+    with AnswerServer(lambda text: replies[text]) as server:
+        encoder = engine(server, tmp_path, batch_size=1)
+        result = encoder.encode(list(replies), QUESTION)
+    assert result.answers == ["alpha", "beta", ""]
+    assert len(encoder.errors_) == 1 and "gamma three" in encoder.errors_[0]
+    assert parse_batch('<think>draft {"answers": [{"id": 1, "answer": "no"}]}</think>{"answers": ["yes"]}', 1) == {
+        1: "yes"}
+
+
 def test_parse_batch_keeps_only_valid_numbered_answers():
     reply = '```json\n{"answers": [{"id": 1, "answer": "a"}, {"id": "2", "answer": "b"}, {"id": 2, "answer": "c"},' \
             ' {"id": 9, "answer": "x"}, {"id": 3, "answer": ""}, {"id": true, "answer": "t"}]}\n```'

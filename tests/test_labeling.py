@@ -694,6 +694,11 @@ def test_deeply_nested_json_is_an_invalid_reply_not_a_crash(serve: Callable[...,
         '```json\n{"name": "Lost cards", "description": "Cards that were lost."}\n```',
         'Here you go: {"name": "Lost cards", "description": "Cards that were lost."} Hope it helps!',
         '{"Name": "Lost cards", "Description": "Cards that were lost."}',
+        # a reasoning model: a draft inside its thinking, which runs past the 20,000 characters read
+        '<think>Maybe {"name": "Draft", "description": "Draft."}' + " hmm" * 6000 + '</think>\n'
+        '{"name": "Lost cards", "description": "Cards that were lost."}',
+        'The opening tag was in the prompt. {"name": "Draft", "description": "Draft."}</think>'
+        '{"name": "Lost cards", "description": "Cards that were lost."}',
     ],
 )
 def test_json_is_found_in_fences_and_prose(serve: Callable[..., ChatServer], content: str) -> None:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..name.cleaning import _cap, _strip_controls
+from ..name.cleaning import _cap, _strip_controls, strip_thinking
 from ..name.llm import DATA_BEGIN, DATA_END, _as_data
 
 _RULES = (
@@ -75,12 +75,11 @@ def answer_tokens(n_documents: int, batched: bool) -> int:
 
 
 _FENCED = re.compile(r"```[A-Za-z]*\s*(.*?)```", re.S)
-_THINKING = re.compile(r"(?is)<think(?:ing)?>.*?</think(?:ing)?>")
 
 
 def _json_values(content: str) -> list[Any]:
     """JSON values found in ``content``: the whole text, code fences, then the first embedded object or list."""
-    text = _THINKING.sub("", content).strip()[:200_000]
+    text = strip_thinking(content).strip()[:200_000]
     values: list[Any] = []
     for candidate in [text, *(m.group(1) for m in _FENCED.finditer(text))]:
         try:
@@ -131,7 +130,7 @@ def parse_batch(content: str, n_documents: int) -> dict[int, str]:
 def clean_answer(text: str, scrub: Callable[[str], str], max_chars: int) -> str:
     """One line of plain text: reasoning blocks, control characters, surrounding quotes and a leading
     ``Answer:`` removed, whitespace collapsed, any secret scrubbed, capped to ``max_chars``."""
-    flat = " ".join(_strip_controls(_THINKING.sub(" ", str(text))).split())
+    flat = " ".join(_strip_controls(strip_thinking(str(text))).split())
     flat = re.sub(r"(?i)^answer\s*:\s*", "", flat)
     if len(flat) >= 2 and flat[0] == flat[-1] and flat[0] in "\"'`":
         flat = flat[1:-1].strip()

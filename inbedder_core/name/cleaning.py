@@ -54,6 +54,32 @@ def _cap(text: str, max_chars: int) -> str:
     return cut.rstrip(" ,;:/-") + "…"
 
 
+_THINK_OPEN = re.compile(r"(?i)<think(?:ing)?>")
+_THINK_CLOSE = re.compile(r"(?i)</think(?:ing)?>")
+
+
+def strip_thinking(text: str) -> str:
+    """``text`` without a reasoning model's ``<think>...</think>`` blocks, in linear time.
+
+    A closing tag before any opening one ends reasoning whose opening tag was in the prompt (everything
+    before it goes); an opening tag never closed is reasoning cut off (everything after it goes).
+
+    >>> strip_thinking("<think>maybe {x}</think> card"), strip_thinking("hmm</think>cash"), strip_thinking("a<think>b")
+    (' card', 'cash', 'a')
+    """
+    opening, closing = _THINK_OPEN.search(text), _THINK_CLOSE.search(text)
+    pos = closing.end() if closing is not None and (opening is None or closing.start() < opening.start()) else 0
+    kept = []
+    while (opening := _THINK_OPEN.search(text, pos)) is not None:
+        kept.append(text[pos:opening.start()])
+        closing = _THINK_CLOSE.search(text, opening.end())
+        if closing is None:
+            return "".join(kept)
+        pos = closing.end()
+    kept.append(text[pos:])
+    return "".join(kept)
+
+
 def clean_label_text(text: str, max_chars: int) -> str:
     """Plain, safe, single-line text for a name or description; ``""`` when nothing is left.
 

@@ -18,7 +18,7 @@ from ..errors import LabelingError
 from ..results import NOISE, ClusterName
 from ..settings import DEFAULT_LLM_MODEL
 from .base import _check_inputs, _non_negative, _positive_int
-from .cleaning import _cap, _scrubber, _strip_controls, clean_label_text
+from .cleaning import _cap, _scrubber, _strip_controls, clean_label_text, strip_thinking
 from .keywords import KeywordLabeler, top_answers
 
 if TYPE_CHECKING:
@@ -52,8 +52,9 @@ _FENCED = re.compile(r"```[A-Za-z]*\s*(.*?)```", re.S)
 
 
 def _parse_json_object(content: str) -> dict[str, Any] | None:
-    """The first JSON object in ``content``: the whole text, a code fence, or embedded in prose."""
-    text = content.strip()[:20000]
+    """The first JSON object in ``content`` (reasoning blocks aside): the whole text, a code fence, or
+    embedded in prose."""
+    text = strip_thinking(content).strip()[:20000]
     for candidate in [text, *(m.group(1) for m in _FENCED.finditer(text))]:
         try:
             value = json.loads(candidate)
