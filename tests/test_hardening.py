@@ -342,6 +342,65 @@ def test_a_hanging_endpoint_is_bounded_by_the_naming_budget(hanging_url):
     assert labeler.n_requests_ <= 6  # 0.3 s requests inside a 1 s budget (4 tries x 6 clusters without it)
 
 
+class _Dripping(BaseHTTPRequestHandler):
+    """Headers at once, then the body one byte at a time: every read is quick, the whole reply never is."""
+
+    release = threading.Event()
+    content = '{"name": "Slow cards", "description": "Sent slowly."}'
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        message = {"role": "assistant", "content": self.content}
+        body = b" " * 400 + json.dumps({"choices": [{"index": 0, "message": message}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        for byte in body:
+            if self.release.wait(0.05):
+                return
+            try:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            except OSError:
+                return
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def dripping_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Dripping)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    _Dripping.release.set()
+    server.shutdown()
+    server.server_close()
+    _Dripping.release.clear()
+
+
+def test_a_reply_sent_a_byte_at_a_time_is_bounded_by_the_timeout(dripping_url, tmp_path):
+    from inbedder_core.answers import AnswerStore, LLMAnswerEncoder
+    from inbedder_core.errors import EncodingError
+
+    # An HTTP client's timeout bounds each read, and every byte here comes within it: the whole reply
+    # must arrive within the timeout (a 30 s reply, naming in 1 s).
+    labeler, _ = choose_labeler("llm", api_key="sk-test-abcdef123456", base_url=dripping_url, timeout=0.3,
+                                budget=1.0)
+    labeler.backoff = 0.05
+    names = labeler.label([f"doc {i}" for i in range(4)], np.repeat(np.arange(2), 2), instruction=QUESTION)
+    assert [n.source for n in names] == ["keywords"] * 2
+    assert "timed out" in labeler.errors_[0]
+    encoder = LLMAnswerEncoder(make_client("sk-test-abcdef123456", dripping_url, 0.3), "test-model",
+                               HashEncoder(pattern="{input}"), store=AnswerStore(tmp_path / "answers.sqlite3"),
+                               max_retries=1, backoff=0.05)
+    with pytest.raises(EncodingError, match="timed out"):
+        encoder.encode(["doc a", "doc b"], QUESTION)
+
+
 def test_timeout_and_budget_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("INBEDDER_LLM_TIMEOUT", "2.5")
     monkeypatch.setenv("INBEDDER_LLM_BUDGET", "7")

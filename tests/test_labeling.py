@@ -688,6 +688,17 @@ def test_deeply_nested_json_is_an_invalid_reply_not_a_crash(serve: Callable[...,
     assert names[1].source == names[2].source == "llm"
 
 
+def test_a_reply_longer_than_the_cap_is_refused_unread(serve: Callable[..., ChatServer]) -> None:
+    from inbedder_core.name.llm import MAX_REPLY_BYTES
+
+    huge = Reply(content='{"name": "Lost cards", "description": "' + "x" * MAX_REPLY_BYTES + '"}')
+    server = serve(scripted(huge))
+    labeler, _ = make_labeler(server.url, max_retries=0)
+    names = by_id(labeler.label(TEXTS, LABELS, ANSWERS, INSTRUCTION))
+    assert names[0].source == "keywords" and f"longer than {MAX_REPLY_BYTES:,} bytes" in (names[0].error or "")
+    assert names[1].source == names[2].source == "llm"
+
+
 @pytest.mark.parametrize(
     "content",
     [

@@ -24,7 +24,7 @@ from ..errors import EncodingError, ModelError
 from ..models import BASELINE_MODEL
 from ..name.cleaning import _cap, _scrubber, display_url
 from ..name.client import make_client
-from ..name.llm import _retry_after
+from ..name.llm import _retry_after, read_completion
 from .prompt import answer_tokens, batch_messages, clean_answer, parse_batch, prompt_tokens, single_messages
 from .store import AnswerStore, answer_key
 
@@ -405,7 +405,7 @@ class LLMAnswerEncoder:
         with self._lock:
             self.n_requests_ += 1
         try:
-            completion = client.chat.completions.create(**kwargs)
+            completion = read_completion(client, **kwargs)
         except openai.APITimeoutError:
             raise _Retry("the request timed out") from None
         except openai.APIConnectionError as err:
@@ -415,14 +415,15 @@ class LLMAnswerEncoder:
             raise self._status_problem(err) from None
         except (openai.APIError, ValueError, RecursionError) as err:  # RecursionError: JSON nested too deep
             raise _Invalid(f"the reply could not be read as a chat completion ({self._detail(err)})") from None
-        usage = getattr(completion, "usage", None)
+        usage = completion.get("usage") if isinstance(completion, dict) else None
+        usage = usage if isinstance(usage, dict) else {}
         with self._lock:
             self._refused_in_a_row = 0
-            self.prompt_tokens_ += int(getattr(usage, "prompt_tokens", 0) or 0)
-            self.completion_tokens_ += int(getattr(usage, "completion_tokens", 0) or 0)
+            self.prompt_tokens_ += _count(usage.get("prompt_tokens"))
+            self.completion_tokens_ += _count(usage.get("completion_tokens"))
         try:
-            content = completion.choices[0].message.content
-        except (AttributeError, IndexError, TypeError):
+            content = completion["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
             raise _Invalid("the reply had no message") from None
         if not isinstance(content, str) or not content.strip():
             raise _Invalid("the reply was empty")
@@ -464,6 +465,11 @@ class LLMAnswerEncoder:
     def _detail(self, err: Any) -> str:
         message = getattr(err, "message", None) or str(err) or type(err).__name__
         return _cap(" ".join(self._scrub(str(message)).split()), 300)
+
+
+def _count(value: Any) -> int:
+    """A token count as the server reported it; 0 for anything but a whole number >= 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def load_answer_encoder(model: str, *, api_key: str | None = None, base_url: str | None = None,

@@ -75,6 +75,56 @@ def _parse_json_object(content: str) -> dict[str, Any] | None:
     return None
 
 
+MAX_REPLY_BYTES = 4 * 1024 * 1024
+"""The most bytes of one chat-completions reply that are read (after decompression): a name or a batch of
+short answers takes a few kilobytes, a longer reply is a broken or hostile server."""
+
+
+def read_completion(client: Any, **request: Any) -> Any:
+    """The JSON body of ``client.chat.completions.create(**request)``, read whole within the client's timeout.
+
+    An HTTP client's timeout bounds each read, so a server that sends a byte now and then holds a request
+    for ever; here the reply must arrive within ``client.timeout`` seconds in all (checked as each chunk
+    comes, so at most one read's timeout late) and be at most ``MAX_REPLY_BYTES`` long. A stand-in client
+    without ``with_streaming_response`` gets its completion's ``model_dump()``.
+
+    Raises:
+        openai.APITimeoutError: the reply took longer than the timeout, or a read timed out.
+        openai.APIConnectionError: the connection broke while the reply was read.
+        openai.APIError: whatever ``create`` raises (status, connection, timeout).
+        ValueError: the reply is longer than ``MAX_REPLY_BYTES`` or not JSON (``RecursionError``: nested too deep).
+    """
+    import openai
+
+    completions = client.chat.completions
+    streaming = getattr(completions, "with_streaming_response", None)
+    if streaming is None:
+        completion = completions.create(**request)
+        return completion.model_dump() if hasattr(completion, "model_dump") else completion
+    timeout = getattr(client, "timeout", None)
+    seconds = timeout if isinstance(timeout, (int, float)) else getattr(timeout, "read", None)
+    started = time.monotonic()
+    chunks: list[bytes] = []
+    size = 0
+    with streaming.create(**request) as response:
+        try:
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > MAX_REPLY_BYTES:
+                    raise ValueError(f"the reply is longer than {MAX_REPLY_BYTES:,} bytes")
+                if seconds is not None and time.monotonic() - started > seconds:
+                    raise openai.APITimeoutError(request=response.http_request)
+                chunks.append(chunk)
+        except (ValueError, openai.APIError):
+            raise
+        except Exception as err:  # the HTTP library's own error (httpx or httpx2, by openai version)
+            if "timeout" in type(err).__name__.lower():
+                raise openai.APITimeoutError(request=response.http_request) from err
+            raise openai.APIConnectionError(message=f"the reply was cut off ({type(err).__name__})",
+                                            request=response.http_request) from err
+    return json.loads(b"".join(chunks))
+
+
 class _InvalidReply(Exception):
     """The model answered, but not with a usable name (retryable)."""
 
@@ -383,7 +433,7 @@ class LLMLabeler:
         base_url = self._scrub(str(getattr(self.client, "base_url", "") or "the API"))
         self.n_requests_ += 1
         try:
-            completion = client.chat.completions.create(**kwargs)
+            completion = read_completion(client, **kwargs)
         except openai.APITimeoutError:
             raise _Retry(f"request timed out (timeout {_timeout_text(self.client)})") from None
         except openai.APIConnectionError as err:
@@ -399,8 +449,8 @@ class LLMLabeler:
             detail = self._detail(err)
             raise _InvalidReply(f"the reply body could not be read as a chat completion ({detail})") from None
         try:
-            content = completion.choices[0].message.content
-        except (AttributeError, IndexError, TypeError):
+            content = completion["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
             raise _InvalidReply("the reply had no message content") from None
         if not isinstance(content, str) or not content.strip():
             raise _InvalidReply("the reply had no message content")
