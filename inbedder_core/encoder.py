@@ -379,6 +379,18 @@ class TransformersEncoder(Encoder):
         self._own_positions = hasattr(getattr(self._base, "embeddings", None), "padding_idx")
         if not self._takes_positions and not self._own_positions:
             self.padding_side = self.default_padding_side  # the only side its positions are right for
+        limit = self._position_limit()
+        if limit is not None and self.max_length > limit:
+            self.max_length = limit  # past its positions a model fails (learned) or drifts (rotary)
+
+    def _position_limit(self) -> int | None:
+        """The most tokens the model has positions for (``None`` when its config does not say)."""
+        positions = getattr(self.model.config, "max_position_embeddings", None)
+        if isinstance(positions, bool) or not isinstance(positions, int) or positions < 1:
+            return None
+        if self._own_positions:  # RoBERTa counts positions from its padding index + 1
+            positions -= int(getattr(self._base.embeddings, "padding_idx", 0) or 0) + 1
+        return max(1, positions)
 
     default_padding_side = "right"
     suffix = ""
@@ -410,9 +422,11 @@ class TransformersEncoder(Encoder):
         text_positions = [i for i, (s, e) in enumerate(encoded["offset_mapping"]) if e > s and s >= lo and e <= hi]
         excess = len(ids) - self.max_length
         if excess > len(text_positions):
+            fix = ("shorten the instruction (the model has no positions for more tokens)"
+                   if self.max_length == self._position_limit() else "shorten the instruction or raise max_length")
             raise EncodingError(
                 f"the prompt without the document takes {len(ids) - len(text_positions)} tokens, more than "
-                f"max_length={self.max_length}; shorten the instruction or raise max_length"
+                f"max_length={self.max_length}; {fix}"
             )
         drop = set(text_positions[len(text_positions) - excess:])
         return [t for i, t in enumerate(ids) if i not in drop]
@@ -1039,7 +1053,8 @@ def load_encoder(
         dtype: ``float32``, ``bfloat16``, ``float16`` (default: ``choose_dtype``: bf16/fp16 on CUDA; on
             CPU bf16 where the processor has native bf16, else fp32).
         pattern: prompt pattern with ``{input}`` and ``{instruction}``.
-        max_length: token budget per prompt; the document text is truncated to fit.
+        max_length: token budget per prompt; the document text is truncated to fit. A masked or causal
+            model's is capped to the tokens it has positions for (``encoder.max_length`` says what is used).
         pool_prompt: a sentence-transformers model averages the prompt's tokens before the document too
             (by default only the document's; ``SentenceTransformerEncoder``).
 

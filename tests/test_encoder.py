@@ -273,6 +273,21 @@ def test_an_instruction_longer_than_max_length_is_a_clear_error(tiny_roberta):
         encoder.encode(["card"], " ".join(["what does the customer need"] * 10))
 
 
+@pytest.mark.parametrize("which", ["roberta", "bert", "opt"])
+def test_max_length_past_the_models_positions_is_capped_to_them(which, tiny_roberta, tiny_bert, tiny_opt):
+    """The tiny models read 128 (roberta: 130 positions less its two offsets), 256 and 256 tokens: a long
+    question or document with the default max_length=512 (or an absurd one) fits them, not an IndexError."""
+    path, limit = {"roberta": (tiny_roberta, 128), "bert": (tiny_bert, 256), "opt": (tiny_opt, 256)}[which]
+    for asked in (512, 10**8):
+        encoder = load_encoder(str(path), max_length=asked)
+        assert encoder.max_length == limit
+    question = " ".join(["why"] * (limit - 40))
+    result = encoder.encode([" ".join(["card money account"] * 200), "pin"], question)
+    assert result.embeddings.shape[0] == 2 and np.isfinite(result.embeddings).all()
+    with pytest.raises(EncodingError, match=f"more than max_length={limit}; shorten the instruction"):
+        encoder.encode(["card"], " ".join(["why"] * (limit + 10)))
+
+
 def test_documents_with_braces_and_fields_survive(roberta):
     weird = "{instruction} {input} {} {{x}}"
     parts = split_pattern(roberta.pattern, weird, FEEL)
