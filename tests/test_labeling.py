@@ -430,6 +430,14 @@ def test_clean_label_text_caps_at_a_word_boundary() -> None:
     assert clean_label_text("a" * 100, 10) == "a" * 9 + "…"
 
 
+@pytest.mark.parametrize("unit", ["a", "a.", "[", "1a"])
+def test_a_name_of_a_whole_reply_is_cleaned_in_linear_time(unit: str) -> None:
+    # The scheme and link patterns rescan a run from each of its characters: 20,000 characters took 6 s,
+    # 200,000 take about 10 minutes. Only the start of the text can become the capped name.
+    cleaned = clean_label_text(unit * (200_000 // len(unit)), 40)
+    assert 0 < len(cleaned) <= 40
+
+
 @settings(max_examples=300, deadline=None)
 @given(text=st.text(), max_chars=st.integers(min_value=4, max_value=80))
 def test_clean_label_text_output_is_always_safe(text: str, max_chars: int) -> None:

@@ -85,9 +85,10 @@ def clean_label_text(text: str, max_chars: int) -> str:
 
     Removes HTML tags and entities, markdown markup (links keep their text), URLs and
     ``javascript:``-style schemes, control and format characters, surrounding quotes and leading
-    ``= + - @`` (spreadsheet formula starters); collapses whitespace; caps to ``max_chars``.
+    ``= + - @`` (spreadsheet formula starters); collapses whitespace; caps to ``max_chars``. Only the first
+    ``8 * max_chars + 1000`` characters are read (some patterns are quadratic on a long run of letters).
     """
-    current = str(text)
+    current = str(text)[: 8 * max(0, int(max_chars)) + 1000]
     for _ in range(8):  # removing one construct can expose another; repeat until stable
         previous = current
         current = html.unescape(current)
