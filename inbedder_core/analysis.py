@@ -209,7 +209,7 @@ class Analysis:
         Raises:
             InBedderError: an empty instruction, or not one vector per document.
         """
-        instruction = _checked_instruction(instruction)
+        instruction = check_instruction(instruction)
         if len(encoding.embeddings) != len(self.corpus):
             raise InBedderError(f"{len(encoding.embeddings):,} vectors given for {len(self.corpus):,} documents; "
                                 "pass one per document, in the corpus's order")
@@ -224,7 +224,7 @@ class Analysis:
         Raises:
             InBedderError: an empty instruction, or the encoder's error.
         """
-        checked = [_checked_instruction(instruction) for instruction in instructions]
+        checked = [check_instruction(instruction) for instruction in instructions]
         new = list(dict.fromkeys(instruction for instruction in checked if instruction not in self._states))
         many = getattr(self.encoder, "encode_many", None)
         if len(new) > 1 and many is not None:
@@ -248,7 +248,7 @@ class Analysis:
         return ClusteringSession(embeddings, fit_sample=self.settings.fit_sample(len(embeddings)), sample_seed=seed)
 
     def _state(self, instruction: str, progress: Callable[[int, int], None] | None = None) -> _InstructionState:
-        instruction = _checked_instruction(instruction)
+        instruction = check_instruction(instruction)
         state = self._states.get(instruction)
         if state is None:
             start = time.perf_counter()
@@ -270,7 +270,7 @@ class Analysis:
             InBedderError: an empty instruction, or any stage's error.
         """
         report = stage or (lambda message: None)
-        reused = _checked_instruction(instruction) in self._states
+        reused = check_instruction(instruction) in self._states
         state = self._state(instruction, progress)
         encoding = state.encoding
         timings = {"embed": state.embed_seconds}
@@ -405,9 +405,19 @@ def settings_from_record(recorded: Mapping[str, Any]) -> AnalysisSettings:
     return AnalysisSettings(**{k: v for k, v in (recorded.get("analysis") or {}).items() if k in known})
 
 
-def _checked_instruction(instruction: str) -> str:
+def check_instruction(instruction: str) -> str:
+    """``instruction`` if it can be asked: a string with a non-blank character and no NUL.
+
+    Raises:
+        InBedderError: an empty or blank instruction, or one holding a NUL character (no CSV export can carry
+            it, so the run would fail at its end).
+    """
     if not isinstance(instruction, str) or not instruction.strip():
         raise InBedderError("the instruction is empty; ask a question such as 'What does the customer need?'")
+    if "\x00" in instruction:
+        shown = instruction.replace("\x00", "\\x00")[:80]
+        raise InBedderError(f"the instruction '{shown}' contains a NUL character (\\x00), which no export can carry; "
+                            "remove it and ask again")
     return instruction
 
 

