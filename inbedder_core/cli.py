@@ -546,8 +546,9 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
         for error in quality.get("naming_errors") or []:
             reporter.note(f"naming: {error}")
         sample = analysis.clustering_session(instruction).sample_note
-        if sample:
-            reporter.note(f"instruction {number}: {sample}")
+        for note in [*(n for n in quality.get("notes") or [] if n and n != sample), sample]:
+            if note:  # settings lowered to fit the corpus, degenerate clusterings, the fitted sample
+                reporter.note(f"instruction {number}: {note}")
         for note in analysis.embedding(instruction).notes:  # cut documents, damaged cache rows or file
             reporter.note(f"instruction {number}: {note}")
     fingerprint = encoder.fingerprint

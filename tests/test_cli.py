@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -160,6 +161,15 @@ def test_cluster_with_a_tiny_inbedder_and_kmeans(small_sample, tiny_roberta, tmp
     assert len(table) == 240 and set(table["cluster_1"]) <= set(range(5))
     assert table["answer_1"].map(lambda a: isinstance(a, str)).all()
     assert "keywords (no OPENAI_API_KEY set)" in done.stderr
+
+
+def test_cluster_says_which_settings_it_lowered_to_fit_the_corpus(small_sample, tiny_roberta, tmp_path):
+    out = tmp_path / "run.csv"
+    done = inbedder("cluster", str(small_sample), "-i", NEED, "--model", str(tiny_roberta), "--k", "1000",
+                    "--n-neighbors", "1000", "--out", str(out), env={"OPENAI_API_KEY": ""})
+    assert done.returncode == 0, done.stderr
+    assert "instruction 1: n_neighbors lowered from 1000 to 239" in done.stderr
+    assert re.search(r"instruction 1: k lowered from 1000 to \d+", done.stderr)
 
 
 def test_cluster_above_the_sample_threshold_fits_a_sample_and_places_the_rest(small_sample, tiny_roberta, tmp_path):
