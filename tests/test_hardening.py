@@ -315,17 +315,22 @@ class _Hanging(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def hanging_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hanging)
+def _serve(handler: type[_Hanging] | type[_Dripping]):
+    """Serve ``handler`` on 127.0.0.1; yields the base URL, then wakes the handlers and stops."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    _Hanging.release.set()
+    handler.release.set()
     server.shutdown()
     server.server_close()
-    _Hanging.release.clear()
+    handler.release.clear()
+
+
+@pytest.fixture
+def hanging_url():
+    yield from _serve(_Hanging)
 
 
 def test_a_hanging_endpoint_is_bounded_by_the_naming_budget(hanging_url):
@@ -371,15 +376,7 @@ class _Dripping(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def dripping_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Dripping)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    _Dripping.release.set()
-    server.shutdown()
-    server.server_close()
-    _Dripping.release.clear()
+    yield from _serve(_Dripping)
 
 
 def test_a_reply_sent_a_byte_at_a_time_is_bounded_by_the_timeout(dripping_url, tmp_path):
