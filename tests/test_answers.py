@@ -256,3 +256,16 @@ def test_question_answer_format_embeds_the_question_with_each_answer(tmp_path):
     assert len(server.requests) == 1  # the second engine reads the same cached answers
     assert plain.answers == prefixed.answers
     assert not np.allclose(plain.embeddings, prefixed.embeddings)
+
+
+def test_an_endpoint_that_never_gives_a_usable_answer_stops_the_run_instead_of_asking_every_document(tmp_path):
+    texts = [f"document {i}" for i in range(40)]
+    with AnswerServer(lambda text: "") as server:  # a 200 with an empty answer, every time
+        encoder = engine(server, tmp_path, batch_size=1, concurrency=1)
+        with pytest.raises(EncodingError, match=r"24 replies in a row gave no usable answer") as stopped:
+            encoder.encode(texts, QUESTION)
+    assert len(server.requests) == 24  # 8 documents asked 3 times each, not all 40
+    assert "0 of 40 answer(s)" in str(stopped.value)
+    with AnswerServer(lambda text: "" if int(text.split()[1]) % 2 else "fine") as server:
+        result = engine(server, tmp_path / "again", batch_size=1, concurrency=1).encode(texts, QUESTION)
+    assert result.answers.count("fine") == 20 and result.answers.count("") == 20  # one in two: never 24 in a row

@@ -34,6 +34,9 @@ LLM_PREFIX = "llm:"
 EMBED_FORMATS = ("answer", "question: answer")
 DEFAULT_LLM_BATCH = 10
 DEFAULT_CONCURRENCY = 4
+UNUSABLE_IN_A_ROW = 24
+"""Replies in a row with no usable answer (8 documents, each asked 3 times) after which a run stops: an endpoint
+that answers every request with garbage would otherwise be asked three times for every document."""
 
 
 def llm_model_name(model: str | None) -> str | None:
@@ -140,6 +143,7 @@ class LLMAnswerEncoder:
         self._dropped: set[str] = set()
         self._stopped = threading.Event()
         self._refused_in_a_row = 0
+        self._unusable_in_a_row = 0
         self.n_requests_, self.prompt_tokens_, self.completion_tokens_ = 0, 0, 0
         self.errors_: list[str] = []
 
@@ -262,7 +266,7 @@ class LLMAnswerEncoder:
         self._received: dict[str, str] = {}
         self._events: queue.Queue[list[str]] = queue.Queue()
         self._stopped = threading.Event()
-        self._refused_in_a_row = 0
+        self._refused_in_a_row = self._unusable_in_a_row = 0
         done = n_cached
         if progress is not None:
             progress(done, len(texts))
@@ -347,9 +351,14 @@ class LLMAnswerEncoder:
                     self._save([(key, answer)])
                     return
                 problem = "the reply was empty"
-            if attempt == 2:
-                with self._lock:
+            with self._lock:
+                self._unusable_in_a_row += 1
+                unusable = self._unusable_in_a_row
+                if attempt == 2:
                     self.errors_.append(f"{_cap(' '.join(text.split()), 60)!r}: {problem}")
+            if unusable >= UNUSABLE_IN_A_ROW:
+                raise _Stop(f"{unusable} replies in a row gave no usable answer; last: {problem}. Is '{self.model}' "
+                            "a chat model that follows instructions, and does OPENAI_BASE_URL serve it?")
 
     def _save(self, items: list[tuple[str, str]]) -> None:
         """One transaction per received reply, then progress: nothing received is ever dropped."""
@@ -358,6 +367,7 @@ class LLMAnswerEncoder:
         self.store.put_many(self.endpoint, self.model, items)
         with self._lock:
             self._received.update(items)
+            self._unusable_in_a_row = 0
         self._events.put([k for k, _ in items])
 
     def _clean(self, text: str) -> str:
