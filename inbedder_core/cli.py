@@ -57,6 +57,18 @@ class _Bar:
             self.bar.close()
 
 
+def _count(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (0 would otherwise pass as "not given" where a
+    value is read as ``value or default``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _add_corpus_options(parser: argparse.ArgumentParser, shards: bool = False) -> None:
     if shards:
         parser.add_argument("input", nargs="+", metavar="FILE_OR_DIR",
@@ -93,8 +105,8 @@ def add_encoder_options(parser: argparse.ArgumentParser | argparse._ArgumentGrou
     parser.add_argument("--dtype", default="auto",
                         help="float32, bfloat16, float16 (default: bf16 on CUDA, and on CPUs with native bf16 "
                              "(AVX512-BF16, AMX); else fp32)")
-    parser.add_argument("--batch-size", type=int, default=None, help="documents per forward pass")
-    parser.add_argument("--max-length", type=int, default=512, help="token budget per prompt (text is truncated)")
+    parser.add_argument("--batch-size", type=_count, default=None, help="documents per forward pass")
+    parser.add_argument("--max-length", type=_count, default=512, help="token budget per prompt (text is truncated)")
     parser.add_argument("--pattern", default=None, help="prompt pattern with {input} and {instruction}")
     parser.add_argument("--pool-prompt", action="store_true",
                         help="sentence-transformers models: average the tokens before the document (the "
@@ -165,9 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(cluster)
     cluster.add_argument("--label-column", help="gold label column to score each clustering against")
     group = cluster.add_mutually_exclusive_group()
-    group.add_argument("--min-cluster-size", type=int, default=None, help="HDBSCAN minimum cluster size")
+    group.add_argument("--min-cluster-size", type=_count, default=None, help="HDBSCAN minimum cluster size")
     group.add_argument("--k", type=int, default=None, help="use KMeans with k clusters instead of HDBSCAN")
-    cluster.add_argument("--min-samples", type=int, default=None, help="HDBSCAN min_samples")
+    cluster.add_argument("--min-samples", type=_count, default=None, help="HDBSCAN min_samples")
     cluster.add_argument("--n-neighbors", type=int, default=15, help="UMAP neighbours")
     cluster.add_argument("--n-components", type=int, default=5, help="UMAP dimensions used for clustering")
     cluster.add_argument("--metric", default="cosine", help="UMAP metric on the embeddings")
@@ -779,8 +791,6 @@ def cmd_eval(args: argparse.Namespace, reporter: Reporter) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".json":
         raise EvaluationError(f"--out '{out}' must end in .json")
-    if args.batch_size is not None and args.batch_size < 1:
-        raise EvaluationError(f"--batch-size must be at least 1, got {args.batch_size}")
     settings = EvalSettings(n_seeds=args.seeds, clusterer=args.clusterer, batch_size=args.batch_size,
                             no_instruction=args.no_instruction)
     if args.robustness and args.no_instruction:
@@ -817,8 +827,8 @@ def add_train_command(subparsers: Any) -> argparse.ArgumentParser:
                         help="label of mask slots past a short answer: eos (default), ignore, or variable "
                              "(the paper's layout: one mask per answer token)")
     parser.add_argument("--max-answer-tokens", type=int, help="answer tokens kept (default: n-masks; causal 16)")
-    parser.add_argument("--max-length", type=int, default=256, help="tokens per sequence (default 256)")
-    parser.add_argument("--batch-size", type=int, default=16, help="examples per forward pass (default 16)")
+    parser.add_argument("--max-length", type=_count, default=256, help="tokens per sequence (default 256)")
+    parser.add_argument("--batch-size", type=_count, default=16, help="examples per forward pass (default 16)")
     parser.add_argument("--grad-accum", type=int, default=1, help="forward passes per optimizer step (default 1)")
     parser.add_argument("--lr", type=float, default=5e-5, help="peak learning rate (default 5e-5)")
     parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (default 0)")
@@ -891,7 +901,7 @@ def add_drill_command(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--cluster", type=int, action="append", required=True, metavar="ID",
                         help="cluster id of that question; repeat for several")
     parser.add_argument("--instruction", "-i", required=True, metavar="TEXT", help="the follow-up question")
-    parser.add_argument("--min-cluster-size", type=int, help="HDBSCAN minimum cluster size (default: scaled to "
+    parser.add_argument("--min-cluster-size", type=_count, help="HDBSCAN minimum cluster size (default: scaled to "
                                                                "the subset)")
     parser.add_argument("--labeler", choices=["auto", "llm", "keywords"], default="auto",
                         help="how clusters are named (as in cluster)")
@@ -951,7 +961,7 @@ def add_stability_command(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--instruction", "-i", required=True, metavar="TEXT", help="the question")
     parser.add_argument("--rewording", action="append", default=[], metavar="TEXT",
                         help="a rewording of the question; repeat (default: 3 built-in templates)")
-    parser.add_argument("--min-cluster-size", type=int, help="HDBSCAN minimum cluster size (default: automatic)")
+    parser.add_argument("--min-cluster-size", type=_count, help="HDBSCAN minimum cluster size (default: automatic)")
     parser.add_argument("--k", type=int, help="KMeans with k clusters instead of HDBSCAN")
     parser.add_argument("--neighbours", type=int, default=10, help="neighbours compared per document (default 10)")
     parser.add_argument("--out", "-o", required=True, help="report JSON; a per-document CSV is written beside it")

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from inbedder_core import cli
 from inbedder_core.embedding_io import read_embeddings
 from inbedder_core.export import read_csv_export
 
@@ -95,6 +96,17 @@ def test_bad_input_is_one_line_and_exit_2(args, message, small_sample, tmp_path)
     assert lines[-1].startswith("inbedder: error: ") and message in lines[-1]
     assert "Traceback" not in done.stderr
 
+
+
+@pytest.mark.parametrize("command, flag", [("cluster", "--batch-size"), ("cluster", "--max-length"),
+                                           ("cluster", "--min-cluster-size"), ("cluster", "--min-samples"),
+                                           ("embed", "--batch-size"), ("eval", "--batch-size")])
+def test_a_count_of_zero_is_refused_not_taken_for_the_default(command, flag, capsys):
+    args = ["eval", "--task", "banking77-triplets"] if command == "eval" else [command, "x.csv", "-i", NEED]
+    with pytest.raises(SystemExit) as exited:
+        cli.main([*args, flag, "0", "--out", "x.json"])
+    assert exited.value.code == 2
+    assert f"argument {flag}: must be at least 1, got 0" in capsys.readouterr().err
 
 @pytest.mark.parametrize(("content", "column", "why"), [
     ("sku,price\n1001,9.99\n1002,12.50\n1003,3.20\n", "price", "100% of its values are numbers"),
