@@ -1027,6 +1027,20 @@ def cmd_app(args: argparse.Namespace, reporter: Reporter) -> int:
     os.execv(sys.executable, command)  # become the server, so signals reach it directly
 
 
+def _drop_repeated_instructions(args: argparse.Namespace, reporter: Reporter) -> None:
+    """Ask each question once, as the app does: a repeated ``-i`` (equal but for surrounding spaces) is dropped
+    with a note, the first spelling kept."""
+    given = getattr(args, "instruction", None)
+    if not isinstance(given, list):
+        return
+    kept: dict[str, str] = {}
+    for instruction in given:
+        kept.setdefault(instruction.strip(), instruction)
+    if len(kept) < len(given):
+        reporter.note(f"{len(given) - len(kept)} repeated instruction(s) dropped: each question is asked once")
+        args.instruction = list(kept.values())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -1035,6 +1049,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "app":
         args.streamlit_args = extra
     reporter = Reporter(getattr(args, "quiet", False))
+    _drop_repeated_instructions(args, reporter)
     try:
         return int(args.func(args, reporter))
     except InBedderError as error:

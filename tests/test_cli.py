@@ -108,6 +108,15 @@ def test_a_count_of_zero_is_refused_not_taken_for_the_default(command, flag, cap
     assert exited.value.code == 2
     assert f"argument {flag}: must be at least 1, got 0" in capsys.readouterr().err
 
+
+def test_a_repeated_instruction_is_asked_once(small_sample, tiny_roberta, tmp_path, capsys):
+    out = tmp_path / "e.parquet"
+    assert cli.main(["embed", str(small_sample), "-i", NEED, "-i", FEEL, "-i", f" {NEED} ", "--model",
+                     str(tiny_roberta), "--out", str(out)]) == 0
+    assert "1 repeated instruction(s) dropped" in capsys.readouterr().err
+    table = pd.read_parquet(out, columns=["instruction_index", "instruction"]).drop_duplicates()
+    assert table.values.tolist() == [[1, NEED], [2, FEEL]]
+
 @pytest.mark.parametrize(("content", "column", "why"), [
     ("sku,price\n1001,9.99\n1002,12.50\n1003,3.20\n", "price", "100% of its values are numbers"),
     ("price,code\n9.99,ab\n12.50,cd\n3.20,e\n", "code", "median text is 2 characters"),
