@@ -197,7 +197,7 @@ def _column_names(path: Path, fmt: str) -> list[str]:
     try:
         if fmt == "parquet":
             return list(pq.read_schema(path).names)
-        return list(pacsv.open_csv(path).schema.names)
+        return list(pacsv.open_csv(path, parse_options=_csv_parsing(False)).schema.names)
     except (pa.ArrowException, OSError) as error:
         raise CorpusError(f"cannot read '{path}' as {fmt}: {error}") from error
 
@@ -229,8 +229,18 @@ def choose_columns(path: Path, text_column: str | None, id_column: str | None) -
     return text_column, id_column
 
 
-def _string_batches(path: Path, fmt: str, columns: list[str], rows: int) -> Iterator[Any]:
-    """The file's ``columns`` as strings, in ``pyarrow.Table`` slices of at most ``rows`` rows, in order."""
+def _csv_parsing(blank_lines: bool) -> Any:
+    """pyarrow's CSV parse options as ``load_corpus`` reads a CSV: quoted fields may hold line breaks, and with
+    ``blank_lines`` a blank line is a row (of empty cells), so row-number ids count it as ``load_corpus`` does.
+    Without it (an id column names the rows) blank lines are left out: they hold no id and no text."""
+    import pyarrow.csv as pacsv
+
+    return pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=not blank_lines)
+
+
+def _string_batches(path: Path, fmt: str, columns: list[str], rows: int, blank_lines: bool) -> Iterator[Any]:
+    """The file's ``columns`` as strings, in ``pyarrow.Table`` slices of at most ``rows`` rows, in order; a CSV's
+    blank lines are rows when ``blank_lines`` (``_csv_parsing``)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -240,7 +250,7 @@ def _string_batches(path: Path, fmt: str, columns: list[str], rows: int) -> Iter
             source: Iterable[Any] = pq.ParquetFile(path).iter_batches(batch_size=rows, columns=columns)
         else:
             convert = pacsv.ConvertOptions(include_columns=columns, column_types={c: pa.string() for c in columns})
-            source = pacsv.open_csv(path, convert_options=convert)
+            source = pacsv.open_csv(path, convert_options=convert, parse_options=_csv_parsing(blank_lines))
         for batch in source:
             table = pa.Table.from_batches([batch]).select(columns)
             table = table.cast(pa.schema([(c, pa.string()) for c in columns]))
@@ -264,7 +274,7 @@ def read_ids(files: Sequence[Path], text_column: str, id_column: str | None) -> 
     repeated: list[str] = []
     for path in files:
         ids: list[str] = []
-        for table in _string_batches(path, fmt, [id_column or text_column], 65_536):
+        for table in _string_batches(path, fmt, [id_column or text_column], 65_536, blank_lines=id_column is None):
             if id_column is None:
                 ids.extend(range(len(ids) + 1, len(ids) + table.num_rows + 1))  # type: ignore[arg-type]
                 continue
@@ -348,8 +358,9 @@ def _local_batches(files: Sequence[Path], columns: list[str], rows: int,
     import pyarrow as pa
 
     fmt = _format(files)
+    numbered = len(columns) == 1  # no id column: rows are numbered, blank lines too
     for path in files:
-        for table in _string_batches(path, fmt, columns, rows):
+        for table in _string_batches(path, fmt, columns, rows, blank_lines=numbered):
             yield embedder(table.append_column("path", pa.array([str(path)] * table.num_rows, pa.string())))
 
 
@@ -376,7 +387,8 @@ def _ray_batches(files: Sequence[Path], columns: list[str], rows: int, embedder_
         import pyarrow.csv as pacsv
 
         convert = pacsv.ConvertOptions(include_columns=columns, column_types={c: pa.string() for c in columns})
-        data = ray.data.read_csv(paths, include_paths=True, convert_options=convert)
+        data = ray.data.read_csv(paths, include_paths=True, convert_options=convert,
+                                 parse_options=_csv_parsing(blank_lines=len(columns) == 1))  # as above
     else:
         data = ray.data.read_parquet(paths, include_paths=True, columns=columns)
     # a dead actor is restarted and its batch retried: Ray Data's defaults (max_restarts=-1, max_task_retries=-1)

@@ -106,6 +106,27 @@ def test_rows_without_ids_get_row_numbers_per_file_and_parquet_reads_alike(tmp_p
     assert list(made) == ["shard-0.parquet", "shard-1.parquet"]
 
 
+
+def test_csv_blank_lines_and_line_breaks_in_quotes_number_rows_as_load_corpus_does(tmp_path, spec):
+    from inbedder_core.io.load import load_corpus
+
+    numbered = tmp_path / "numbered" / "x.csv"
+    numbered.parent.mkdir()
+    numbered.write_text('text,note\nmy card,a\n\n"lost\nphone",b\nrefund,c\n')  # row 2 blank; row 3 on two lines
+    corpus = load_corpus(numbered)
+    assert corpus.ids == ["1", "3", "4"] and corpus.texts[1] == "lost\nphone"
+    report = embed_shards([numbered], tmp_path / "out", QUESTIONS[:1], encoder=spec)
+    assert report.n_documents == 4 and report.n_no_text == 1  # the blank row, counted as load_corpus skips it
+    encoding, _ = read_for_corpus(tmp_path / "out", QUESTIONS[0], corpus.ids)  # every document has its own vector
+    expected = load_encoder(spec.model, device="cpu").encode(corpus.texts, QUESTIONS[0]).embeddings
+    assert np.allclose(encoding.embeddings, expected, atol=1e-5)
+
+    named = tmp_path / "named" / "x.csv"
+    named.parent.mkdir()
+    named.write_text('id,text\na,my card\n\nb,"lost\nphone"\n')  # a blank line holds no id: left out
+    embed_shards([named], tmp_path / "out2", QUESTIONS[:1], encoder=spec)
+    assert read_embeddings(tmp_path / "out2" / "part-00000.parquet")[0] == ["a", "b"] == load_corpus(named).ids
+
 def test_missing_text_is_embedded_as_empty_and_counted(tmp_path, spec):
     (tmp_path / "in").mkdir()
     pd.DataFrame({"id": ["a", "b", "c"], "text": ["my card", None, "refund"]}).to_parquet(tmp_path / "in" / "x.parquet")
