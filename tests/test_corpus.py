@@ -306,6 +306,26 @@ def test_unknown_declared_encoding(tmp_path: Path) -> None:
         load_corpus(write(tmp_path, "x.txt", "a\n"), encoding="klingon")
 
 
+@pytest.mark.parametrize("encoding, message", [
+    ("base64", "'base64' is not a text encoding"),  # bytes-to-bytes codecs raised LookupError
+    ("rot13", "'rot13' is not a text encoding"),
+    ("utf-8\x00", "unknown encoding"),  # a NUL in the name raised ValueError
+    ("punycode", "cannot be decoded as punycode"),  # a codec's plain UnicodeError
+])
+def test_declared_encoding_that_cannot_decode_text_is_the_librarys_error(tmp_path: Path, encoding: str,
+                                                                          message: str) -> None:
+    with pytest.raises(CorpusError, match=message):
+        load_corpus(write(tmp_path, "x.txt", "hello\n"), encoding=encoding)
+
+
+@pytest.mark.parametrize("encoding, data", [("utf-7", b"text\nhi +2AA- there\n"),
+                                            ("unicode_escape", b"text\nhi \\ud800 there\n")])
+def test_declared_encoding_giving_lone_surrogates_is_refused(tmp_path: Path, encoding: str, data: bytes) -> None:
+    """Half a UTF-16 pair reached the tokenizer as a raw TypeError."""
+    with pytest.raises(CorpusError, match=r"holds U\+D800 \(line 2\), half of a UTF-16 surrogate pair"):
+        load_corpus(write(tmp_path, "x.csv", data), encoding=encoding)
+
+
 # --- text stays text ------------------------------------------------------------------------------
 
 

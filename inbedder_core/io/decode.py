@@ -43,6 +43,7 @@ _HIGH_BYTES = bytes(range(0x80, 0x100))
 _HIGH_RUN = re.compile(rb"[\x80-\xff]+")
 _ASCII_LETTERS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _DECODED_NON_ASCII = re.compile("[^\x00-\x7f\ufffd]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _format_size(n_bytes: int) -> str:
@@ -90,19 +91,28 @@ def _decode(data: bytes, encoding: str | None, display: str) -> tuple[str, str, 
 
 
 def _decode_declared(data: bytes, encoding: str, display: str) -> tuple[str, str]:
+    known = "pass a Python codec name such as 'utf-8', 'utf-16', 'cp1252' or 'latin-1'"
     try:
         codec = codecs.lookup(encoding)
-    except LookupError:
-        raise CorpusError(
-            f"unknown encoding {encoding!r}; pass a Python codec name such as 'utf-8', 'utf-16', 'cp1252' or 'latin-1'"
-        ) from None
+    except (LookupError, ValueError):  # ValueError: a name with a NUL character
+        raise CorpusError(f"unknown encoding {encoding!r}; {known}") from None
     try:
         text = data.decode(codec.name)
-    except UnicodeDecodeError as err:
+    except LookupError:  # a bytes-to-bytes codec such as 'base64', 'zlib' or 'rot13'
+        raise CorpusError(f"{encoding!r} is not a text encoding; {known}") from None
+    except UnicodeError as err:  # UnicodeDecodeError, or a codec's own UnicodeError ('punycode', 'undefined')
+        where = _describe_bad_byte(data, err) if isinstance(err, UnicodeDecodeError) else str(err)
         raise CorpusError(
-            f"{display!r} cannot be decoded as {encoding}: {_describe_bad_byte(data, err)}; "
+            f"{display!r} cannot be decoded as {encoding}: {where}; "
             "pass the file's real encoding with encoding= (CLI: --encoding)"
         ) from None
+    surrogate = _SURROGATE.search(text)
+    if surrogate:  # 'utf-7' or 'unicode_escape' can give half of a UTF-16 pair, which is no character
+        raise CorpusError(
+            f"{display!r} decoded as {encoding} holds U+{ord(surrogate.group()):04X} (line "
+            f"{text.count(chr(10), 0, surrogate.start()) + 1}), half of a UTF-16 surrogate pair and not a "
+            "character; pass the file's real encoding with encoding= (CLI: --encoding)"
+        )
     return text, f"encoding: {encoding} (as declared)"
 
 
