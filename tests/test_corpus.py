@@ -804,3 +804,24 @@ def test_texts_with_nul_characters_are_skipped_and_counted(tmp_path: Path) -> No
     assert corpus.texts == ["fine", "also fine"]
     assert corpus.report.skipped == {"text contains a NUL character (binary data?)": 1}
     assert_accounted(corpus)
+
+
+# --- hostile inputs (hostile-audit) -------------------------------------------------------------
+
+
+def test_jsonl_integer_too_long_to_read_names_the_line(tmp_path: Path) -> None:
+    """An integer over Python's 4,300-digit limit raised a raw ValueError from json.loads."""
+    path = write(tmp_path, "big.jsonl", '{"text": "fine"}\n{"text": "ok", "n": ' + "9" * 5000 + "}\n")
+    with pytest.raises(CorpusError, match=r"line 2 of 'big.jsonl' holds a number of more than 4,300 digits"):
+        load_corpus(path)
+
+
+def test_jsonl_lone_surrogate_escape_is_refused(tmp_path: Path) -> None:
+    """A "\\ud800" escape loaded as a text no tokenizer or UTF-8 writer accepts; a whole pair is one character."""
+    path = write(tmp_path, "s.jsonl", '{"text": "pair \\ud83d\\ude00 ok"}\n{"text": "half \\ud800 here"}\n')
+    with pytest.raises(CorpusError, match=r"line 2 of 's.jsonl' holds the escape \\ud800, half of a UTF-16"):
+        load_corpus(path)
+    paired = load_corpus(write(tmp_path, "p.jsonl", '{"text": "pair \\ud83d\\ude00 ok"}\n'))
+    assert paired.texts == ["pair \U0001F600 ok"]
+    with pytest.raises(CorpusError, match=r"holds the escape \\udc00"):  # in a key too
+        load_corpus(write(tmp_path, "k.jsonl", '{"text": "a", "k\\uDC00": "x"}\n'))

@@ -9,6 +9,7 @@ import io
 import json
 import math
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -19,6 +20,8 @@ from inbedder_core.errors import CorpusError
 from .corpus import MAX_BYTES_ENV, MAX_ROWS_ENV
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 @dataclass
@@ -165,6 +168,8 @@ def _read_jsonl(text: str, display: str, cap_rows: int) -> _Table:
             continue
         try:
             obj = json.loads(line)
+            if _SURROGATE_ESCAPE.search(line):
+                _check_surrogates(obj, number, display)
         except RecursionError:
             raise _too_deep(number, display) from None
         except json.JSONDecodeError as err:
@@ -174,6 +179,11 @@ def _read_jsonl(text: str, display: str, cap_rows: int) -> _Table:
             raise CorpusError(
                 f"line {number} of {display!r} is not valid JSON: {err.msg} at column {err.colno}{hint}; "
                 'each line must be one JSON object like {"text": "..."}'
+            ) from None
+        except ValueError:  # an integer longer than Python reads (sys.get_int_max_str_digits())
+            raise CorpusError(
+                f"line {number} of {display!r} holds a number of more than {sys.get_int_max_str_digits():,} "
+                'digits, too long to read; write it as a string ("123...") or leave it out'
             ) from None
         if not isinstance(obj, dict):
             raise CorpusError(
@@ -197,6 +207,18 @@ def _read_jsonl(text: str, display: str, cap_rows: int) -> _Table:
     frame = pd.DataFrame({key: pd.Series(values, dtype=object) for key, values in columns.items()})
     notes = [f"ignored {blank:,} blank line{'s' if blank != 1 else ''}"] if blank else []
     return _Table(frame=frame, string_columns=string_columns, notes=notes)
+
+
+def _check_surrogates(obj: object, number: int, display: str) -> None:
+    """Raises: CorpusError: ``obj`` holds a lone surrogate (a ``\\ud800`` escape without its pair), which no
+    tokenizer, UTF-8 file or Parquet column can take."""
+    found = _SURROGATE.search(json.dumps(obj, ensure_ascii=False))
+    if found:
+        raise CorpusError(
+            f"line {number} of {display!r} holds the escape \\u{ord(found.group()):04x}, half of a UTF-16 "
+            "surrogate pair without its other half, which is not a character; fix or remove the escape "
+            "(a whole pair such as \\ud83d\\ude00 is one character)"
+        )
 
 
 def _too_deep(number: int | None, display: str) -> CorpusError:
