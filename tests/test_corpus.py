@@ -825,3 +825,30 @@ def test_jsonl_lone_surrogate_escape_is_refused(tmp_path: Path) -> None:
     assert paired.texts == ["pair \U0001F600 ok"]
     with pytest.raises(CorpusError, match=r"holds the escape \\udc00"):  # in a key too
         load_corpus(write(tmp_path, "k.jsonl", '{"text": "a", "k\\uDC00": "x"}\n'))
+
+
+def test_parquet_dates_outside_pythons_range_are_kept_as_text(tmp_path: Path) -> None:
+    """A sentinel date (2**31 - 1 days) or a year past 9999 raised a raw OverflowError from to_pylist."""
+    path = tmp_path / "dates.parquet"
+    pq.write_table(pa.table({"text": ["card lost", "refund late"],
+                             "day": pa.array([2**31 - 1, 0], pa.date32()),
+                             "seen": pa.array([10**15, 1], pa.timestamp("s"))}), path)
+    corpus = load_corpus(path)
+    assert corpus.texts == ["card lost", "refund late"]
+    assert corpus.table["day"].tolist() == ["<value out of range: 2147483647>", "1970-01-01"]
+    assert corpus.table["seen"].iloc[0].startswith("<value out of range: ")
+    assert sum("outside Python's range" in note for note in corpus.report.notes) == 2
+    nested = tmp_path / "nested.parquet"
+    pq.write_table(pa.table({"text": ["a b"], "days": pa.array([[2**31 - 1]], pa.list_(pa.date32()))}), nested)
+    with pytest.raises(CorpusError, match="column 'days' .* outside Python's range .* inside lists or structs"):
+        load_corpus(nested)
+
+
+def test_parquet_fixed_size_binary_text_column_gets_the_binary_note(tmp_path: Path) -> None:
+    """Bad bytes were replaced without a word, unlike a plain binary column."""
+    path = tmp_path / "fixed.parquet"
+    pq.write_table(pa.table({"text": pa.array([b"\xff\xfe", b"ok"], pa.binary(2))}), path)
+    corpus = load_corpus(path)
+    assert corpus.texts == ["\ufffd\ufffd", "ok"]
+    assert any("not a string column but fixed_size_binary[2]" in note and "bad bytes replaced" in note
+               for note in corpus.report.notes)

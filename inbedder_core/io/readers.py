@@ -285,6 +285,7 @@ def _read_parquet(data: bytes, display: str, cap_rows: int, cap_bytes: int) -> _
         parquet_file = pq.ParquetFile(io.BytesIO(data), read_dictionary=textual)
         column_names = parquet_file.schema_arrow.names
         cells: list[list[str | None]] = [[] for _ in column_names]
+        out_of_range: dict[str, None] = {}  # columns with dates or times Python cannot hold
         decoded = 0
         for group in range(parquet_file.num_row_groups):  # one row group's Arrow data alive at a time
             part = parquet_file.read_row_group(group)
@@ -292,7 +293,8 @@ def _read_parquet(data: bytes, display: str, cap_rows: int, cap_bytes: int) -> _
             if decoded > cap_decoded:
                 raise _too_much_decoded(display, decoded, cap_bytes, "it decodes to at least")
             for i in range(part.num_columns):
-                cells[i].extend(_arrow_cell(v) for v in _python_cells(part.column(i), column_names[i], display))
+                values = _python_cells(part.column(i), column_names[i], display, out_of_range)
+                cells[i].extend(_arrow_cell(v) for v in values)
         kinds = [f.type.value_type if pa.types.is_dictionary(f.type) else f.type for f in parquet_file.schema_arrow]
     except (pa.ArrowException, OSError, ValueError, IndexError) as err:
         detail = " ".join(str(err).split())
@@ -312,20 +314,37 @@ def _read_parquet(data: bytes, display: str, cap_rows: int, cap_bytes: int) -> _
         kind = kinds[index]
         if _is_text_type(kind):
             string_columns.append(col_name)
-        elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_nested(kind):
+        elif (pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
+              or pa.types.is_nested(kind)):
             other_kinds[col_name] = str(kind)
         frame_columns[col_name] = pd.Series(cells[index], dtype=object)
         cells[index] = []
-    return _Table(frame=pd.DataFrame(frame_columns), string_columns=string_columns, other_kinds=other_kinds)
+    notes = [f"column {name!r} holds dates or times outside Python's range (years 1 to 9999): its cells are "
+             "Arrow's text form, '<value out of range: N>' for those" for name in out_of_range]
+    return _Table(frame=pd.DataFrame(frame_columns), string_columns=string_columns, notes=notes,
+                  other_kinds=other_kinds)
 
 
-def _python_cells(column: object, name: str, display: str) -> list[object]:
-    """``column.to_pylist()``; text that is not valid UTF-8 (a damaged file) is the library's error."""
+def _python_cells(column: object, name: str, display: str, out_of_range: dict[str, None]) -> list[object]:
+    """``column.to_pylist()``; text that is not valid UTF-8 (a damaged file) is the library's error. A
+    date or time Python cannot hold (year 10000, a sentinel such as 2**31 days) makes the column Arrow's
+    text of it, with ``name`` added to ``out_of_range``."""
+    import pyarrow as pa
+
     try:
         return column.to_pylist()  # type: ignore[attr-defined]
     except UnicodeDecodeError as err:
         raise CorpusError(f"column {name!r} of {display!r} holds text that is not valid UTF-8 ({err.reason}); "
                           "the Parquet file is damaged or was written wrongly: re-export it") from None
+    except OverflowError:
+        try:
+            text = column.cast(pa.string()).to_pylist()  # type: ignore[attr-defined]
+        except pa.ArrowException:  # nested, e.g. a list of timestamps
+            raise CorpusError(f"column {name!r} of {display!r} holds dates or times outside Python's range "
+                              "(years 1 to 9999) inside lists or structs; re-export it with those values as "
+                              "text, or without the column") from None
+        out_of_range[name] = None
+        return text
 
 
 def _is_text_type(kind: object) -> bool:
