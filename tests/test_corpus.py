@@ -852,3 +852,10 @@ def test_parquet_fixed_size_binary_text_column_gets_the_binary_note(tmp_path: Pa
     assert corpus.texts == ["\ufffd\ufffd", "ok"]
     assert any("not a string column but fixed_size_binary[2]" in note and "bad bytes replaced" in note
                for note in corpus.report.notes)
+
+
+@pytest.mark.parametrize("name", ["a" * 300 + ".csv", "x/" * 3000 + "a.csv"])
+def test_a_path_the_system_refuses_is_the_librarys_error(tmp_path: Path, name: str) -> None:
+    """A file name over 255 bytes (or a path over 4096) raised a raw OSError from Path.exists."""
+    with pytest.raises(CorpusError, match="cannot open .*File name too long; check the path"):
+        load_corpus(tmp_path / name)

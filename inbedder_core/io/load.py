@@ -126,12 +126,17 @@ def load_corpus(
     else:
         path = Path(source)
         display = name or path.name or str(path)
-        if not path.exists():
+        try:
+            exists, is_file = path.exists(), path.is_file()
+            size = path.stat().st_size if is_file else 0
+        except OSError as err:  # a name too long, a folder on the way that cannot be searched
+            raise CorpusError(f"cannot open '{path}': {err.strerror or err}; check the path") from None
+        if not exists:
             raise CorpusError(f"file not found: '{path}'; check the path")
-        if not path.is_file():
+        if not is_file:
             raise CorpusError(f"'{path}' is not a file; pass the path of a {'/'.join(SUPPORTED_FORMATS)} file")
         fmt = _resolve_format(format, name or path.name, display)
-        _check_size(path.stat().st_size, cap_bytes, display)
+        _check_size(size, cap_bytes, display)
         try:
             data = path.read_bytes()
         except OSError as err:
