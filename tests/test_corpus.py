@@ -859,3 +859,34 @@ def test_a_path_the_system_refuses_is_the_librarys_error(tmp_path: Path, name: s
     """A file name over 255 bytes (or a path over 4096) raised a raw OSError from Path.exists."""
     with pytest.raises(CorpusError, match="cannot open .*File name too long; check the path"):
         load_corpus(tmp_path / name)
+
+
+def test_jsonl_lines_that_each_name_new_fields_are_refused_by_cells(tmp_path: Path) -> None:
+    """Each line naming fields of its own made rows x fields cells: a 0.3 MB file took 0.5 GB. The cap is
+    the Parquet one, 16 bytes a cell within 2 x max_bytes (1,250 cells at 10,000 bytes)."""
+    sparse = "".join(json.dumps({"text": f"doc {i}", f"a{i}": 1, f"b{i}": 2}) + "\n" for i in range(40))
+    with pytest.raises(CorpusError, match=r"has 81 different field names and at least 40 rows: a table of more "
+                                          r"than 1,250 cells.*--max-bytes"):
+        load_corpus(write(tmp_path, "sparse.jsonl", sparse), max_bytes=10_000)
+    dense = "".join(json.dumps({"text": f"doc {i}", "a": i, "b": 2}) + "\n" for i in range(40))
+    assert len(load_corpus(write(tmp_path, "dense.jsonl", dense), max_bytes=10_000)) == 40
+
+
+def test_csv_with_more_cells_than_the_cap_allows_is_refused(tmp_path: Path) -> None:
+    wide = "text" + ",c" * 199 + "\n" + "".join(f"doc {i}" + "," * 199 + "\n" for i in range(10))
+    with pytest.raises(CorpusError, match=r"has 200 columns and at least 7 rows: a table of more than 1,250 cells"):
+        load_corpus(write(tmp_path, "wide.csv", wide), max_bytes=10_000)
+    narrow = "text,id\n" + "".join(f"doc {i},{i}\n" for i in range(500))
+    assert len(load_corpus(write(tmp_path, "narrow.csv", narrow), max_bytes=10_000)) == 500
+
+
+@pytest.mark.parametrize("name, sep", [("x.csv", ","), ("x.tsv", "\t")])
+def test_a_header_of_more_than_max_columns_is_refused_before_parsing(tmp_path: Path, name: str, sep: str) -> None:
+    """One line of 1M separators took 5 GB and 5 minutes in pandas' parser, before any cap."""
+    from inbedder_core.io.readers import MAX_COLUMNS
+
+    path = write(tmp_path, name, "text" + sep * MAX_COLUMNS + "\nhello\n")
+    with pytest.raises(CorpusError, match=f"has {MAX_COLUMNS + 1:,} columns in its header, more than "
+                                          f"{MAX_COLUMNS:,}; a corpus needs a text column"):
+        load_corpus(path)
+    assert len(load_corpus(write(tmp_path, name, "text" + sep * (MAX_COLUMNS - 1) + "\nhello\n"))) == 1

@@ -112,6 +112,30 @@ def test_binary_and_list_columns_used_as_text_get_a_note(tmp_path):
     assert any("'tags' is not a string column but list<element: string>" in n for n in listed.report.notes)
 
 
+@pytest.mark.parametrize("name, content", [
+    ("commas.csv", "text" + "," * 1_000_000 + "\nhello\n"),  # 1 MB: 5 GB and 5 minutes in pandas' parser
+    ("fields.jsonl", "".join(json.dumps({"text": f"doc {i}", **{f"k{i}_{j}": 1 for j in range(20)}}) + "\n"
+                             for i in range(4000))),  # 1.2 MB: 80,001 fields x 4,000 rows of cells
+])
+def test_small_files_of_huge_tables_are_refused_inside_a_memory_limit(tmp_path, name, content):
+    """Columns (or JSONL field names) by the million in a small file: the library's error, in a child
+    limited to 1.2 GiB of address space, not a MemoryError."""
+    path = tmp_path / name
+    path.write_text(content)
+    done = child(f"""
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (1200 * 2**20, 1200 * 2**20))
+        from inbedder_core.errors import CorpusError
+        from inbedder_core.io.load import load_corpus
+        try:
+            load_corpus({str(path)!r})
+        except CorpusError as error:
+            print("CorpusError:", error)
+        """)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "CorpusError:" in done.stdout and ("columns in its header" in done.stdout or "cells" in done.stdout)
+
+
 def test_documents_are_cut_before_tokenizing_and_counted():
     encoder = HashEncoder()
     cap = encoder.max_length * CHARS_PER_TOKEN_CAP

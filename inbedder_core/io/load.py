@@ -113,7 +113,8 @@ def load_corpus(
             ``max_bytes`` or with more than ``max_rows`` rows; empty or header-only
             file; binary file; undecodable text; malformed CSV/TSV/JSONL (or JSON nested
             too deeply to read); corrupt Parquet, or Parquet that decodes to more than
-            ``PARQUET_DECODE_FACTOR`` (2) times ``max_bytes``; text or id column not found;
+            ``PARQUET_DECODE_FACTOR`` (2) times ``max_bytes``; a CSV/TSV/JSONL table of more cells (rows x
+            columns, 16 bytes counted for each) than that allows; text or id column not found;
             unusable id column; no documents left after skipping.
     """
     cap_bytes = positive_int_setting(max_bytes, MAX_BYTES_ENV, DEFAULT_MAX_BYTES, "max_bytes", CorpusError)
@@ -155,9 +156,9 @@ def load_corpus(
         if fmt == "txt":
             table = _read_txt(text, display, cap_rows)
         elif fmt == "jsonl":
-            table = _read_jsonl(text, display, cap_rows)
+            table = _read_jsonl(text, display, cap_rows, cap_bytes)
         else:
-            table = _read_delimited(text, "," if fmt == "csv" else "\t", fmt, display, cap_rows)
+            table = _read_delimited(text, "," if fmt == "csv" else "\t", fmt, display, cap_rows, cap_bytes)
         table.encoding = used_encoding
         table.notes.insert(0, encoding_note)
 

@@ -10,7 +10,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -20,6 +20,8 @@ from inbedder_core.errors import CorpusError
 from .corpus import MAX_BYTES_ENV, MAX_ROWS_ENV
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+MAX_COLUMNS = 10_000
+"""Most columns a CSV/TSV header may have (a corpus needs a text column and an id)."""
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -64,7 +66,7 @@ def _unique_names(names: Iterable[object]) -> list[str]:
     return out
 
 
-def _read_delimited(text: str, sep: str, fmt: str, display: str, cap_rows: int) -> _Table:
+def _read_delimited(text: str, sep: str, fmt: str, display: str, cap_rows: int, cap_bytes: int) -> _Table:
     """CSV/TSV with a header row; every cell a string. Blank lines are rows (of empty cells).
 
     Quoted fields are honoured (as pandas and spreadsheets write them). When that makes
@@ -73,33 +75,62 @@ def _read_delimited(text: str, sep: str, fmt: str, display: str, cap_rows: int) 
     Rows whose quoted fields hold line breaks are counted in a note, so a quote left
     unclosed never swallows rows silently.
 
+    The header is counted first (Python's ``csv``, which needs no buffer per column): more than
+    ``MAX_COLUMNS`` columns is refused, and the header's width bounds how many rows are parsed,
+    so a file of a few rows and a huge number of columns (``_cell_cap``) never becomes a table.
+
     Raises:
         CorpusError: malformed (a row with more fields than the header, an unclosed
-            quote), empty, header-only, or more than ``cap_rows`` rows.
+            quote), empty, header-only, more than ``cap_rows`` rows, more than ``MAX_COLUMNS``
+            columns, or more cells (rows x columns) than ``cap_bytes`` allows.
     """
-    lines = _LINE_BREAK.split(re.sub(r"(\r\n|\r|\n)\Z", "", text))
-    raw = _parse_delimited(text, sep, fmt, display, cap_rows, csv.QUOTE_MINIMAL)
+    width = _header_width(text, sep)
+    if width > MAX_COLUMNS:  # pandas' parser takes kilobytes per column: 1 MB of commas took 5 GB
+        raise CorpusError(
+            f"{display!r} has {width:,} columns in its header, more than {MAX_COLUMNS:,}; a corpus needs a text "
+            f"column (and an id): keep only the columns needed, or pass format= (--format) if it is not "
+            f"{'comma' if sep == ',' else 'tab'}-separated"
+        )
+    nrows = min(cap_rows, _cell_cap(cap_bytes) // max(width, 1)) + 2  # the header, and one row past a cap
+    raw = _parse_delimited(text, sep, fmt, display, nrows, csv.QUOTE_MINIMAL)
     notes: list[str] = []
-    spanning = len(lines) - len(raw)
-    tabs = {line.count("\t") for line in lines if line} if spanning > 0 and sep == "\t" else set()
+    n_lines = _count_lines(text)
+    spanning = n_lines - len(raw)
+    if spanning > 0 and sep == "\t":
+        lines = _LINE_BREAK.split(re.sub(r"(\r\n|\r|\n)\Z", "", text))
+        tabs = {line.count("\t") for line in lines if line}
+        del lines
+    else:
+        tabs = set()
     if len(tabs) == 1 and tabs != {0}:
-        raw = _parse_delimited(text, sep, fmt, display, cap_rows, csv.QUOTE_NONE)
+        raw = _parse_delimited(text, sep, fmt, display, nrows, csv.QUOTE_NONE)
         notes.append("quote characters kept as text: read as plain TSV (no quoted fields), since every line "
                      "has the header's number of tabs")
     elif spanning > 0:
-        notes.append(f"{len(raw) - 1:,} rows span {len(lines) - 1:,} lines: quoted fields hold {spanning:,} line "
+        notes.append(f"{len(raw) - 1:,} rows span {n_lines - 1:,} lines: quoted fields hold {spanning:,} line "
                      "break(s); if that is unexpected, look for a quote left unclosed")
     if len(raw) <= 1:
         raise _header_only(display)
     if len(raw) - 1 > cap_rows:
         raise _too_many_rows(display, cap_rows)
+    _check_cells(display, len(raw) - 1, raw.shape[1], cap_bytes, "columns")
     columns = _unique_names(raw.iloc[0].tolist())
     frame = raw.iloc[1:].reset_index(drop=True).astype(object)
     frame.columns = pd.Index(columns)
     return _Table(frame=frame, string_columns=list(columns), notes=notes)
 
 
-def _parse_delimited(text: str, sep: str, fmt: str, display: str, cap_rows: int, quoting: int) -> pd.DataFrame:
+def _header_width(text: str, sep: str) -> int:
+    """Fields in the header record; when Python's ``csv`` refuses it (a field over its size limit), an upper
+    bound: the separators on the first line, plus one."""
+    try:
+        return len(next(csv.reader(_split_lines(text), delimiter=sep), []))
+    except csv.Error:
+        first = _LINE_BREAK.search(text)
+        return text.count(sep, 0, first.start() if first else len(text)) + 1
+
+
+def _parse_delimited(text: str, sep: str, fmt: str, display: str, nrows: int, quoting: int) -> pd.DataFrame:
     try:
         return pd.read_csv(
             io.StringIO(text),
@@ -109,7 +140,7 @@ def _parse_delimited(text: str, sep: str, fmt: str, display: str, cap_rows: int,
             keep_default_na=False,
             na_filter=False,
             skip_blank_lines=False,
-            nrows=cap_rows + 2,
+            nrows=nrows,
             engine="c",
             quoting=quoting,
         )
@@ -130,11 +161,11 @@ def _read_txt(text: str, display: str, cap_rows: int) -> _Table:
     Raises:
         CorpusError: more than ``cap_rows`` lines.
     """
+    if _count_lines(text) > cap_rows:  # before splitting: a file of line breaks is a list of that many strings
+        raise _too_many_rows(display, cap_rows)
     lines = _LINE_BREAK.split(text)
     if lines and lines[-1] == "":
         lines.pop()
-    if len(lines) > cap_rows:
-        raise _too_many_rows(display, cap_rows)
     return _Table(frame=pd.DataFrame({"text": pd.Series(lines, dtype=object)}), string_columns=["text"])
 
 
@@ -146,7 +177,7 @@ def _jsonl_cell(value: object) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _read_jsonl(text: str, display: str, cap_rows: int) -> _Table:
+def _read_jsonl(text: str, display: str, cap_rows: int, cap_bytes: int) -> _Table:
     """One JSON object per line; blank lines are ignored (and noted).
 
     JSON ``null`` and NaN are missing cells; strings stay as they are; numbers,
@@ -154,15 +185,14 @@ def _read_jsonl(text: str, display: str, cap_rows: int) -> _Table:
 
     Raises:
         CorpusError: a line that is not valid JSON or not an object (naming the
-            line number), no objects at all, or more than ``cap_rows`` rows.
+            line number), no objects at all, more than ``cap_rows`` rows, or records whose
+            fields make a table of more cells (rows x distinct field names) than ``cap_bytes``
+            allows: lines that each name new fields would otherwise grow it quadratically.
     """
     records: list[dict[str, object]] = []
     keys: dict[str, None] = {}
     blank = 0
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(_split_lines(text), start=1):
         if not line.strip():
             blank += 1
             continue
@@ -197,6 +227,7 @@ def _read_jsonl(text: str, display: str, cap_rows: int) -> _Table:
             keys.setdefault(key, None)
     if not records:
         raise CorpusError(f"{display!r} has no JSON objects (only blank lines); add one object per line")
+    _check_cells(display, len(records), len(keys), cap_bytes, "different field names")
     try:
         columns = {key: [_jsonl_cell(rec.get(key)) for rec in records] for key in keys}
     except RecursionError:
@@ -218,6 +249,40 @@ def _check_surrogates(obj: object, number: int, display: str) -> None:
             f"line {number} of {display!r} holds the escape \\u{ord(found.group()):04x}, half of a UTF-16 "
             "surrogate pair without its other half, which is not a character; fix or remove the escape "
             "(a whole pair such as \\ud83d\\ude00 is one character)"
+        )
+
+
+def _split_lines(text: str) -> Iterator[str]:
+    """The lines of ``text`` split at ``\\n`` (a final empty one left out), one at a time, not as a list."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        if end < 0:
+            end = len(text)
+        yield text[start:end]
+        start = end + 1
+
+
+def _count_lines(text: str) -> int:
+    """``len`` of ``_LINE_BREAK.split(text)`` without a final empty piece, without building the list."""
+    breaks = text.count("\n") + text.count("\r") - text.count("\r\n")
+    return breaks + (0 if text.endswith(("\n", "\r")) else 1)
+
+
+def _cell_cap(cap_bytes: int) -> int:
+    """Most cells (rows x columns) a table read under ``cap_bytes`` may have: ``_CELL_OVERHEAD`` bytes each
+    within ``PARQUET_DECODE_FACTOR * cap_bytes``, as for Parquet (26 million at the default cap)."""
+    return PARQUET_DECODE_FACTOR * cap_bytes // _CELL_OVERHEAD
+
+
+def _check_cells(display: str, n_rows: int, n_columns: int, cap_bytes: int, what: str) -> None:
+    """Raises: CorpusError: ``n_rows x n_columns`` is over ``_cell_cap(cap_bytes)``."""
+    if n_rows * n_columns > _cell_cap(cap_bytes):
+        raise CorpusError(
+            f"{display!r} has {n_columns:,} {what} and at least {n_rows:,} rows: a table of more than "
+            f"{_cell_cap(cap_bytes):,} cells, the most its size cap allows; keep only the columns needed (a text "
+            f"column and an id), or raise the cap with max_bytes= (CLI: --max-bytes, or the {MAX_BYTES_ENV} "
+            "environment variable)"
         )
 
 
