@@ -21,7 +21,8 @@ from .corpus import MAX_BYTES_ENV, MAX_ROWS_ENV
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 MAX_COLUMNS = 10_000
-"""Most columns a CSV/TSV header may have (a corpus needs a text column and an id)."""
+"""Most columns a table may have (CSV/TSV header, JSONL field names, Parquet schema): a corpus needs a text
+column and an id, and pandas takes kilobytes per column."""
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -120,6 +121,11 @@ def _read_delimited(text: str, sep: str, fmt: str, display: str, cap_rows: int, 
     return _Table(frame=frame, string_columns=list(columns), notes=notes)
 
 
+def _too_many_columns(display: str, what: str, noun: str) -> CorpusError:
+    return CorpusError(f"{display!r} has more than {MAX_COLUMNS:,} {what}; a corpus needs a text column (and an "
+                       f"id): keep only the {noun} needed")
+
+
 def _header_width(text: str, sep: str) -> int:
     """Fields in the header record; when Python's ``csv`` refuses it (a field over its size limit), an upper
     bound: the separators on the first line, plus one."""
@@ -185,7 +191,8 @@ def _read_jsonl(text: str, display: str, cap_rows: int, cap_bytes: int) -> _Tabl
 
     Raises:
         CorpusError: a line that is not valid JSON or not an object (naming the
-            line number), no objects at all, more than ``cap_rows`` rows, or records whose
+            line number), no objects at all, more than ``cap_rows`` rows or ``MAX_COLUMNS``
+            distinct field names, or records whose
             fields make a table of more cells (rows x distinct field names) than ``cap_bytes``
             allows: lines that each name new fields would otherwise grow it quadratically.
     """
@@ -225,6 +232,8 @@ def _read_jsonl(text: str, display: str, cap_rows: int, cap_bytes: int) -> _Tabl
         records.append(obj)
         for key in obj:
             keys.setdefault(key, None)
+        if len(keys) > MAX_COLUMNS:  # a frame of a million columns took 0.7 GB per 200,000
+            raise _too_many_columns(display, f"field names by line {number}", "fields")
     if not records:
         raise CorpusError(f"{display!r} has no JSON objects (only blank lines); add one object per line")
     _check_cells(display, len(records), len(keys), cap_bytes, "different field names")
@@ -328,8 +337,8 @@ def _read_parquet(data: bytes, display: str, cap_rows: int, cap_bytes: int) -> _
     without being expanded. Binary, list and struct columns are read as text with a note.
 
     Raises:
-        CorpusError: not a valid Parquet file, no rows, more than ``cap_rows`` rows, or more
-            decoded data than the cap allows.
+        CorpusError: not a valid Parquet file, no rows, more than ``cap_rows`` rows or
+            ``MAX_COLUMNS`` columns, or more decoded data than the cap allows.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -338,6 +347,8 @@ def _read_parquet(data: bytes, display: str, cap_rows: int, cap_bytes: int) -> _
     try:
         meta = pq.ParquetFile(io.BytesIO(data)).metadata
         n_rows = meta.num_rows
+        if meta.num_columns > MAX_COLUMNS:
+            raise _too_many_columns(display, f"columns ({meta.num_columns:,})", "columns")
         if n_rows > cap_rows:
             raise _too_many_rows(display, cap_rows)
         declared = sum(meta.row_group(g).column(c).total_uncompressed_size
