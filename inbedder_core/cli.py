@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args: argparse.Namespace, reporter: Reporter):
+def _load(args: argparse.Namespace, reporter: Reporter, csv_out: bool = False):
     from .errors import CorpusError
     from .io.corpus import describe_report, text_column_problem
     from .io.load import load_corpus
@@ -263,6 +263,10 @@ def _load(args: argparse.Namespace, reporter: Reporter):
         columns = list(map(str, corpus.table.columns))
         raise CorpusError(f"{problem}; columns seen: {columns}; pass --text-column with the column holding "
                           "the documents", columns)
+    if csv_out:  # the CSV repeats every input column: a NUL in one failed only after all the work
+        from .export import check_csv_cells
+
+        check_csv_cells(corpus.table)
     return corpus
 
 
@@ -508,7 +512,7 @@ def cmd_cluster(args: argparse.Namespace, reporter: Reporter) -> int:
         raise InBedderError(f"--out '{out}' must end in .csv (a JSON report is written beside it)")
     summary_path, json_path = out.with_name(out.stem + ".clusters.csv"), out.with_suffix(".json")
     _check_paths(args, [out, summary_path, json_path])
-    corpus = _load(args, reporter)
+    corpus = _load(args, reporter, csv_out=True)
     if args.label_column and args.label_column not in corpus.table.columns:
         raise InBedderError(f"label column '{args.label_column}' not found; available: "
                             f"{list(map(str, corpus.table.columns))}; pass --label-column")
@@ -636,7 +640,7 @@ def cmd_assign(args: argparse.Namespace, reporter: Reporter) -> int:
     args.model = args.model or recorded.get("model_id")
     args.kind = args.kind or recorded.get("kind")
     args.dtype = recorded.get("dtype", args.dtype) if args.dtype == "auto" else args.dtype
-    corpus = _load(args, reporter)
+    corpus = _load(args, reporter, csv_out=True)
     encoder = load_cli_encoder(args, reporter, pattern=args.pattern or recorded.get("pattern"),
                                pool_prompt=pools_prompt(recorded))
     bar = reporter.progress("embedding the new documents")
@@ -981,7 +985,7 @@ def cmd_stability(args: argparse.Namespace, reporter: Reporter) -> int:
         raise InBedderError(f"--out '{out}' must end in .json (a per-document CSV is written beside it)")
     _check_paths(args, [out, out.with_suffix(".csv")])
     rewordings = args.rewording or template_rewordings(args.instruction)
-    corpus = _load(args, reporter)
+    corpus = _load(args, reporter, csv_out=True)
     encoder = load_cli_encoder(args, reporter)
     analysis = Analysis(corpus, encoder, AnalysisSettings(min_cluster_size=args.min_cluster_size, k=args.k),
                         batch_size=args.batch_size, answers=args.answers)

@@ -277,26 +277,52 @@ def csv_bytes(df: pd.DataFrame, *, excel: bool = False) -> bytes:
     return _csv_text(df).encode("utf-8-sig" if excel else "utf-8")
 
 
-def _csv_text(df: pd.DataFrame) -> str:
-    if df.shape[1] == 0:
-        raise ExportError("nothing to write: the table has no columns")
+def check_csv_cells(df: pd.DataFrame) -> None:
+    """Check, without writing, that ``write_csv`` can carry every column name and text cell of ``df``:
+    a front end calls it on the input table before hours of work whose CSV would repeat it.
+
+    Raises:
+        ExportError: a column name or a string cell contains NUL (``\\x00``), named as ``write_csv`` names it.
+    """
     header = [_cell_text(name) for name in df.columns]
+    _check_header(header)
+    for position in range(df.shape[1]):
+        column = df.iloc[:, position]
+        if column.dtype == object or isinstance(column.dtype, pd.StringDtype):
+            found = column.map(lambda value: isinstance(value, str) and "\x00" in value).to_numpy(dtype=bool)
+            if found.any():
+                row = int(found.argmax())
+                raise _nul_in_cell(row, df.index[row], header[position])
+
+
+def _check_header(header: list[str]) -> None:
     for position, name in enumerate(header, start=1):
         if "\x00" in name:
             raise ExportError(
                 f"column name {name!r} (column {position}) contains a NUL character (\\x00), which CSV "
                 "cannot carry; rename the column or export Parquet/JSON instead"
             )
+
+
+def _nul_in_cell(row: int, index: Any, column: str) -> ExportError:
+    index = index.item() if isinstance(index, np.generic) else index  # 7, not np.int64(7)
+    return ExportError(
+        f"row {row + 1} (index {index!r}), column {column!r} contains a NUL character (\\x00), which CSV "
+        "cannot carry; remove it (text.replace('\\x00', '')) or export Parquet/JSON, which keep it"
+    )
+
+
+def _csv_text(df: pd.DataFrame) -> str:
+    if df.shape[1] == 0:
+        raise ExportError("nothing to write: the table has no columns")
+    header = [_cell_text(name) for name in df.columns]
+    _check_header(header)
     columns: list[list[str]] = []
     for position in range(df.shape[1]):
         texts = [_cell_text(value) for value in df.iloc[:, position].tolist()]
         for row, text in enumerate(texts):
             if "\x00" in text:
-                raise ExportError(
-                    f"row {row + 1} (index {df.index[row]!r}), column {header[position]!r} contains a NUL "
-                    "character (\\x00), which CSV cannot carry; remove it (text.replace('\\x00', '')) "
-                    "or export Parquet/JSON, which keep it"
-                )
+                raise _nul_in_cell(row, df.index[row], header[position])
         columns.append([neutralize_cell(text) for text in texts])
     buffer = io.StringIO()
     writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\r\n")

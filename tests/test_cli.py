@@ -132,6 +132,17 @@ def test_cluster_refuses_a_guessed_text_column_that_is_not_documents(content, co
     assert why in last and "columns seen: [" in last and "--text-column" in last
 
 
+def test_cluster_refuses_an_input_cell_its_csv_cannot_carry_before_any_work(tmp_path):
+    """A NUL in a JSONL field beside the text failed at the CSV export, after embedding and clustering."""
+    data = tmp_path / "nul.jsonl"
+    data.write_text('{"text": "card lost yesterday", "meta": "a\\u0000b"}\n{"text": "refund please", "meta": "x"}\n')
+    done = inbedder("cluster", str(data), "-i", NEED, "--model", "no-such-model", "--out", "x.csv", cwd=tmp_path,
+                    env={"HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "loading model" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("inbedder: error: row 1 (index 0), column 'meta' contains a NUL character")
+
+
 def test_models_lists_checkpoints_and_the_offline_baseline():
     done = inbedder("models")
     assert done.returncode == 0

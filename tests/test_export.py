@@ -20,6 +20,7 @@ from inbedder_core.corpus import Corpus, LoadReport
 from inbedder_core.errors import ExportError
 from inbedder_core.export import (
     SUMMARY_COLUMNS,
+    check_csv_cells,
     export_table,
     neutralize_cell,
     read_csv_export,
@@ -375,6 +376,15 @@ def test_csv_rejects_nul_naming_row_and_column(tmp_path: Path) -> None:
     assert not path.exists()
     with pytest.raises(ExportError, match="column name"):
         write_csv(pd.DataFrame({"a\x00": ["x"]}), path)
+
+
+def test_check_csv_cells_names_what_write_csv_would_refuse_without_writing() -> None:
+    frame = pd.DataFrame({"text": ["fine", "bad\x00byte"], "n": [1, 2]}, index=[5, 7])
+    with pytest.raises(ExportError, match=r"row 2 \(index 7\), column 'text' contains a NUL"):
+        check_csv_cells(frame)
+    with pytest.raises(ExportError, match="column name"):
+        check_csv_cells(pd.DataFrame({"a\x00": ["x"]}))
+    check_csv_cells(pd.DataFrame({"text": ["fine", None, "=1+1"], "n": [1.5, float("nan"), 3.0]}))
 
 
 def test_export_table_csv_round_trip_and_typed(tmp_path: Path, corpus: Corpus) -> None:
