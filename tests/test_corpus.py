@@ -903,3 +903,12 @@ def test_jsonl_and_parquet_of_more_than_max_columns_are_refused(tmp_path: Path) 
     pq.write_table(pa.table({"text": ["hello"]} | {f"k{j}": [1] for j in range(MAX_COLUMNS)}), path)
     with pytest.raises(CorpusError, match=f"more than {MAX_COLUMNS:,} columns \\({MAX_COLUMNS + 1:,}\\)"):
         load_corpus(path)
+
+
+def test_jsonl_with_carriage_return_line_endings_says_so(tmp_path: Path) -> None:
+    """Lines ending in a lone \\r (old Mac) read as one line with 'Extra data' and no word of why."""
+    path = write(tmp_path, "mac.jsonl", '{"text": "a"}\r{"text": "b"}\r')
+    with pytest.raises(CorpusError, match=r"Extra data at column 15 \(its lines end in a carriage return alone, "
+                                          r"\\r: re-save it with \\n line endings\)"):
+        load_corpus(path)
+    assert load_corpus(write(tmp_path, "pc.jsonl", '{"text": "a"}\r\n{"text": "b"}\r\n')).texts == ["a", "b"]

@@ -213,6 +213,8 @@ def _read_jsonl(text: str, display: str, cap_rows: int, cap_bytes: int) -> _Tabl
             hint = ""
             if number == 1 and line.lstrip().startswith("["):
                 hint = " (this looks like one JSON array; JSONL needs one object per line)"
+            elif "\r" in line.rstrip("\r"):
+                hint = " (its lines end in a carriage return alone, \\r: re-save it with \\n line endings)"
             raise CorpusError(
                 f"line {number} of {display!r} is not valid JSON: {err.msg} at column {err.colno}{hint}; "
                 'each line must be one JSON object like {"text": "..."}'
