@@ -912,3 +912,13 @@ def test_jsonl_with_carriage_return_line_endings_says_so(tmp_path: Path) -> None
                                           r"\\r: re-save it with \\n line endings\)"):
         load_corpus(path)
     assert load_corpus(write(tmp_path, "pc.jsonl", '{"text": "a"}\r\n{"text": "b"}\r\n')).texts == ["a", "b"]
+
+
+def test_bomless_utf16_of_non_latin_text_is_told_how_to_read(tmp_path: Path) -> None:
+    """Few NUL bytes (only at spaces and line breaks): the error said 'is not UTF-16' and named no fix."""
+    text = "Привет мир\nкарта потеряна\n"
+    path = write(tmp_path, "ru.txt", text.encode("utf-16-le"))
+    with pytest.raises(CorpusError, match="if it is UTF-16 text without a byte-order mark .* pass "
+                                          "encoding='utf-16-le' or 'utf-16-be' \\(CLI: --encoding\\)"):
+        load_corpus(path)
+    assert load_corpus(path, encoding="utf-16-le").texts == ["Привет мир", "карта потеряна"]

@@ -141,8 +141,10 @@ def _decode_detected(data: bytes, display: str) -> tuple[str, str, str]:
                 f"encoding: {utf16} (no byte-order mark; detected from the pattern of NUL bytes)",
             )
         raise CorpusError(
-            f"{display!r} looks binary, not text: it contains NUL bytes (first at byte {nul:,}) and is "
-            "not UTF-16; choose a text file, or export the data as CSV"
+            f"{display!r} looks binary, not text: it contains NUL bytes (first at byte {nul:,}) and does not "
+            "read as UTF-16 of mostly Latin letters; if it is UTF-16 text without a byte-order mark (in "
+            "Chinese or Russian, say), pass encoding='utf-16-le' or 'utf-16-be' (CLI: --encoding), else choose a "
+            "text file, or export the data as CSV"
         )
 
     try:
