@@ -58,15 +58,11 @@ def digest(path: Path) -> str:
 # --- 1. limits on what is decoded ---------------------------------------------------------------
 
 
-def test_a_dictionary_bomb_is_refused_inside_a_memory_limit(tmp_path):
-    """One 1 MiB string in 1,500 rows: a 2 KB file that decodes to 1.5 GiB; a child limited to
-    1.2 GiB of address space gets the library's error, not a MemoryError."""
-    path = tmp_path / "bomb.parquet"
-    dictionary = pa.DictionaryArray.from_arrays(pa.array(np.zeros(1500, np.int32)), pa.array(["y" * 2**20]))
-    pq.write_table(pa.table({"text": dictionary}), path, compression="zstd")
-    assert path.stat().st_size < 100_000
+def load_in_a_memory_limit(path: Path) -> str:
+    """``load_corpus(path)`` in a child limited to 1.2 GiB of address space: its ``CorpusError`` message
+    (a MemoryError, an abort or no error fails the test)."""
     done = child(f"""
-        import resource, sys
+        import resource
         resource.setrlimit(resource.RLIMIT_AS, (1200 * 2**20, 1200 * 2**20))
         from inbedder_core.errors import CorpusError
         from inbedder_core.io.load import load_corpus
@@ -76,7 +72,18 @@ def test_a_dictionary_bomb_is_refused_inside_a_memory_limit(tmp_path):
             print("CorpusError:", error)
         """)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "CorpusError:" in done.stdout and "decodes to at least" in done.stdout
+    assert done.stdout.startswith("CorpusError:"), done.stdout
+    return done.stdout
+
+
+def test_a_dictionary_bomb_is_refused_inside_a_memory_limit(tmp_path):
+    """One 1 MiB string in 1,500 rows: a 2 KB file that decodes to 1.5 GiB; a child limited to
+    1.2 GiB of address space gets the library's error, not a MemoryError."""
+    path = tmp_path / "bomb.parquet"
+    dictionary = pa.DictionaryArray.from_arrays(pa.array(np.zeros(1500, np.int32)), pa.array(["y" * 2**20]))
+    pq.write_table(pa.table({"text": dictionary}), path, compression="zstd")
+    assert path.stat().st_size < 100_000
+    assert "decodes to at least" in load_in_a_memory_limit(path)
 
 
 def test_one_compressed_string_is_refused_from_the_metadata(tmp_path):
@@ -115,25 +122,14 @@ def test_binary_and_list_columns_used_as_text_get_a_note(tmp_path):
 @pytest.mark.parametrize("name, content", [
     ("commas.csv", "text" + "," * 1_000_000 + "\nhello\n"),  # 1 MB: 5 GB and 5 minutes in pandas' parser
     ("fields.jsonl", "".join(json.dumps({"text": f"doc {i}", **{f"k{i}_{j}": 1 for j in range(20)}}) + "\n"
-                             for i in range(4000))),  # 1.2 MB: 80,001 fields x 4,000 rows of cells
+                             for i in range(4000))),  # 1.2 MB: 80,001 fields x 4,000 rows (0.5 GB per 0.3 MB)
 ])
 def test_small_files_of_huge_tables_are_refused_inside_a_memory_limit(tmp_path, name, content):
     """Columns (or JSONL field names) by the million in a small file: the library's error, in a child
     limited to 1.2 GiB of address space, not a MemoryError."""
     path = tmp_path / name
     path.write_text(content)
-    done = child(f"""
-        import resource
-        resource.setrlimit(resource.RLIMIT_AS, (1200 * 2**20, 1200 * 2**20))
-        from inbedder_core.errors import CorpusError
-        from inbedder_core.io.load import load_corpus
-        try:
-            load_corpus({str(path)!r})
-        except CorpusError as error:
-            print("CorpusError:", error)
-        """)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "CorpusError:" in done.stdout and ("columns in its header" in done.stdout or "cells" in done.stdout)
+    assert "more than 10,000" in load_in_a_memory_limit(path)
 
 
 def test_documents_are_cut_before_tokenizing_and_counted():
