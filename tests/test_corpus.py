@@ -922,3 +922,13 @@ def test_bomless_utf16_of_non_latin_text_is_told_how_to_read(tmp_path: Path) -> 
                                           "encoding='utf-16-le' or 'utf-16-be' \\(CLI: --encoding\\)"):
         load_corpus(path)
     assert load_corpus(path, encoding="utf-16-le").texts == ["Привет мир", "карта потеряна"]
+
+
+def test_tsv_read_again_without_quotes_is_held_to_max_columns(tmp_path: Path) -> None:
+    """A quote in the header hid its tabs from the first count; the literal re-read had no column cap."""
+    from inbedder_core.io.readers import MAX_COLUMNS
+
+    tabs = "\t" * MAX_COLUMNS
+    path = write(tmp_path, "x.tsv", f'"text{tabs}\n{tabs}row"\n')  # one quoted field to Python's csv
+    with pytest.raises(CorpusError, match=f"has {MAX_COLUMNS + 1:,} columns in its header, more than"):
+        load_corpus(path)

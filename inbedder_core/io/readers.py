@@ -85,14 +85,7 @@ def _read_delimited(text: str, sep: str, fmt: str, display: str, cap_rows: int, 
             quote), empty, header-only, more than ``cap_rows`` rows, more than ``MAX_COLUMNS``
             columns, or more cells (rows x columns) than ``cap_bytes`` allows.
     """
-    width = _header_width(text, sep)
-    if width > MAX_COLUMNS:  # pandas' parser takes kilobytes per column: 1 MB of commas took 5 GB
-        raise CorpusError(
-            f"{display!r} has {width:,} columns in its header, more than {MAX_COLUMNS:,}; a corpus needs a text "
-            f"column (and an id): keep only the columns needed, or pass format= (--format) if it is not "
-            f"{'comma' if sep == ',' else 'tab'}-separated"
-        )
-    nrows = min(cap_rows, _cell_cap(cap_bytes) // max(width, 1)) + 2  # the header, and one row past a cap
+    nrows = _rows_to_parse(display, sep, _header_width(text, sep), cap_rows, cap_bytes)
     raw = _parse_delimited(text, sep, fmt, display, nrows, csv.QUOTE_MINIMAL)
     notes: list[str] = []
     n_lines = _count_lines(text)
@@ -104,6 +97,7 @@ def _read_delimited(text: str, sep: str, fmt: str, display: str, cap_rows: int, 
     else:
         tabs = set()
     if len(tabs) == 1 and tabs != {0}:
+        nrows = _rows_to_parse(display, sep, next(iter(tabs)) + 1, cap_rows, cap_bytes)  # quotes hid tabs
         raw = _parse_delimited(text, sep, fmt, display, nrows, csv.QUOTE_NONE)
         notes.append("quote characters kept as text: read as plain TSV (no quoted fields), since every line "
                      "has the header's number of tabs")
@@ -119,6 +113,23 @@ def _read_delimited(text: str, sep: str, fmt: str, display: str, cap_rows: int, 
     frame = raw.iloc[1:].reset_index(drop=True).astype(object)
     frame.columns = pd.Index(columns)
     return _Table(frame=frame, string_columns=list(columns), notes=notes)
+
+
+def _rows_to_parse(display: str, sep: str, width: int, cap_rows: int, cap_bytes: int) -> int:
+    """Rows to parse of a table ``width`` columns wide: the header, rows up to the row and cell caps, and
+    one past them to tell that a cap was passed.
+
+    Raises:
+        CorpusError: ``width`` is over ``MAX_COLUMNS`` (pandas' parser takes kilobytes per column: 1 MB of
+            commas took 5 GB).
+    """
+    if width > MAX_COLUMNS:
+        raise CorpusError(
+            f"{display!r} has {width:,} columns in its header, more than {MAX_COLUMNS:,}; a corpus needs a text "
+            f"column (and an id): keep only the columns needed, or pass format= (--format) if it is not "
+            f"{'comma' if sep == ',' else 'tab'}-separated"
+        )
+    return min(cap_rows, _cell_cap(cap_bytes) // max(width, 1)) + 2
 
 
 def _too_many_columns(display: str, what: str, noun: str) -> CorpusError:
