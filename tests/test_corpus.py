@@ -69,6 +69,17 @@ def test_csv_reads_every_column_and_keeps_order(tmp_path: Path) -> None:
     assert_accounted(corpus)
 
 
+
+def test_semicolon_separated_csv_is_read_as_a_table_with_a_note(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"  # a spreadsheet's CSV in a locale with decimal commas
+    path.write_text("text;id;price\nmy card, it is lost;a7;3,50\n\"a refund; please\";b2;10\n", encoding="utf-8")
+    corpus = load_corpus(path)
+    assert corpus.ids == ["a7", "b2"] and corpus.texts == ["my card, it is lost", "a refund; please"]
+    assert any("read as semicolon-separated" in note and "3 fields" in note for note in corpus.report.notes)
+    free = tmp_path / "free.csv"  # one column of text with semicolons in it stays one column
+    free.write_text("note\nhello; there\nok; then; bye\n", encoding="utf-8")
+    assert load_corpus(free).texts == ["hello; there", "ok; then; bye"]
+
 def test_tsv_keeps_commas_inside_cells(tmp_path: Path) -> None:
     path = write(tmp_path, "x.tsv", "text\tlabel\na, b, c\tone\nd\ttwo\n")
     corpus = load_corpus(path)

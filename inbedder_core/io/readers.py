@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 import re
@@ -85,9 +86,14 @@ def _read_delimited(text: str, sep: str, fmt: str, display: str, cap_rows: int, 
             quote), empty, header-only, more than ``cap_rows`` rows, more than ``MAX_COLUMNS``
             columns, or more cells (rows x columns) than ``cap_bytes`` allows.
     """
-    nrows = _rows_to_parse(display, sep, _header_width(text, sep), cap_rows, cap_bytes)
-    raw = _parse_delimited(text, sep, fmt, display, nrows, csv.QUOTE_MINIMAL)
     notes: list[str] = []
+    width = _header_width(text, sep)
+    if sep == "," and width == 1 and _semicolon_separated(text):
+        sep, width = ";", _header_width(text, ";")
+        notes.append(f"read as semicolon-separated, as spreadsheets in many locales save CSV: the header has no "
+                     f"comma, and it and every line checked split into {width} fields at semicolons")
+    nrows = _rows_to_parse(display, sep, width, cap_rows, cap_bytes)
+    raw = _parse_delimited(text, sep, fmt, display, nrows, csv.QUOTE_MINIMAL)
     n_lines = _count_lines(text)
     spanning = n_lines - len(raw)
     if spanning > 0 and sep == "\t":
@@ -113,6 +119,18 @@ def _read_delimited(text: str, sep: str, fmt: str, display: str, cap_rows: int, 
     frame = raw.iloc[1:].reset_index(drop=True).astype(object)
     frame.columns = pd.Index(columns)
     return _Table(frame=frame, string_columns=list(columns), notes=notes)
+
+
+def _semicolon_separated(text: str, checked: int = 1_000) -> bool:
+    """Whether a CSV whose header is one comma-separated field is a semicolon-separated table: its header
+    splits into 2 or more fields at semicolons and each of the first ``checked`` non-blank records into as
+    many (a column of free text with semicolons in it varies)."""
+    try:
+        records = csv.reader(_split_lines(text), delimiter=";")
+        widths = {len(record) for record in itertools.islice(records, checked) if record}
+    except csv.Error:
+        return False
+    return len(widths) == 1 and widths != {1}
 
 
 def _rows_to_parse(display: str, sep: str, width: int, cap_rows: int, cap_bytes: int) -> int:
