@@ -627,6 +627,15 @@ def test_no_documents_left(tmp_path: Path) -> None:
     assert "--text-column" in message
 
 
+
+def test_texts_of_only_invisible_characters_are_skipped_as_whitespace(tmp_path: Path) -> None:
+    rows = ["a real text", "\u200b", "\ufeff\u200d \u2060", "\u200b visible \u200b", "\u00a0\u3000"]
+    path = tmp_path / "x.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in rows), encoding="utf-8")
+    corpus = load_corpus(path)
+    assert corpus.texts == ["a real text", "\u200b visible \u200b"] and corpus.ids == ["1", "4"]
+    assert corpus.report.skipped == {"whitespace-only text": 3}
+
 def test_malformed_csv_names_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, "x.csv", "id,text\n1,fine\n2,not, quoted\n")
     with pytest.raises(CorpusError) as err:

@@ -5,6 +5,7 @@ text column, skips unusable rows (counted in the report) and chooses document id
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -61,6 +62,10 @@ TEXT_COLUMN_NAMES = (
 
 _GUESS_SAMPLE_ROWS = 10_000
 
+_VISIBLE = re.compile("[^\\s\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+                      "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0]")
+"""A character a reader sees: not whitespace, and not one of the invisible ones (zero-width spaces and
+joiners, direction marks, soft hyphen, variation selectors, the BOM, Hangul fillers)."""
 
 def load_corpus(
     source: str | os.PathLike[str] | bytes,
@@ -78,7 +83,8 @@ def load_corpus(
 
     Every cell is read as text: ``"NA"``, ``"null"``, ``"None"`` and ``"nan"`` stay
     literal strings. Only real nulls (Parquet/JSONL ``null``/NaN) are missing.
-    Missing, empty and whitespace-only texts are skipped and counted in
+    Missing, empty and whitespace-only texts (invisible characters such as U+200B count as
+    whitespace) are skipped and counted in
     ``report.skipped``; exact duplicate texts are kept and counted in
     ``report.n_duplicates`` unless ``drop_duplicates`` is set.
 
@@ -286,7 +292,7 @@ def _build_corpus(
             reason: str | None = SKIP_MISSING
         elif value == "":
             reason = SKIP_EMPTY
-        elif value.isspace():
+        elif _VISIBLE.search(value) is None:  # spaces, and invisible characters such as U+200B or a BOM
             reason = SKIP_WHITESPACE
         elif "\x00" in value:
             reason = SKIP_NUL
