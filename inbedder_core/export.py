@@ -724,8 +724,10 @@ def credential_key(value: Any, where: str) -> str | None:
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success move it onto ``path``."""
+    from .outputs import staging_path
+
     target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp = staging_path(target, str(os.getpid()))
     try:
         yield tmp
         os.replace(tmp, target)

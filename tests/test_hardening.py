@@ -29,6 +29,7 @@ from inbedder_core import runs
 from inbedder_core.cache import CACHE_FILE, CachedEncoder, EmbeddingCache
 from inbedder_core.encoder import CHARS_PER_TOKEN_CAP, HashEncoder
 from inbedder_core.errors import CorpusError, ExportError, LabelingError, RunError
+from inbedder_core.export import read_csv_export, write_csv
 from inbedder_core.io.load import load_corpus
 from inbedder_core.name.cleaning import _scrubber
 from inbedder_core.name.client import choose_labeler, make_client
@@ -186,6 +187,19 @@ def test_cluster_refuses_a_summary_or_hard_link_onto_its_input(tmp_path):
     with pytest.raises(ExportError, match="would overwrite"):
         check_outputs([tmp_path / "sym.csv"], [source])
 
+
+
+def test_an_output_name_near_the_limit_is_written_and_one_past_it_refused_before_any_work(tmp_path):
+    long = tmp_path / ("é" * 123 + ".csv")  # 250 bytes: valid, but '.NAME.PID.tmp' beside it is not
+    frame = pd.DataFrame({"text": ["a b", "c d"]})
+    write_csv(frame, long)
+    assert read_csv_export(long)["text"].tolist() == ["a b", "c d"]
+    assert [p.name for p in tmp_path.iterdir()] == [long.name]  # no staging file left
+    write_file_set({tmp_path / ("d" * 250): b"data"}, tmp_path / ("m" * 250), {"kind": "test"})
+    assert (tmp_path / ("d" * 250)).read_bytes() == b"data" and len(list(tmp_path.iterdir())) == 3
+    too_long = tmp_path / ("x" * 252 + ".csv")
+    with pytest.raises(ExportError, match="a name of 256 bytes, more than the 255"):
+        check_outputs([too_long], [])
 
 def test_cluster_makes_or_checks_the_output_folder_before_any_work(tmp_path):
     source = tmp_path / "d.csv"
