@@ -635,6 +635,9 @@ def test_texts_of_only_invisible_characters_are_skipped_as_whitespace(tmp_path: 
     corpus = load_corpus(path)
     assert corpus.texts == ["a real text", "\u200b visible \u200b"] and corpus.ids == ["1", "4"]
     assert corpus.report.skipped == {"whitespace-only text": 3}
+    with pytest.raises(CorpusError, match="holds no text to embed") as err:  # a TXT has no other column to choose
+        load_corpus(write(tmp_path, "x.txt", "\n  \n\u200b\n"))
+    assert "--text-column" not in str(err.value)
 
 def test_malformed_csv_names_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, "x.csv", "id,text\n1,fine\n2,not, quoted\n")

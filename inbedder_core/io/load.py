@@ -314,7 +314,8 @@ def _build_corpus(
         detail = ", ".join(f"{count:,} {why}" for why, count in skipped.items())
         raise CorpusError(
             f"no documents left in {display!r}: all {n_rows:,} rows were skipped ({detail}) in column "
-            f"{chosen!r}; choose the column holding the texts with --text-column",
+            f"{chosen!r}; " + ("choose the column holding the texts with --text-column" if len(columns) > 1
+                               else "the file holds no text to embed: check that it is the right file"),
             columns,
         )
     if n_duplicates:
