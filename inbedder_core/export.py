@@ -721,11 +721,30 @@ def credential_key(value: Any, where: str) -> str | None:
     return None
 
 
+NAME_MAX = 255
+"""Bytes a file name may have on the common file systems (ext4, APFS, NTFS in UTF-16 units)."""
+
+
+def staging_path(target: str | os.PathLike[str], token: str) -> Path:
+    """The hidden temporary file beside ``target`` that is written, then moved onto it:
+    ``.{name}.{token}.tmp``, the name shortened so that it stays a valid file name (a target name near
+    ``NAME_MAX`` bytes would otherwise fail only at its end, after all the work).
+
+    Raises:
+        ExportError: ``target``'s own name is longer than ``NAME_MAX`` bytes (so nothing is staged for it).
+    """
+    target = Path(target)
+    if len(os.fsencode(target.name)) > NAME_MAX:
+        raise ExportError(f"cannot write '{target.name[:40]}...': a name of {len(os.fsencode(target.name))} bytes, "
+                          f"more than the {NAME_MAX} a file name may have; choose a shorter name")
+    room = NAME_MAX - len(os.fsencode(f"..{token}.tmp"))
+    name = os.fsencode(target.name)[:max(room, 1)].decode("utf-8", "ignore")  # never half a character
+    return target.with_name(f".{name}.{token}.tmp")
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success move it onto ``path``."""
-    from .outputs import staging_path
-
     target = Path(path)
     tmp = staging_path(target, str(os.getpid()))
     try:

@@ -49,9 +49,11 @@ def check_outputs(outputs: Sequence[str | os.PathLike[str]], reads: Sequence[str
     bad path fails before any work rather than after it.
 
     Raises:
-        ExportError: an output is an input or another output; its name is longer than ``NAME_MAX`` bytes; its
+        ExportError: an output is an input or another output; its name is longer than ``export.NAME_MAX`` bytes; its
             folder cannot be created or written.
     """
+    from .export import staging_path
+
     read_ids = [(Path(r), *_identity(Path(r))) for r in reads]
     seen: dict[str, Path] = {}
     for out in map(Path, outputs):
@@ -67,27 +69,6 @@ def check_outputs(outputs: Sequence[str | os.PathLike[str]], reads: Sequence[str
             raise ExportError(f"{option} '{out}' is a folder; give a file name inside it")
         staging_path(out, "check")  # a name too long for the file system, refused before any work
         prepare_folder(out.parent, option=option)
-
-
-NAME_MAX = 255
-"""Bytes a file name may have on the common file systems (ext4, APFS, NTFS in UTF-16 units)."""
-
-
-def staging_path(target: str | os.PathLike[str], token: str) -> Path:
-    """The hidden temporary file beside ``target`` that is written, then moved onto it:
-    ``.{name}.{token}.tmp``, the name shortened so that it stays a valid file name (a target name near
-    ``NAME_MAX`` bytes would otherwise fail only at its end, after all the work).
-
-    Raises:
-        ExportError: ``target``'s own name is longer than ``NAME_MAX`` bytes (so nothing is staged for it).
-    """
-    target = Path(target)
-    if len(os.fsencode(target.name)) > NAME_MAX:
-        raise ExportError(f"cannot write '{target.name[:40]}...': a name of {len(os.fsencode(target.name))} bytes, "
-                          f"more than the {NAME_MAX} a file name may have; choose a shorter name")
-    room = NAME_MAX - len(os.fsencode(f"..{token}.tmp"))
-    name = os.fsencode(target.name)[:max(room, 1)].decode("utf-8", "ignore")  # never half a character
-    return target.with_name(f".{name}.{token}.tmp")
 
 
 def prepare_folder(folder: str | os.PathLike[str], *, option: str = "--out") -> None:
@@ -146,7 +127,7 @@ def write_file_set(files: Mapping[str | os.PathLike[str], bytes], manifest: str 
     Raises:
         ExportError: a file cannot be written (nothing was changed then).
     """
-    from .export import json_bytes
+    from .export import json_bytes, staging_path
 
     document = dict(payload)
     document[MANIFEST_KEY] = {Path(p).name: _fingerprint(data) for p, data in files.items()}

@@ -676,7 +676,7 @@ def test_a_single_column_without_documents_is_refused_without_cli_hints(app_env)
     assert not at.exception
     (error,) = at.error
     assert "no documents left" in error.value and "text\\-column" not in error.value
-    assert "upload a file whose text column holds the documents" in error.value
+    assert "the file holds no text to embed" in error.value  # one column: no other column to choose
     assert not any(s.label == "Text column" for s in at.selectbox)
 
 
