@@ -353,20 +353,22 @@ class BatchEmbedder:
 # --- where batches come from --------------------------------------------------------------------------
 
 
-def _local_batches(files: Sequence[Path], columns: list[str], rows: int,
-                   embedder: BatchEmbedder) -> Iterator[Any]:
+def _local_batches(files: Sequence[Path], columns: list[str], rows: int, embedder: BatchEmbedder,
+                   numbered: bool) -> Iterator[Any]:
+    """Each file's batches embedded in this process; ``numbered``: the rows have no id column, so a CSV's blank
+    lines are rows too (``_csv_parsing``)."""
     import pyarrow as pa
 
     fmt = _format(files)
-    numbered = len(columns) == 1  # no id column: rows are numbered, blank lines too
     for path in files:
         for table in _string_batches(path, fmt, columns, rows, blank_lines=numbered):
             yield embedder(table.append_column("path", pa.array([str(path)] * table.num_rows, pa.string())))
 
 
 def _ray_batches(files: Sequence[Path], columns: list[str], rows: int, embedder_args: tuple,
-                 options: RayOptions, report: ShardReport, quiet: bool) -> Iterator[Any]:
-    """Ray Data: read, ``map_batches(BatchEmbedder)`` on a pool of actors, results in input order."""
+                 options: RayOptions, report: ShardReport, quiet: bool, numbered: bool) -> Iterator[Any]:
+    """Ray Data: read, ``map_batches(BatchEmbedder)`` on a pool of actors, results in input order; ``numbered``
+    (rows without an id column) as for ``_local_batches``."""
     import pyarrow as pa
 
     try:
@@ -388,7 +390,7 @@ def _ray_batches(files: Sequence[Path], columns: list[str], rows: int, embedder_
 
         convert = pacsv.ConvertOptions(include_columns=columns, column_types={c: pa.string() for c in columns})
         data = ray.data.read_csv(paths, include_paths=True, convert_options=convert,
-                                 parse_options=_csv_parsing(blank_lines=len(columns) == 1))  # as above
+                                 parse_options=_csv_parsing(blank_lines=numbered))
     else:
         data = ray.data.read_parquet(paths, include_paths=True, columns=columns)
     # a dead actor is restarted and its batch retried: Ray Data's defaults (max_restarts=-1, max_task_retries=-1)
@@ -600,9 +602,9 @@ def embed_shards(
     if pending:
         todo = [files[i] for i in pending]
         if ray is not None:
-            batches = _ray_batches(todo, columns, rows, args, ray, report, quiet)
+            batches = _ray_batches(todo, columns, rows, args, ray, report, quiet, numbered=id_column is None)
         else:
-            batches = _local_batches(todo, columns, rows, BatchEmbedder(*args))
+            batches = _local_batches(todo, columns, rows, BatchEmbedder(*args), numbered=id_column is None)
         meta = {"fingerprint": None, "instructions": instructions, "source": None}
         _stream(batches, files, pending, ids, len(instructions), out, manifest, report, meta, progress)
     report.seconds = time.perf_counter() - started

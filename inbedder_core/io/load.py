@@ -67,6 +67,7 @@ _VISIBLE = re.compile("[^\\s\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u1
 """A character a reader sees: not whitespace, and not one of the invisible ones (zero-width spaces and
 joiners, direction marks, soft hyphen, variation selectors, the BOM, Hangul fillers)."""
 
+
 def load_corpus(
     source: str | os.PathLike[str] | bytes,
     *,
